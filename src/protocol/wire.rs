@@ -1,0 +1,75 @@
+//! Primitive decoders (nom, complete input) and encoders shared by the generated code,
+//! field tables and frames.
+//!
+//! Decoders take the input slice plus the `Bytes` it lives in, so strings are returned as
+//! `Bytes::slice_ref` views: zero copies, zero allocations.
+
+use super::types::{LongStr, ShortStr};
+use bytes::{BufMut, Bytes, BytesMut};
+use nom::error::{ErrorKind, ParseError};
+
+pub(crate) use super::table::{field_table, put_field_table};
+pub(crate) use nom::number::complete::{be_u8, be_u16, be_u32, be_u64};
+
+/// Why a method, properties or table could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The input ended before a value did (or a length points past it).
+    Truncated,
+    /// A field-table value carried a type tag RabbitMQ does not know.
+    UnknownFieldType(u8),
+    /// Tables or arrays nested deeper than [`super::table::MAX_DEPTH`].
+    TooDeep,
+}
+
+impl<I> ParseError<I> for WireError {
+    fn from_error_kind(_: I, _: ErrorKind) -> Self {
+        WireError::Truncated
+    }
+    fn append(_: I, _: ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+pub(crate) type WireResult<'a, T> = nom::IResult<&'a [u8], T, WireError>;
+
+pub(crate) fn fail<T>(e: WireError) -> Result<T, nom::Err<WireError>> {
+    Err(nom::Err::Error(e))
+}
+
+/// Splits `n` octets off the front of `i`.
+pub(crate) fn take(i: &[u8], n: usize) -> WireResult<'_, &[u8]> {
+    if i.len() < n {
+        return fail(WireError::Truncated);
+    }
+    let (a, b) = i.split_at(n);
+    Ok((b, a))
+}
+
+pub(crate) fn short_str<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, ShortStr> {
+    let (i, len) = be_u8(i)?;
+    let (i, s) = take(i, len as usize)?;
+    Ok((i, ShortStr(src.slice_ref(s))))
+}
+
+pub(crate) fn long_bytes<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, Bytes> {
+    let (i, len) = be_u32(i)?;
+    let (i, s) = take(i, len as usize)?;
+    Ok((i, src.slice_ref(s)))
+}
+
+pub(crate) fn long_str<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, LongStr> {
+    long_bytes(i, src).map(|(i, b)| (i, LongStr(b)))
+}
+
+/// Writes a shortstr; values longer than 255 octets are cut (see [`ShortStr`]).
+pub(crate) fn put_short_str(buf: &mut BytesMut, s: &ShortStr) {
+    let b = &s.0[..s.0.len().min(255)];
+    buf.put_u8(b.len() as u8);
+    buf.put_slice(b);
+}
+
+pub(crate) fn put_long_str(buf: &mut BytesMut, s: &LongStr) {
+    buf.put_u32(s.0.len() as u32);
+    buf.put_slice(&s.0);
+}
