@@ -348,13 +348,7 @@ fn gen_properties(out: &mut String, class: &Class) {
         "    pub fn decode<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, Self> {{"
     )
     .unwrap();
-    writeln!(out, "        let (mut i, flags) = be_u16(i)?;").unwrap();
-    writeln!(out, "        let mut more = flags & 1 != 0;").unwrap();
-    writeln!(
-        out,
-        "        while more {{ let (rest, f) = be_u16(i)?; i = rest; more = f & 1 != 0; }}"
-    )
-    .unwrap();
+    writeln!(out, "        let (mut i, flags) = property_flags(i)?;").unwrap();
     writeln!(out, "        let mut p = Self::default();").unwrap();
     for (n, p) in props.iter().enumerate() {
         writeln!(
@@ -367,6 +361,63 @@ fn gen_properties(out: &mut String, class: &Class) {
         .unwrap();
     }
     writeln!(out, "        Ok((i, p))\n    }}\n}}\n").unwrap();
+
+    // Encoded properties: structure check and per-property accessors that read straight
+    // from the wire octets, so a broker forwards properties without decoding them.
+    let skip = |ty: &str| match ty {
+        "octet" => "skip(i, 1)",
+        "short" => "skip(i, 2)",
+        "long" => "skip(i, 4)",
+        "longlong" | "timestamp" => "skip(i, 8)",
+        "shortstr" => "skip_short_str(i)",
+        "longstr" => "skip_long_str(i)",
+        "table" => "check_field_table(i, 0)",
+        other => panic!("{SPEC}: no skipper for {other}"),
+    };
+    writeln!(out, "impl EncodedProperties {{").unwrap();
+    writeln!(
+        out,
+        "    /// Walks encoded properties without building them; fails as decoding would.\n    pub(crate) fn check(i: &[u8]) -> WireResult<'_, ()> {{\n        let (i, flags) = property_flags(i)?;"
+    )
+    .unwrap();
+    for (n, p) in props.iter().enumerate() {
+        writeln!(
+            out,
+            "        let (i, _) = if flags & (1 << {}) != 0 {{ {}? }} else {{ (i, ()) }};",
+            15 - n,
+            skip(&p.ty)
+        )
+        .unwrap();
+    }
+    writeln!(out, "        Ok((i, ()))\n    }}").unwrap();
+    for (k, p) in props.iter().enumerate() {
+        writeln!(
+            out,
+            "    /// The `{}` property, read from the encoded octets.\n    pub fn {}(&self) -> Option<{}> {{\n        let src = &self.0;\n        let (i, flags) = property_flags(src).ok()?;\n        if flags & (1 << {}) == 0 {{ return None; }}",
+            p.name,
+            snake(&p.name),
+            rust_type(&p.ty),
+            15 - k
+        )
+        .unwrap();
+        for (n, q) in props.iter().enumerate().take(k) {
+            writeln!(
+                out,
+                "        let (i, _) = if flags & (1 << {}) != 0 {{ {}.ok()? }} else {{ (i, ()) }};",
+                15 - n,
+                skip(&q.ty)
+            )
+            .unwrap();
+        }
+        writeln!(
+            out,
+            "        let r: WireResult<'_, {}> = {};\n        r.ok().map(|(_, v)| v)\n    }}",
+            rust_type(&p.ty),
+            parser(&p.ty)
+        )
+        .unwrap();
+    }
+    writeln!(out, "}}\n").unwrap();
 }
 
 

@@ -1,1 +1,126 @@
-fn main() {}
+//! Codec micro-benchmarks: the per-message cost of decoding a small publish (method +
+//! header + 16-octet body) into a `Content`, and of encoding a publish and a deliver.
+//!
+//! Run: `cargo bench --bench codec`. Figures are per message (Throughput::Elements).
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use std::hint::black_box;
+use tokio_util::codec::Decoder;
+use warren::protocol::content::Assembled;
+use warren::protocol::*;
+
+const BATCH: usize = 1000;
+const BODY: &[u8; 16] = b"0123456789abcdef";
+
+fn props() -> EncodedProperties {
+    EncodedProperties::from(&BasicProperties {
+        content_type: Some(ShortStr::from_static("application/octet-stream")),
+        delivery_mode: Some(1),
+        ..Default::default()
+    })
+}
+
+fn publish() -> Method {
+    BasicPublish {
+        exchange: ShortStr::from_static("amq.direct"),
+        routing_key: ShortStr::from_static("bench"),
+        mandatory: false,
+        immediate: false,
+    }
+    .into()
+}
+
+fn wire(method: &Method, n: usize) -> BytesMut {
+    let mut buf = BytesMut::new();
+    for _ in 0..n {
+        encode_content(&mut buf, 1, method, &props(), BODY, 131072);
+    }
+    buf
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, method) in [("publish_16B", publish()), ("deliver_16B", deliver())] {
+        let input = wire(&method, BATCH);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || input.clone(),
+                |mut buf| {
+                    let mut codec = FrameCodec::new(131072);
+                    let mut asm = ContentAssembler::new();
+                    let mut n = 0;
+                    while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                        if let Some(Assembled::Content(c)) = asm.push(frame).unwrap() {
+                            black_box(&c);
+                            n += 1;
+                        }
+                    }
+                    assert_eq!(n, BATCH);
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+fn deliver() -> Method {
+    BasicDeliver {
+        consumer_tag: ShortStr::from_static("amq.ctag-0123456789abcdef"),
+        delivery_tag: 42,
+        redelivered: false,
+        exchange: ShortStr::from_static("amq.direct"),
+        routing_key: ShortStr::from_static("bench"),
+    }
+    .into()
+}
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(1));
+    let props = props();
+    let body = Bytes::from_static(BODY);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let exchange = ShortStr::from_static("amq.direct");
+    let rk = ShortStr::from_static("bench");
+    let tag = ShortStr::from_static("amq.ctag-0123456789abcdef");
+    g.bench_function("publish_16B", |b| {
+        b.iter(|| {
+            if buf.len() > 60 * 1024 {
+                buf.clear();
+            }
+            let m: Method = BasicPublish {
+                exchange: exchange.clone(),
+                routing_key: rk.clone(),
+                mandatory: false,
+                immediate: false,
+            }
+            .into();
+            encode_content(&mut buf, 1, &m, &props, &body, 131072);
+        })
+    });
+    let mut tag_no = 0u64;
+    g.bench_function("deliver_16B", |b| {
+        b.iter(|| {
+            if buf.len() > 60 * 1024 {
+                buf.clear();
+            }
+            tag_no += 1;
+            let m: Method = BasicDeliver {
+                consumer_tag: tag.clone(),
+                delivery_tag: tag_no,
+                redelivered: false,
+                exchange: exchange.clone(),
+                routing_key: rk.clone(),
+            }
+            .into();
+            encode_content(&mut buf, 1, &m, &props, &body, 131072);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode);
+criterion_main!(benches);

@@ -4,13 +4,14 @@
 use super::error::AmqpError;
 use super::frame::{encode_body, encode_header, encode_method, Frame, FRAME_OVERHEAD};
 use super::generated::*;
+use super::properties::EncodedProperties;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// A complete content-bearing method.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Content {
     pub method: Method,
-    pub properties: BasicProperties,
+    pub properties: EncodedProperties,
     pub body: Bytes,
 }
 
@@ -30,7 +31,7 @@ enum State {
     Header(Method),
     Body {
         method: Method,
-        properties: BasicProperties,
+        properties: EncodedProperties,
         size: u64,
         body: Body,
     },
@@ -99,6 +100,7 @@ impl ContentAssembler {
     }
 
     /// Feeds one frame of this channel. `Ok(None)` means more frames are needed.
+    #[inline]
     pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, AmqpError> {
         match (std::mem::take(&mut self.state), frame) {
             (State::Idle, Frame::Method { method, .. }) => {
@@ -195,7 +197,7 @@ pub fn encode_content(
     buf: &mut BytesMut,
     channel: u16,
     method: &Method,
-    properties: &BasicProperties,
+    properties: &EncodedProperties,
     body: &[u8],
     frame_max: u32,
 ) {

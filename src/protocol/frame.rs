@@ -8,6 +8,7 @@
 
 use super::error::AmqpError;
 use super::generated::*;
+use super::properties::EncodedProperties;
 use super::wire::WireError;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -23,7 +24,7 @@ pub enum Frame {
         channel: u16,
         class_id: u16,
         body_size: u64,
-        properties: BasicProperties,
+        properties: EncodedProperties,
     },
     Body {
         channel: u16,
@@ -99,6 +100,7 @@ impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = CodecError;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         if src.len() < FRAME_HEADER_LEN {
             return Ok(None);
@@ -125,13 +127,15 @@ impl Decoder for FrameCodec {
             ))
             .into());
         }
-        let frame = src.split_to(total).freeze();
-        let payload = frame.slice(FRAME_HEADER_LEN..total - 1);
+        src.advance(FRAME_HEADER_LEN);
+        let payload = src.split_to(size).freeze();
+        src.advance(1);
         decode_payload(kind, channel, payload).map(Some).map_err(Into::into)
     }
 }
 
 /// Decodes one frame's payload.
+#[inline]
 pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
     match kind {
         FRAME_METHOD => decode_method(&payload).map(|method| Frame::Method { channel, method }),
@@ -146,6 +150,7 @@ pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, A
 }
 
 /// Decodes a method frame payload: class id, method id, arguments. Every octet must be used.
+#[inline]
 pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
     if payload.len() < 4 {
         return Err(AmqpError::frame_error("method frame too short"));
@@ -171,6 +176,7 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
     }
 }
 
+#[inline]
 fn decode_header(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
     let bad = |e| AmqpError::from_wire(e, "content header");
     if payload.len() < 14 {
@@ -180,17 +186,13 @@ fn decode_header(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
     let class_id = p.get_u16();
     let _weight = p.get_u16();
     let body_size = p.get_u64();
-    match BasicProperties::decode(p, payload) {
-        Ok((rest, properties)) if rest.is_empty() => Ok(Frame::Header {
-            channel,
-            class_id,
-            body_size,
-            properties,
-        }),
-        Ok(_) => Err(bad(WireError::Truncated)),
-        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(bad(e)),
-        Err(nom::Err::Incomplete(_)) => Err(bad(WireError::Truncated)),
-    }
+    let properties = EncodedProperties::from_wire(payload.slice(12..)).map_err(bad)?;
+    Ok(Frame::Header {
+        channel,
+        class_id,
+        body_size,
+        properties,
+    })
 }
 
 /// Starts a frame; returns where its size field is, for [`end_frame`].
@@ -218,13 +220,17 @@ pub fn encode_method(buf: &mut BytesMut, channel: u16, method: &Method) {
 }
 
 /// Appends a content header frame of class basic.
-pub fn encode_header(buf: &mut BytesMut, channel: u16, body_size: u64, props: &BasicProperties) {
-    let at = begin_frame(buf, FRAME_HEADER, channel);
+pub fn encode_header(buf: &mut BytesMut, channel: u16, body_size: u64, props: &EncodedProperties) {
+    let raw = props.as_bytes();
+    buf.reserve(FRAME_OVERHEAD + 12 + raw.len());
+    buf.put_u8(FRAME_HEADER);
+    buf.put_u16(channel);
+    buf.put_u32(12 + raw.len() as u32);
     buf.put_u16(BasicPublish::CLASS_ID);
     buf.put_u16(0);
     buf.put_u64(body_size);
-    props.encode(buf);
-    end_frame(buf, at);
+    buf.put_slice(raw);
+    buf.put_u8(FRAME_END);
 }
 
 /// Appends one body frame.

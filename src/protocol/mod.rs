@@ -7,6 +7,7 @@
 pub mod content;
 pub mod error;
 pub mod frame;
+pub mod properties;
 mod generated;
 pub mod table;
 pub mod types;
@@ -16,6 +17,7 @@ pub use content::{encode_content, Content, ContentAssembler};
 pub use error::{AmqpError, Scope};
 pub use frame::{check_protocol_header, encode_heartbeat, encode_method, Frame, FrameCodec, HeaderCheck};
 pub use generated::*;
+pub use properties::EncodedProperties;
 pub use table::{Decimal, FieldTable, FieldValue};
 pub use types::{LongStr, ShortStr};
 

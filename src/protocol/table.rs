@@ -264,6 +264,52 @@ fn field_value<'a>(i: &'a [u8], src: &Bytes, depth: usize) -> WireResult<'a, Fie
     })
 }
 
+/// Walks a length-prefixed table without building it: the checks of [`field_table`], no
+/// allocation. Used to validate message headers that are forwarded as they came.
+pub(crate) fn check_field_table(i: &[u8], depth: usize) -> WireResult<'_, ()> {
+    if depth > MAX_DEPTH {
+        return fail(WireError::TooDeep);
+    }
+    let (i, len) = be_u32(i)?;
+    let (rest, mut body) = take(i, len as usize)?;
+    while !body.is_empty() {
+        let (b, klen) = be_u8(body)?;
+        let (b, _) = take(b, klen as usize)?;
+        body = check_field_value(b, depth)?.0;
+    }
+    Ok((rest, ()))
+}
+
+fn check_field_value(i: &[u8], depth: usize) -> WireResult<'_, ()> {
+    let (i, tag) = be_u8(i)?;
+    let fixed = match tag {
+        b't' | b'b' | b'B' => 1,
+        b's' | b'u' => 2,
+        b'I' | b'i' | b'f' => 4,
+        b'l' | b'd' | b'T' => 8,
+        b'D' => 5,
+        b'V' => 0,
+        b'S' | b'x' => {
+            let (i, len) = be_u32(i)?;
+            return take(i, len as usize).map(|(i, _)| (i, ()));
+        }
+        b'F' => return check_field_table(i, depth + 1),
+        b'A' => {
+            if depth + 1 > MAX_DEPTH {
+                return fail(WireError::TooDeep);
+            }
+            let (i, len) = be_u32(i)?;
+            let (rest, mut body) = take(i, len as usize)?;
+            while !body.is_empty() {
+                body = check_field_value(body, depth + 1)?.0;
+            }
+            return Ok((rest, ()));
+        }
+        other => return fail(WireError::UnknownFieldType(other)),
+    };
+    take(i, fixed).map(|(i, _)| (i, ()))
+}
+
 /// Writes a table with its length prefix.
 pub(crate) fn put_field_table(buf: &mut BytesMut, t: &FieldTable) {
     let len_at = buf.len();

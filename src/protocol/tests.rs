@@ -76,11 +76,20 @@ proptest! {
 
     #[test]
     fn properties_round_trip(props in any_basic_properties(), size in any::<u64>()) {
-        let frame = Frame::Header { channel: 1, class_id: 60, body_size: size, properties: props };
+        let encoded = EncodedProperties::from(&props);
+        let frame = Frame::Header { channel: 1, class_id: 60, body_size: size, properties: encoded };
         let mut buf = BytesMut::new();
         FrameCodec::new(0).encode(&frame, &mut buf).unwrap();
         let frames = decode_all(&mut FrameCodec::new(0), &mut buf);
-        prop_assert_eq!(frames, vec![frame]);
+        prop_assert_eq!(&frames, &vec![frame]);
+        let Frame::Header { properties, .. } = &frames[0] else { unreachable!() };
+        prop_assert_eq!(properties.decode().unwrap(), props.clone());
+        // Single-property accessors read the same values as the whole decode.
+        prop_assert_eq!(properties.headers(), props.headers);
+        prop_assert_eq!(properties.delivery_mode(), props.delivery_mode);
+        prop_assert_eq!(properties.priority(), props.priority);
+        prop_assert_eq!(properties.expiration(), props.expiration);
+        prop_assert_eq!(properties.cluster_id(), props.cluster_id);
     }
 
     #[test]
@@ -101,6 +110,7 @@ proptest! {
     ) {
         let method: Method = BasicPublish { exchange: "x".into(), routing_key: "k".into(), ..Default::default() }.into();
         let mut buf = BytesMut::new();
+        let props = EncodedProperties::from(&props);
         encode_content(&mut buf, 3, &method, &props, &body, frame_max);
         // Only the body frames are bound by frame_max here; the header may be larger.
         let mut codec = FrameCodec::new(0);

@@ -73,3 +73,19 @@ pub(crate) fn put_long_str(buf: &mut BytesMut, s: &LongStr) {
     buf.put_u32(s.0.len() as u32);
     buf.put_slice(&s.0);
 }
+
+pub(crate) fn skip(i: &[u8], n: usize) -> WireResult<'_, ()> {
+    take(i, n).map(|(i, _)| (i, ()))
+}
+
+pub(crate) fn skip_short_str(i: &[u8]) -> WireResult<'_, ()> {
+    let (i, len) = be_u8(i)?;
+    skip(i, len as usize)
+}
+
+/// For longstr properties; the basic class has none today.
+#[allow(dead_code)]
+pub(crate) fn skip_long_str(i: &[u8]) -> WireResult<'_, ()> {
+    let (i, len) = be_u32(i)?;
+    skip(i, len as usize)
+}
