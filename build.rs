@@ -201,7 +201,12 @@ fn gen_method(out: &mut String, class: &Class, m: &MethodSpec) {
     let bits = bit_positions(&m.fields);
     let visible: Vec<&Field> = m.fields.iter().filter(|f| !f.reserved).collect();
 
-    writeln!(out, "/// `{full}` ({}/{}), sent by the {}.", class.id, m.id, m.sender).unwrap();
+    writeln!(
+        out,
+        "/// `{full}` ({}/{}), sent by the {}.",
+        class.id, m.id, m.sender
+    )
+    .unwrap();
     if let Some(r) = &m.reply {
         writeln!(out, "/// Synchronous; answered by {}.", r.join(", ")).unwrap();
     }
@@ -252,9 +257,12 @@ fn gen_method(out: &mut String, class: &Class, m: &MethodSpec) {
             continue;
         }
         match b {
-            Some((g, p)) => {
-                writeln!(out, "            {}: bits{g} & (1 << {p}) != 0,", snake(&f.name)).unwrap()
-            }
+            Some((g, p)) => writeln!(
+                out,
+                "            {}: bits{g} & (1 << {p}) != 0,",
+                snake(&f.name)
+            )
+            .unwrap(),
             None => writeln!(out, "            {},", snake(&f.name)).unwrap(),
         }
     }
@@ -271,7 +279,10 @@ fn gen_method(out: &mut String, class: &Class, m: &MethodSpec) {
             while i < m.fields.len() && matches!(bits[i], Some((gg, _)) if gg == g) {
                 let (_, p) = bits[i].unwrap();
                 if !m.fields[i].reserved {
-                    terms.push(format!("u8::from(self.{}) << {p}", snake(&m.fields[i].name)));
+                    terms.push(format!(
+                        "u8::from(self.{}) << {p}",
+                        snake(&m.fields[i].name)
+                    ));
                 }
                 i += 1;
             }
@@ -300,7 +311,10 @@ fn gen_method(out: &mut String, class: &Class, m: &MethodSpec) {
 
 fn gen_properties(out: &mut String, class: &Class) {
     let props = &class.properties;
-    assert!(props.len() <= 15, "more than 15 properties need flag continuation");
+    assert!(
+        props.len() <= 15,
+        "more than 15 properties need flag continuation"
+    );
     writeln!(
         out,
         "/// Content properties of the `{}` class, each present only when its flag bit is set.",
@@ -310,12 +324,26 @@ fn gen_properties(out: &mut String, class: &Class) {
     writeln!(out, "#[derive(Debug, Clone, PartialEq, Default)]").unwrap();
     writeln!(out, "pub struct {}Properties {{", camel(&class.name)).unwrap();
     for p in props {
-        writeln!(out, "    pub {}: Option<{}>,", snake(&p.name), rust_type(&p.ty)).unwrap();
+        writeln!(
+            out,
+            "    pub {}: Option<{}>,",
+            snake(&p.name),
+            rust_type(&p.ty)
+        )
+        .unwrap();
     }
     writeln!(out, "}}\n").unwrap();
     writeln!(out, "impl {}Properties {{", camel(&class.name)).unwrap();
-    writeln!(out, "    /// Property flags word: bit 15 for the first property, downwards.").unwrap();
-    writeln!(out, "    pub fn flags(&self) -> u16 {{\n        let mut f = 0u16;").unwrap();
+    writeln!(
+        out,
+        "    /// Property flags word: bit 15 for the first property, downwards."
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    pub fn flags(&self) -> u16 {{\n        let mut f = 0u16;"
+    )
+    .unwrap();
     for (n, p) in props.iter().enumerate() {
         writeln!(
             out,
@@ -326,16 +354,25 @@ fn gen_properties(out: &mut String, class: &Class) {
         .unwrap();
     }
     writeln!(out, "        f\n    }}").unwrap();
-    writeln!(out, "    /// Encodes the flags word and the present properties.").unwrap();
+    writeln!(
+        out,
+        "    /// Encodes the flags word and the present properties."
+    )
+    .unwrap();
     writeln!(out, "    pub fn encode(&self, buf: &mut BytesMut) {{").unwrap();
     writeln!(out, "        buf.put_u16(self.flags());").unwrap();
     for p in props {
-        let v = format!("*v");
+        let v = "*v".to_string();
         let stmt = match p.ty.as_str() {
             "shortstr" | "longstr" | "table" => encoder(&p.ty, "v").replace("&v", "v"),
             _ => encoder(&p.ty, &v),
         };
-        writeln!(out, "        if let Some(v) = &self.{} {{ {stmt} }}", snake(&p.name)).unwrap();
+        writeln!(
+            out,
+            "        if let Some(v) = &self.{} {{ {stmt} }}",
+            snake(&p.name)
+        )
+        .unwrap();
     }
     writeln!(out, "    }}").unwrap();
     writeln!(
@@ -420,7 +457,6 @@ fn gen_properties(out: &mut String, class: &Class) {
     writeln!(out, "}}\n").unwrap();
 }
 
-
 /// Proptest strategies for every method and for the properties, used by the codec's
 /// round-trip tests (`src/protocol/tests.rs`); generated so that no method is forgotten.
 fn gen_strategies(spec: &Spec) -> String {
@@ -442,17 +478,37 @@ fn gen_strategies(spec: &Spec) -> String {
         let chunks: Vec<&[&Field]> = fields.chunks(6).collect();
         let s = chunks
             .iter()
-            .map(|c| format!("({},)", c.iter().map(|f| strat(&f.ty)).collect::<Vec<_>>().join(", ")))
+            .map(|c| {
+                format!(
+                    "({},)",
+                    c.iter()
+                        .map(|f| strat(&f.ty))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let p = chunks
             .iter()
-            .map(|c| format!("({},)", c.iter().map(|f| snake(&f.name)).collect::<Vec<_>>().join(", ")))
+            .map(|c| {
+                format!(
+                    "({},)",
+                    c.iter()
+                        .map(|f| snake(&f.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         (format!("({s},)"), format!("({p},)"))
     };
-    writeln!(out, "pub fn any_method() -> BoxedStrategy<Method> {{\n    Union::new(vec![").unwrap();
+    writeln!(
+        out,
+        "pub fn any_method() -> BoxedStrategy<Method> {{\n    Union::new(vec!["
+    )
+    .unwrap();
     for c in &spec.class {
         for m in &c.method {
             let n = format!("{}{}", camel(&c.name), camel(&m.name));
@@ -462,8 +518,16 @@ fn gen_strategies(spec: &Spec) -> String {
                 continue;
             }
             let (s, p) = tuple(&visible);
-            let names = visible.iter().map(|f| snake(&f.name)).collect::<Vec<_>>().join(", ");
-            writeln!(out, "        {s}.prop_map(|{p}| Method::{n}({n} {{ {names} }})).boxed(),").unwrap();
+            let names = visible
+                .iter()
+                .map(|f| snake(&f.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "        {s}.prop_map(|{p}| Method::{n}({n} {{ {names} }})).boxed(),"
+            )
+            .unwrap();
         }
     }
     writeln!(out, "    ]).boxed()\n}}\n").unwrap();
@@ -473,11 +537,23 @@ fn gen_strategies(spec: &Spec) -> String {
         let chunks: Vec<&[&Field]> = fields.chunks(6).collect();
         let s = chunks
             .iter()
-            .map(|c| format!("({},)", c.iter().map(|f| format!("proptest::option::of({})", strat(&f.ty))).collect::<Vec<_>>().join(", ")))
+            .map(|c| {
+                format!(
+                    "({},)",
+                    c.iter()
+                        .map(|f| format!("proptest::option::of({})", strat(&f.ty)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let (_, p) = tuple(&fields);
-        let names = fields.iter().map(|f| snake(&f.name)).collect::<Vec<_>>().join(", ");
+        let names = fields
+            .iter()
+            .map(|f| snake(&f.name))
+            .collect::<Vec<_>>()
+            .join(", ");
         writeln!(out, "pub fn any_{}_properties() -> BoxedStrategy<{n}> {{\n    ({s},).prop_map(|{p}| {n} {{ {names} }}).boxed()\n}}", c.name).unwrap();
     }
     out
@@ -507,7 +583,11 @@ fn main() {
     writeln!(out, "pub const FRAME_HEARTBEAT: u8 = {};\n", ft.heartbeat).unwrap();
 
     // reply codes
-    writeln!(out, "/// Reply codes, as `reply-code` of connection.close and channel.close.").unwrap();
+    writeln!(
+        out,
+        "/// Reply codes, as `reply-code` of connection.close and channel.close."
+    )
+    .unwrap();
     writeln!(out, "pub mod reply_code {{").unwrap();
     for rc in &spec.constants.reply_codes {
         writeln!(
@@ -524,7 +604,11 @@ fn main() {
         "/// RabbitMQ's name for a reply code (`NOT_FOUND`), or `None` for unknown codes."
     )
     .unwrap();
-    writeln!(out, "pub fn reply_code_name(code: u16) -> Option<&'static str> {{\n    match code {{").unwrap();
+    writeln!(
+        out,
+        "pub fn reply_code_name(code: u16) -> Option<&'static str> {{\n    match code {{"
+    )
+    .unwrap();
     for rc in &spec.constants.reply_codes {
         writeln!(
             out,
@@ -535,8 +619,16 @@ fn main() {
         .unwrap();
     }
     writeln!(out, "        _ => None,\n    }}\n}}\n").unwrap();
-    writeln!(out, "/// Whether a reply code is a hard error (closes the connection) by default.").unwrap();
-    writeln!(out, "pub fn reply_code_is_hard(code: u16) -> bool {{\n    match code {{").unwrap();
+    writeln!(
+        out,
+        "/// Whether a reply code is a hard error (closes the connection) by default."
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "pub fn reply_code_is_hard(code: u16) -> bool {{\n    match code {{"
+    )
+    .unwrap();
     for rc in &spec.constants.reply_codes {
         let hard = match rc.scope.as_str() {
             "connection" => true,
@@ -577,7 +669,11 @@ fn main() {
     }
 
     writeln!(out, "/// Every AMQP 0-9-1 method Warren knows, decoded.").unwrap();
-    writeln!(out, "#[derive(Debug, Clone, PartialEq)]\npub enum Method {{").unwrap();
+    writeln!(
+        out,
+        "#[derive(Debug, Clone, PartialEq)]\npub enum Method {{"
+    )
+    .unwrap();
     for (_, _, n) in &all {
         writeln!(out, "    {n}({n}),").unwrap();
     }
@@ -589,7 +685,11 @@ fn main() {
         ("method_id", "u16"),
         ("name", "&'static str"),
     ] {
-        writeln!(out, "    pub fn {fname}(&self) -> {body} {{\n        match self {{").unwrap();
+        writeln!(
+            out,
+            "    pub fn {fname}(&self) -> {body} {{\n        match self {{"
+        )
+        .unwrap();
         for (_, _, n) in &all {
             let k = match fname {
                 "class_id" => "CLASS_ID",

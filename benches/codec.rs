@@ -4,7 +4,7 @@
 //! Run: `cargo bench --bench codec`. Figures are per message (Throughput::Elements).
 
 use bytes::{Bytes, BytesMut};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tokio_util::codec::Decoder;
 use warren::protocol::content::Assembled;

@@ -41,7 +41,14 @@ fn decoding_small_messages_does_not_allocate_per_frame() {
     };
     let mut buf = BytesMut::new();
     for _ in 0..N {
-        encode_content(&mut buf, 1, &method, &EncodedProperties::from(&props), b"0123456789abcdef", 131072);
+        encode_content(
+            &mut buf,
+            1,
+            &method,
+            &EncodedProperties::from(&props),
+            b"0123456789abcdef",
+            131072,
+        );
     }
     let mut codec = FrameCodec::new(131072);
     let mut asm = ContentAssembler::new();

@@ -21,10 +21,10 @@ fn concat(parts: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn connection_start() {
     let wire = concat(&[
-        &[1, 0, 0, 0, 0, 0, 56],   // method frame, channel 0, size 56
-        &[0, 10, 0, 10],           // connection.start
-        &[0, 9],                   // version 0-9
-        &[0, 0, 0, 19, 7],         // server-properties: 19 octets; key of 7
+        &[1, 0, 0, 0, 0, 0, 56], // method frame, channel 0, size 56
+        &[0, 10, 0, 10],         // connection.start
+        &[0, 9],                 // version 0-9
+        &[0, 0, 0, 19, 7],       // server-properties: 19 octets; key of 7
         b"productS\x00\x00\x00\x06Warren",
         &[0, 0, 0, 14],
         b"PLAIN AMQPLAIN",
@@ -74,22 +74,22 @@ fn connection_tune() {
 fn basic_publish_header_and_body() {
     let body = b"0123456789abcdef";
     let wire = concat(&[
-        &[1, 0, 1, 0, 0, 0, 10],     // method frame, channel 1, size 10
-        &[0, 60, 0, 40],             // basic.publish
-        &[0, 0],                     // ticket
-        &[0],                        // exchange ""
-        &[1, b'q'],                  // routing-key "q"
-        &[0b01],                     // mandatory=1, immediate=0
+        &[1, 0, 1, 0, 0, 0, 10], // method frame, channel 1, size 10
+        &[0, 60, 0, 40],         // basic.publish
+        &[0, 0],                 // ticket
+        &[0],                    // exchange ""
+        &[1, b'q'],              // routing-key "q"
+        &[0b01],                 // mandatory=1, immediate=0
         &[0xCE],
-        &[2, 0, 1, 0, 0, 0, 26],     // header frame, channel 1, size 26
-        &[0, 60, 0, 0],              // class basic, weight 0
-        &[0, 0, 0, 0, 0, 0, 0, 16],  // body size 16
-        &[0x90, 0x00],               // flags: content-type (bit 15), delivery-mode (bit 12)
+        &[2, 0, 1, 0, 0, 0, 26],    // header frame, channel 1, size 26
+        &[0, 60, 0, 0],             // class basic, weight 0
+        &[0, 0, 0, 0, 0, 0, 0, 16], // body size 16
+        &[0x90, 0x00],              // flags: content-type (bit 15), delivery-mode (bit 12)
         &[10],
         b"text/plain",
-        &[2],                        // persistent
+        &[2], // persistent
         &[0xCE],
-        &[3, 0, 1, 0, 0, 0, 16],     // body frame, channel 1, size 16
+        &[3, 0, 1, 0, 0, 0, 16], // body frame, channel 1, size 16
         body,
         &[0xCE],
     ]);
@@ -130,11 +130,11 @@ fn basic_publish_header_and_body() {
 fn basic_deliver() {
     let wire = concat(&[
         &[1, 0, 1, 0, 0, 0, 24],
-        &[0, 60, 0, 60],            // basic.deliver
+        &[0, 60, 0, 60], // basic.deliver
         &[4],
         b"ctag",
-        &[0, 0, 0, 0, 0, 0, 0, 1],  // delivery-tag 1
-        &[1],                       // redelivered
+        &[0, 0, 0, 0, 0, 0, 0, 1], // delivery-tag 1
+        &[1],                      // redelivered
         &[2],
         b"ex",
         &[2],
@@ -165,28 +165,63 @@ fn table_with_every_value_type() {
         (b"\x01uu\xFF\xFE", FieldValue::U16(65534)),
         (b"\x01II\xFF\xFF\xFF\xFE", FieldValue::I32(-2)),
         (b"\x01ii\xFF\xFF\xFF\xFE", FieldValue::U32(4294967294)),
-        (b"\x01ll\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFE", FieldValue::I64(-2)),
+        (
+            b"\x01ll\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFE",
+            FieldValue::I64(-2),
+        ),
         (b"\x01ff\x3F\xC0\x00\x00", FieldValue::F32(1.5)),
-        (b"\x01dd\x3F\xF8\x00\x00\x00\x00\x00\x00", FieldValue::F64(1.5)),
-        (b"\x01DD\x02\x00\x00\x01\x3B", FieldValue::Decimal(Decimal { scale: 2, value: 315 })),
-        (b"\x01SS\x00\x00\x00\x02hi", FieldValue::LongStr("hi".into())),
-        (b"\x01xx\x00\x00\x00\x02\x00\xFF", FieldValue::ByteArray(Bytes::from_static(b"\x00\xFF"))),
-        (b"\x01AA\x00\x00\x00\x04b\x01VV", FieldValue::Array(vec![FieldValue::I8(1), FieldValue::Void, FieldValue::Void])),
-        (b"\x01TT\x00\x00\x00\x00\x65\x53\xF1\x00", FieldValue::Timestamp(1_700_000_000)),
-        (b"\x01FF\x00\x00\x00\x04\x01kt\x00", FieldValue::Table({
-            let mut t = FieldTable::new();
-            t.insert("k", false);
-            t
-        })),
+        (
+            b"\x01dd\x3F\xF8\x00\x00\x00\x00\x00\x00",
+            FieldValue::F64(1.5),
+        ),
+        (
+            b"\x01DD\x02\x00\x00\x01\x3B",
+            FieldValue::Decimal(Decimal {
+                scale: 2,
+                value: 315,
+            }),
+        ),
+        (
+            b"\x01SS\x00\x00\x00\x02hi",
+            FieldValue::LongStr("hi".into()),
+        ),
+        (
+            b"\x01xx\x00\x00\x00\x02\x00\xFF",
+            FieldValue::ByteArray(Bytes::from_static(b"\x00\xFF")),
+        ),
+        (
+            b"\x01AA\x00\x00\x00\x04b\x01VV",
+            FieldValue::Array(vec![FieldValue::I8(1), FieldValue::Void, FieldValue::Void]),
+        ),
+        (
+            b"\x01TT\x00\x00\x00\x00\x65\x53\xF1\x00",
+            FieldValue::Timestamp(1_700_000_000),
+        ),
+        (
+            b"\x01FF\x00\x00\x00\x04\x01kt\x00",
+            FieldValue::Table({
+                let mut t = FieldTable::new();
+                t.insert("k", false);
+                t
+            }),
+        ),
         (b"\x01VV", FieldValue::Void),
     ];
-    let body: Vec<u8> = entries.iter().flat_map(|(b, _)| b.iter().copied()).collect();
+    let body: Vec<u8> = entries
+        .iter()
+        .flat_map(|(b, _)| b.iter().copied())
+        .collect();
     let mut wire = (body.len() as u32).to_be_bytes().to_vec();
     wire.extend_from_slice(&body);
     let table = FieldTable(
         entries
             .iter()
-            .map(|(b, v)| (ShortStr::from(std::str::from_utf8(&b[1..2]).unwrap()), v.clone()))
+            .map(|(b, v)| {
+                (
+                    ShortStr::from(std::str::from_utf8(&b[1..2]).unwrap()),
+                    v.clone(),
+                )
+            })
             .collect(),
     );
     assert_eq!(decode_table(&Bytes::from(wire.clone())).unwrap(), table);

@@ -11,7 +11,9 @@ use warren::protocol::table::decode_table;
 use warren::protocol::{ContentAssembler, Frame, FrameCodec};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     // The first octet picks frame_max: unlimited, the pre-tune minimum, or small values
     // that make oversize-frame handling reachable.
     let frame_max = match mode % 4 {

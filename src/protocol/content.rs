@@ -2,7 +2,7 @@
 //! header frame and its body frames, assembled on input and split on output.
 
 use super::error::AmqpError;
-use super::frame::{encode_body, encode_header, encode_method, Frame, FRAME_OVERHEAD};
+use super::frame::{FRAME_OVERHEAD, Frame, encode_body, encode_header, encode_method};
 use super::generated::*;
 use super::properties::EncodedProperties;
 use bytes::{BufMut, Bytes, BytesMut};

@@ -4,7 +4,7 @@
 //! Every failure that the peer must hear about is an `AmqpError`; the server turns it into
 //! channel.close or connection.close in one place.
 
-use super::generated::{reply_code, reply_code_is_hard, reply_code_name, Method};
+use super::generated::{Method, reply_code, reply_code_is_hard, reply_code_name};
 use super::wire::WireError;
 use std::borrow::Cow;
 use std::fmt;

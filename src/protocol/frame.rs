@@ -130,7 +130,9 @@ impl Decoder for FrameCodec {
         src.advance(FRAME_HEADER_LEN);
         let payload = src.split_to(size).freeze();
         src.advance(1);
-        decode_payload(kind, channel, payload).map(Some).map_err(Into::into)
+        decode_payload(kind, channel, payload)
+            .map(Some)
+            .map_err(Into::into)
     }
 }
 
@@ -142,10 +144,13 @@ pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, A
         FRAME_HEADER => decode_header(channel, &payload),
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
         FRAME_HEARTBEAT if channel == 0 => Ok(Frame::Heartbeat),
-        FRAME_HEARTBEAT => Err(AmqpError::frame_error(format!(
+        // RabbitMQ: UNEXPECTED_FRAME for a heartbeat on a channel other than 0.
+        FRAME_HEARTBEAT => Err(AmqpError::unexpected_frame(format!(
             "heartbeat frame on channel {channel}"
         ))),
-        other => Err(AmqpError::frame_error(format!("unknown frame type {other}"))),
+        other => Err(AmqpError::frame_error(format!(
+            "unknown frame type {other}"
+        ))),
     }
 }
 
@@ -165,8 +170,10 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
             format!("unknown method {class_id}/{method_id}"),
         )
         .on(class_id, method_id)),
-        Some(Ok((rest, method))) if rest.is_empty() => Ok(method),
-        Some(Ok(_)) => Err(AmqpError::from_wire(WireError::Truncated, name()).on(class_id, method_id)),
+        Some(Ok(([], method))) => Ok(method),
+        Some(Ok(_)) => {
+            Err(AmqpError::from_wire(WireError::Truncated, name()).on(class_id, method_id))
+        }
         Some(Err(nom::Err::Error(e) | nom::Err::Failure(e))) => {
             Err(AmqpError::from_wire(e, name()).on(class_id, method_id))
         }

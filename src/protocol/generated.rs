@@ -2,12 +2,12 @@
 //! `Method` enum, `BasicProperties`, frame constants and reply codes.
 #![allow(clippy::all, missing_docs, unused_imports)]
 
-use super::properties::{property_flags, EncodedProperties};
-use super::table::{check_field_table, FieldTable};
+use super::properties::{EncodedProperties, property_flags};
+use super::table::{FieldTable, check_field_table};
 use super::types::{LongStr, ShortStr};
 use super::wire::{
-    be_u8, be_u16, be_u32, be_u64, field_table, long_str, put_field_table, put_long_str,
-    put_short_str, short_str, skip, skip_long_str, skip_short_str, WireResult,
+    WireResult, be_u8, be_u16, be_u32, be_u64, field_table, long_str, put_field_table,
+    put_long_str, put_short_str, short_str, skip, skip_long_str, skip_short_str,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 

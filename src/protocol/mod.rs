@@ -7,15 +7,17 @@
 pub mod content;
 pub mod error;
 pub mod frame;
-pub mod properties;
 mod generated;
+pub mod properties;
 pub mod table;
 pub mod types;
 pub mod wire;
 
-pub use content::{encode_content, Content, ContentAssembler};
+pub use content::{Content, ContentAssembler, encode_content};
 pub use error::{AmqpError, Scope};
-pub use frame::{check_protocol_header, encode_heartbeat, encode_method, Frame, FrameCodec, HeaderCheck};
+pub use frame::{
+    Frame, FrameCodec, HeaderCheck, check_protocol_header, encode_heartbeat, encode_method,
+};
 pub use generated::*;
 pub use properties::EncodedProperties;
 pub use table::{Decimal, FieldTable, FieldValue};

@@ -8,7 +8,7 @@
 //! [`EncodedProperties::decode`] builds the whole [`BasicProperties`].
 
 use super::generated::BasicProperties;
-use super::wire::{be_u16, WireError, WireResult};
+use super::wire::{WireError, WireResult, be_u16};
 use bytes::{Bytes, BytesMut};
 
 /// Encoded basic properties: the property flags word(s) and the present properties.
@@ -19,7 +19,7 @@ impl EncodedProperties {
     /// Checks `raw` (flags and properties, as in a content header after the body size).
     pub fn from_wire(raw: Bytes) -> Result<Self, WireError> {
         match Self::check(&raw) {
-            Ok((rest, ())) if rest.is_empty() => Ok(Self(raw)),
+            Ok(([], ())) => Ok(Self(raw)),
             Ok(_) => Err(WireError::Truncated),
             Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
             Err(nom::Err::Incomplete(_)) => Err(WireError::Truncated),

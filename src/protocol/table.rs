@@ -17,8 +17,8 @@
 
 use super::types::{LongStr, ShortStr};
 use super::wire::{
-    be_u8, be_u16, be_u32, be_u64, fail, long_bytes, put_long_str, put_short_str, short_str, take,
-    WireError, WireResult,
+    WireError, WireResult, be_u8, be_u16, be_u32, be_u64, fail, long_bytes, put_long_str,
+    put_short_str, short_str, take,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -202,7 +202,11 @@ fn value_len(v: &FieldValue) -> usize {
 }
 
 /// Decodes a length-prefixed table. `depth` counts enclosing tables and arrays.
-pub(crate) fn field_table<'a>(i: &'a [u8], src: &Bytes, depth: usize) -> WireResult<'a, FieldTable> {
+pub(crate) fn field_table<'a>(
+    i: &'a [u8],
+    src: &Bytes,
+    depth: usize,
+) -> WireResult<'a, FieldTable> {
     if depth > MAX_DEPTH {
         return fail(WireError::TooDeep);
     }
@@ -366,7 +370,7 @@ fn put_field_value(buf: &mut BytesMut, v: &FieldValue) {
 /// Decodes a standalone length-prefixed table (for stores and tests).
 pub fn decode_table(src: &Bytes) -> Result<FieldTable, WireError> {
     match field_table(src, src, 0) {
-        Ok((rest, t)) if rest.is_empty() => Ok(t),
+        Ok(([], t)) => Ok(t),
         Ok(_) => Err(WireError::Truncated),
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
         Err(nom::Err::Incomplete(_)) => Err(WireError::Truncated),

@@ -32,7 +32,8 @@ fn field_value() -> impl Strategy<Value = FieldValue> {
         any::<i64>().prop_map(FieldValue::I64),
         proptest::num::f32::NORMAL.prop_map(FieldValue::F32),
         proptest::num::f64::NORMAL.prop_map(FieldValue::F64),
-        (any::<u8>(), any::<u32>()).prop_map(|(scale, value)| FieldValue::Decimal(Decimal { scale, value })),
+        (any::<u8>(), any::<u32>())
+            .prop_map(|(scale, value)| FieldValue::Decimal(Decimal { scale, value })),
         long_str().prop_map(FieldValue::LongStr),
         long_str().prop_map(|s| FieldValue::ByteArray(s.0)),
         any::<u64>().prop_map(FieldValue::Timestamp),
@@ -216,14 +217,28 @@ fn bad_frame_end_is_frame_error() {
 fn method_between_header_and_body_is_unexpected_frame() {
     let mut asm = ContentAssembler::new();
     let publish: Method = BasicPublish::default().into();
-    assert_eq!(asm.push(Frame::Method { channel: 1, method: publish.clone() }), Ok(None));
+    assert_eq!(
+        asm.push(Frame::Method {
+            channel: 1,
+            method: publish.clone()
+        }),
+        Ok(None)
+    );
     let err = asm
-        .push(Frame::Method { channel: 1, method: publish })
+        .push(Frame::Method {
+            channel: 1,
+            method: publish,
+        })
         .unwrap_err();
     assert_eq!(err.code, reply_code::UNEXPECTED_FRAME);
     assert_eq!((err.class_id, err.method_id), (60, 40));
     let mut asm = ContentAssembler::new();
-    let err = asm.push(Frame::Body { channel: 1, payload: Bytes::new() }).unwrap_err();
+    let err = asm
+        .push(Frame::Body {
+            channel: 1,
+            payload: Bytes::new(),
+        })
+        .unwrap_err();
     assert_eq!(err.code, reply_code::UNEXPECTED_FRAME);
 }
 
@@ -240,7 +255,13 @@ fn reply_codes_have_rabbitmq_scopes() {
 
 #[test]
 fn protocol_header_check() {
-    assert_eq!(check_protocol_header(&PROTOCOL_HEADER), HeaderCheck::Accepted);
-    assert_eq!(check_protocol_header(b"AMQP\x01\x01\x08\x00"), HeaderCheck::Refused);
+    assert_eq!(
+        check_protocol_header(&PROTOCOL_HEADER),
+        HeaderCheck::Accepted
+    );
+    assert_eq!(
+        check_protocol_header(b"AMQP\x01\x01\x08\x00"),
+        HeaderCheck::Refused
+    );
     assert_eq!(check_protocol_header(b"GET / HT"), HeaderCheck::Refused);
 }
