@@ -1,3 +1,6 @@
 //! Warren: an AMQP 0-9-1 message broker, a drop-in replacement for RabbitMQ.
 
+pub mod broker;
+pub mod config;
 pub mod protocol;
+pub mod server;

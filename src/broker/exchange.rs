@@ -1,0 +1,223 @@
+//! Exchanges and their bindings. Each kind keeps an index suited to its routing: a hash
+//! map for direct, the binding list for fanout and headers, a trie for topic.
+
+use super::headers::{self, XMatch};
+use super::queue::Queue;
+use super::topic::TopicTrie;
+use crate::protocol::{AmqpError, FieldTable, ShortStr};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(name: &[u8]) -> Option<ExchangeKind> {
+        Some(match name {
+            b"direct" => ExchangeKind::Direct,
+            b"fanout" => ExchangeKind::Fanout,
+            b"topic" => ExchangeKind::Topic,
+            b"headers" => ExchangeKind::Headers,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+/// Where a binding leads.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Destination::Queue(a), Destination::Queue(b)) => Arc::ptr_eq(a, b),
+            (Destination::Exchange(a), Destination::Exchange(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub destination: Destination,
+    pub routing_key: ShortStr,
+    pub arguments: FieldTable,
+    x_match: XMatch,
+}
+
+impl Binding {
+    pub fn new(
+        destination: Destination,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+        kind: ExchangeKind,
+    ) -> Result<Binding, AmqpError> {
+        let x_match = if kind == ExchangeKind::Headers {
+            XMatch::from_args(&arguments)?
+        } else {
+            XMatch::All
+        };
+        Ok(Binding {
+            destination,
+            routing_key,
+            arguments,
+            x_match,
+        })
+    }
+
+    fn same(&self, other: &Binding) -> bool {
+        self.destination == other.destination
+            && self.routing_key == other.routing_key
+            && self.arguments.same_entries(&other.arguments)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Bindings {
+    list: Vec<Binding>,
+    direct: HashMap<ShortStr, Vec<Destination>>,
+    topic: TopicTrie<Destination>,
+}
+
+#[derive(Debug)]
+pub struct Exchange {
+    pub name: ShortStr,
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+    bindings: RwLock<Bindings>,
+}
+
+impl Exchange {
+    pub fn new(
+        name: ShortStr,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            bindings: RwLock::default(),
+        }
+    }
+
+    /// The `alternate-exchange` argument, if any.
+    pub fn alternate(&self) -> Option<&str> {
+        self.arguments.get("alternate-exchange").and_then(|v| v.as_str())
+    }
+
+    /// Adds a binding; false when an identical one exists.
+    pub fn bind(&self, b: Binding) -> bool {
+        let mut bs = self.bindings.write().unwrap();
+        if bs.list.iter().any(|x| x.same(&b)) {
+            return false;
+        }
+        match self.kind {
+            ExchangeKind::Direct => bs
+                .direct
+                .entry(b.routing_key.clone())
+                .or_default()
+                .push(b.destination.clone()),
+            ExchangeKind::Topic => bs.topic.insert(b.routing_key.as_bytes(), b.destination.clone()),
+            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+        }
+        bs.list.push(b);
+        true
+    }
+
+    /// Removes a binding; false when there was none.
+    pub fn unbind(&self, b: &Binding) -> bool {
+        let mut bs = self.bindings.write().unwrap();
+        let Some(pos) = bs.list.iter().position(|x| x.same(b)) else {
+            return false;
+        };
+        let removed = bs.list.remove(pos);
+        Self::unindex(&mut bs, self.kind, &removed);
+        true
+    }
+
+    fn unindex(bs: &mut Bindings, kind: ExchangeKind, b: &Binding) {
+        match kind {
+            ExchangeKind::Direct => {
+                if let Some(v) = bs.direct.get_mut(&b.routing_key) {
+                    if let Some(p) = v.iter().position(|d| *d == b.destination) {
+                        v.remove(p);
+                    }
+                    if v.is_empty() {
+                        bs.direct.remove(&b.routing_key);
+                    }
+                }
+            }
+            ExchangeKind::Topic => bs.topic.remove(b.routing_key.as_bytes(), &b.destination),
+            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+        }
+    }
+
+    /// Removes every binding to `dest`; returns whether any was removed.
+    pub fn remove_destination(&self, dest: &Destination) -> bool {
+        let mut bs = self.bindings.write().unwrap();
+        let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+            std::mem::take(&mut bs.list).into_iter().partition(|b| b.destination == *dest);
+        bs.list = kept;
+        for b in &gone {
+            Self::unindex(&mut bs, self.kind, b);
+        }
+        !gone.is_empty()
+    }
+
+    pub fn has_bindings(&self) -> bool {
+        !self.bindings.read().unwrap().list.is_empty()
+    }
+
+    /// Calls `f` with each destination the message matches (possibly repeated).
+    pub fn route(
+        &self,
+        routing_key: &[u8],
+        headers: Option<&FieldTable>,
+        f: &mut impl FnMut(&Destination),
+    ) {
+        let bs = self.bindings.read().unwrap();
+        match self.kind {
+            ExchangeKind::Direct => {
+                if let Some(v) = bs.direct.get(routing_key) {
+                    v.iter().for_each(&mut *f);
+                }
+            }
+            ExchangeKind::Fanout => bs.list.iter().for_each(|b| f(&b.destination)),
+            ExchangeKind::Topic => bs.topic.matches(routing_key, f),
+            ExchangeKind::Headers => {
+                for b in &bs.list {
+                    if headers::matches(b.x_match, &b.arguments, headers) {
+                        f(&b.destination);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! A published message: what it was published with, its properties (wire octets) and its
+//! body. Shared by every queue it is routed to through one `Arc`: never copied.
+
+use crate::protocol::{EncodedProperties, ShortStr};
+use bytes::Bytes;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct Message {
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    pub properties: EncodedProperties,
+    pub body: Bytes,
+}
+
+pub type MessageRef = Arc<Message>;
+
+impl Message {
+    /// Octets counted against queue length limits (the body, as RabbitMQ counts).
+    pub fn size(&self) -> usize {
+        self.body.len()
+    }
+}

@@ -1,0 +1,109 @@
+//! A connection's outgoing bytes: a buffer that any task may append frames to, and a
+//! doorbell that wakes the connection's writer task, which swaps the buffer out wholesale
+//! and writes it with one syscall. Frames are appended whole under the lock, so a
+//! message's method, header and body frames are never interleaved with another's.
+
+use bytes::BytesMut;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+#[derive(Debug)]
+pub struct Outbox {
+    buf: Mutex<BytesMut>,
+    bell: Notify,
+    closed: AtomicBool,
+    frame_max: AtomicU32,
+}
+
+impl Outbox {
+    pub fn new(frame_max: u32) -> Self {
+        Self {
+            buf: Mutex::new(BytesMut::with_capacity(4096)),
+            bell: Notify::new(),
+            closed: AtomicBool::new(false),
+            frame_max: AtomicU32::new(frame_max),
+        }
+    }
+
+    /// Appends frames with `f`. Does not wake the writer: call [`Outbox::ring`] once per
+    /// batch. Returns false (and appends nothing) once the connection is closed.
+    pub fn push(&self, f: impl FnOnce(&mut BytesMut, u32)) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut buf = self.buf.lock().unwrap();
+        f(&mut buf, self.frame_max.load(Ordering::Relaxed));
+        true
+    }
+
+    /// Wakes the writer task.
+    pub fn ring(&self) {
+        self.bell.notify_one();
+    }
+
+    /// Appends and rings.
+    pub fn send(&self, f: impl FnOnce(&mut BytesMut, u32)) {
+        if self.push(f) {
+            self.ring();
+        }
+    }
+
+    /// Takes everything buffered, leaving an empty buffer (keeping its capacity when the
+    /// taken part is the whole allocation).
+    pub fn take(&self, spare: &mut BytesMut) {
+        let mut buf = self.buf.lock().unwrap();
+        std::mem::swap(&mut *buf, spare);
+    }
+
+    pub async fn rung(&self) {
+        self.bell.notified().await
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.lock().unwrap().is_empty()
+    }
+
+    pub fn set_frame_max(&self, frame_max: u32) {
+        self.frame_max.store(frame_max, Ordering::Relaxed);
+    }
+
+    pub fn frame_max(&self) -> u32 {
+        self.frame_max.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting frames (the connection is going away); wakes the writer.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.bell.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// Outboxes written to during one batch of work, rung once at its end so that a writer
+/// wakes once per batch rather than once per frame.
+#[derive(Debug, Default)]
+pub struct Bells(Vec<Arc<Outbox>>);
+
+impl Bells {
+    pub fn add(&mut self, outbox: &Arc<Outbox>) {
+        if !self.0.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+            self.0.push(outbox.clone());
+        }
+    }
+
+    pub fn ring(&mut self) {
+        for o in self.0.drain(..) {
+            o.ring();
+        }
+    }
+}
+
+impl Drop for Bells {
+    fn drop(&mut self) {
+        self.ring();
+    }
+}

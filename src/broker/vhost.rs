@@ -1,0 +1,520 @@
+//! A virtual host: its exchanges, queues and bindings, and the operations AMQP performs on
+//! them, with RabbitMQ's checks and reply texts.
+
+use super::consumer::Consumer;
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::message::MessageRef;
+use super::names;
+use super::outbox::Bells;
+use super::queue::Queue;
+use crate::protocol::{
+    encode_method, reply_code, AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr,
+};
+use dashmap::DashMap;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct VHost {
+    pub name: String,
+    exchanges: DashMap<ShortStr, Arc<Exchange>>,
+    queues: DashMap<ShortStr, Arc<Queue>>,
+}
+
+/// What an exchange.declare asks for.
+pub struct ExchangeSpec<'a> {
+    pub name: &'a ShortStr,
+    pub kind: &'a ShortStr,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: &'a FieldTable,
+}
+
+/// What a queue.declare asks for.
+pub struct QueueSpec<'a> {
+    pub name: &'a ShortStr,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: &'a FieldTable,
+    pub connection: u64,
+}
+
+fn precondition(text: String) -> AmqpError {
+    AmqpError::channel(reply_code::PRECONDITION_FAILED, text)
+}
+
+impl VHost {
+    /// A vhost with the default exchange and the predeclared `amq.*` exchanges.
+    pub fn new(name: &str) -> VHost {
+        let v = VHost {
+            name: name.to_string(),
+            exchanges: DashMap::new(),
+            queues: DashMap::new(),
+        };
+        for (n, k) in [
+            ("", ExchangeKind::Direct),
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ] {
+            let name = ShortStr::from(n);
+            v.exchanges.insert(
+                name.clone(),
+                Arc::new(Exchange::new(name, k, true, false, false, FieldTable::new())),
+            );
+        }
+        v
+    }
+
+    fn no_exchange(&self, name: &ShortStr) -> AmqpError {
+        AmqpError::channel(
+            reply_code::NOT_FOUND,
+            format!("no exchange '{name}' in vhost '{}'", self.name),
+        )
+    }
+
+    fn no_queue(&self, name: &ShortStr) -> AmqpError {
+        AmqpError::channel(
+            reply_code::NOT_FOUND,
+            format!("no queue '{name}' in vhost '{}'", self.name),
+        )
+    }
+
+    fn locked(&self, name: &ShortStr) -> AmqpError {
+        AmqpError::channel(
+            reply_code::RESOURCE_LOCKED,
+            format!(
+                "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                self.name
+            ),
+        )
+    }
+
+    fn inequivalent(&self, what: &str, name: &ShortStr, arg: &str, got: &str, have: &str) -> AmqpError {
+        precondition(format!(
+            "inequivalent arg '{arg}' for {what} '{name}' in vhost '{}': received '{got}' but current is '{have}'",
+            self.name
+        ))
+    }
+
+    pub fn exchange(&self, name: &[u8]) -> Option<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| e.clone())
+    }
+
+    /// Looks up an exchange for publishing or binding: 404 when missing.
+    pub fn existing_exchange(&self, name: &ShortStr) -> Result<Arc<Exchange>, AmqpError> {
+        self.exchange(name.as_bytes()).ok_or_else(|| self.no_exchange(name))
+    }
+
+    pub fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<(), AmqpError> {
+        if spec.name.is_empty() {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        if spec.passive {
+            return self.existing_exchange(spec.name).map(|_| ());
+        }
+        let Some(kind) = ExchangeKind::parse(spec.kind.as_bytes()) else {
+            return Err(AmqpError::connection(
+                reply_code::COMMAND_INVALID,
+                format!("unknown exchange type '{}'", spec.kind),
+            ));
+        };
+        if spec.name.as_bytes().starts_with(b"amq.") {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                format!("exchange name '{}' contains reserved prefix 'amq.*'", spec.name),
+            ));
+        }
+        let existing = self
+            .exchanges
+            .entry(spec.name.clone())
+            .or_insert_with(|| {
+                Arc::new(Exchange::new(
+                    spec.name.clone(),
+                    kind,
+                    spec.durable,
+                    spec.auto_delete,
+                    spec.internal,
+                    spec.arguments.clone(),
+                ))
+            })
+            .clone();
+        let eq = |arg, got: bool, have: bool| {
+            if got != have {
+                Err(self.inequivalent("exchange", spec.name, arg, &got.to_string(), &have.to_string()))
+            } else {
+                Ok(())
+            }
+        };
+        if existing.kind != kind {
+            return Err(self.inequivalent("exchange", spec.name, "type", kind.name(), existing.kind.name()));
+        }
+        eq("durable", spec.durable, existing.durable)?;
+        eq("auto_delete", spec.auto_delete, existing.auto_delete)?;
+        eq("internal", spec.internal, existing.internal)?;
+        check_args("exchange", spec.name, &self.name, spec.arguments, &existing.arguments, &["alternate-exchange"])
+    }
+
+    pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<(), AmqpError> {
+        if name.is_empty() {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        if name.as_bytes().starts_with(b"amq.") {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                format!("deletion of system exchange '{name}' in vhost '{}' not allowed", self.name),
+            ));
+        }
+        let Some(ex) = self.exchange(name.as_bytes()) else {
+            return Ok(());
+        };
+        if if_unused && ex.has_bindings() {
+            return Err(precondition(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        self.exchanges.remove(name.as_bytes());
+        self.remove_destination(&Destination::Exchange(ex));
+        Ok(())
+    }
+
+    /// Removes every binding to `dest`, then auto-deletes exchanges left without bindings.
+    fn remove_destination(&self, dest: &Destination) {
+        let emptied: Vec<Arc<Exchange>> = self
+            .exchanges
+            .iter()
+            .filter(|e| e.remove_destination(dest) && e.auto_delete && !e.has_bindings())
+            .map(|e| e.clone())
+            .collect();
+        for e in emptied {
+            self.auto_delete_exchange(&e);
+        }
+    }
+
+    fn auto_delete_exchange(&self, e: &Arc<Exchange>) {
+        if self.exchanges.remove_if(&e.name, |_, v| Arc::ptr_eq(v, e) && !v.has_bindings()).is_some() {
+            self.remove_destination(&Destination::Exchange(e.clone()));
+        }
+    }
+
+    pub fn queue(&self, name: &[u8]) -> Option<Arc<Queue>> {
+        self.queues.get(name).map(|q| q.clone())
+    }
+
+    /// Looks up a queue that `connection` may use: 404 when missing, 405 when exclusive
+    /// to another connection.
+    pub fn existing_queue(&self, name: &ShortStr, connection: u64) -> Result<Arc<Queue>, AmqpError> {
+        let q = self.queue(name.as_bytes()).ok_or_else(|| self.no_queue(name))?;
+        if !q.accessible_by(connection) {
+            return Err(self.locked(name));
+        }
+        Ok(q)
+    }
+
+    /// Declares a queue; returns it with its message and consumer counts.
+    pub fn declare_queue(&self, spec: &QueueSpec) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+        if spec.passive {
+            let q = self.existing_queue(spec.name, spec.connection)?;
+            let (m, c) = q.counts();
+            return Ok((q, m, c));
+        }
+        let name = if spec.name.is_empty() {
+            ShortStr::from(names::queue_name())
+        } else {
+            if spec.name.as_bytes().starts_with(b"amq.") {
+                return Err(AmqpError::channel(
+                    reply_code::ACCESS_REFUSED,
+                    format!("queue name '{}' contains reserved prefix 'amq.*'", spec.name),
+                ));
+            }
+            spec.name.clone()
+        };
+        let owner = spec.exclusive.then_some(spec.connection);
+        let q = self
+            .queues
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Queue::new(
+                    name.clone(),
+                    spec.durable,
+                    owner,
+                    spec.auto_delete,
+                    spec.arguments.clone(),
+                ))
+            })
+            .clone();
+        if !q.accessible_by(spec.connection) || q.exclusive_owner.is_some() != spec.exclusive {
+            return Err(self.locked(&name));
+        }
+        if q.durable != spec.durable {
+            return Err(self.inequivalent("queue", &name, "durable", &spec.durable.to_string(), &q.durable.to_string()));
+        }
+        if q.auto_delete != spec.auto_delete {
+            return Err(self.inequivalent(
+                "queue",
+                &name,
+                "auto_delete",
+                &spec.auto_delete.to_string(),
+                &q.auto_delete.to_string(),
+            ));
+        }
+        check_args("queue", &name, &self.name, spec.arguments, &q.arguments, &[])?;
+        let (m, c) = q.counts();
+        // The default exchange binds every queue by name.
+        Ok((q, m, c))
+    }
+
+    /// Deletes a queue: unbinds it, cancels its consumers (notifying their channels), and
+    /// returns how many ready messages it held.
+    pub fn delete_queue(
+        &self,
+        name: &ShortStr,
+        if_unused: bool,
+        if_empty: bool,
+        connection: u64,
+    ) -> Result<u32, AmqpError> {
+        let Some(q) = self.queue(name.as_bytes()) else {
+            return Ok(0);
+        };
+        if !q.accessible_by(connection) {
+            return Err(self.locked(name));
+        }
+        let (m, c) = q.counts();
+        if if_unused && c > 0 {
+            return Err(precondition(format!("queue '{name}' in vhost '{}' in use", self.name)));
+        }
+        if if_empty && m > 0 {
+            return Err(precondition(format!("queue '{name}' in vhost '{}' not empty", self.name)));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Removes a queue unconditionally (exclusive owner gone, auto-delete, queue.delete).
+    pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        if self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q)).is_none() {
+            return 0;
+        }
+        let (count, consumers) = q.mark_deleted();
+        self.remove_destination(&Destination::Queue(q.clone()));
+        let mut bells = Bells::default();
+        for c in consumers {
+            notify_cancel(&c, &mut bells);
+        }
+        count
+    }
+
+    pub fn bind(
+        &self,
+        source: &ShortStr,
+        destination: Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Result<(), AmqpError> {
+        if source.is_empty() {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let ex = self.existing_exchange(source)?;
+        let b = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)?;
+        ex.bind(b);
+        Ok(())
+    }
+
+    pub fn unbind(
+        &self,
+        source: &ShortStr,
+        destination: Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Result<(), AmqpError> {
+        if source.is_empty() {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let Some(ex) = self.exchange(source.as_bytes()) else {
+            return Ok(());
+        };
+        let Ok(b) = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind) else {
+            return Ok(());
+        };
+        if ex.unbind(&b) && ex.auto_delete && !ex.has_bindings() {
+            self.auto_delete_exchange(&ex);
+        }
+        Ok(())
+    }
+
+    /// Finds the queues a message published to `exchange` reaches: through
+    /// exchange-to-exchange bindings and alternate exchanges, each queue once.
+    /// `keys` holds the routing key followed by any CC/BCC keys.
+    pub fn route(
+        &self,
+        exchange: &Arc<Exchange>,
+        keys: &[&[u8]],
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+    ) {
+        let mut visited: Vec<*const Exchange> = Vec::new();
+        self.route_into(exchange, keys, headers, out, &mut visited);
+    }
+
+    fn route_into(
+        &self,
+        exchange: &Arc<Exchange>,
+        keys: &[&[u8]],
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<*const Exchange>,
+    ) {
+        if visited.contains(&Arc::as_ptr(exchange)) {
+            return;
+        }
+        visited.push(Arc::as_ptr(exchange));
+        let before = out.len();
+        if exchange.name.is_empty() {
+            for k in keys {
+                if let Some(q) = self.queue(k) {
+                    push_unique(out, q);
+                }
+            }
+        } else {
+            let mut next: Vec<Arc<Exchange>> = Vec::new();
+            for k in keys {
+                exchange.route(k, headers, &mut |d| match d {
+                    Destination::Queue(q) => push_unique(out, q.clone()),
+                    Destination::Exchange(e) => {
+                        if !next.iter().any(|x| Arc::ptr_eq(x, e)) {
+                            next.push(e.clone());
+                        }
+                    }
+                });
+            }
+            for e in next {
+                self.route_into(&e, keys, headers, out, visited);
+            }
+        }
+        if out.len() == before
+            && let Some(ae) = exchange.alternate()
+            && let Some(ae) = self.exchange(ae.as_bytes())
+        {
+            self.route_into(&ae, keys, headers, out, visited);
+        }
+    }
+
+    /// Every queue owned by `connection` (exclusive), to delete when it closes.
+    pub fn exclusive_queues_of(&self, connection: u64) -> Vec<Arc<Queue>> {
+        self.queues
+            .iter()
+            .filter(|q| q.exclusive_owner == Some(connection))
+            .map(|q| q.clone())
+            .collect()
+    }
+
+    /// Delivers `message` to `queues`.
+    pub fn enqueue(queues: &[Arc<Queue>], message: &MessageRef, bells: &mut Bells) {
+        for q in queues {
+            q.publish(message.clone(), bells);
+        }
+    }
+}
+
+fn push_unique(out: &mut Vec<Arc<Queue>>, q: Arc<Queue>) {
+    if !out.iter().any(|x| Arc::ptr_eq(x, &q)) {
+        out.push(q);
+    }
+}
+
+/// Server-sent basic.cancel: the consumer's queue is gone (consumer_cancel_notify).
+pub fn notify_cancel(c: &Arc<Consumer>, bells: &mut Bells) {
+    let link = &c.channel;
+    let mut d = link.deliveries.lock().unwrap();
+    let before = d.consumers.len();
+    d.consumers.retain(|e| !Arc::ptr_eq(&e.consumer, c));
+    if d.consumers.len() != before && !d.closed && link.cancel_notify {
+        let m = Method::BasicCancel(BasicCancel {
+            consumer_tag: c.tag.clone(),
+            nowait: true,
+        });
+        link.outbox.push(|buf, _| encode_method(buf, link.id, &m));
+        bells.add(&link.outbox);
+    }
+}
+
+/// Compares declared arguments with the existing ones, RabbitMQ-style. Only `checked`
+/// keys (and, for queues, every `x-` key) take part, as RabbitMQ ignores others.
+fn check_args(
+    what: &str,
+    name: &ShortStr,
+    vhost: &str,
+    got: &FieldTable,
+    have: &FieldTable,
+    checked: &[&str],
+) -> Result<(), AmqpError> {
+    let relevant = |k: &ShortStr| {
+        checked.iter().any(|c| k == c) || (what == "queue" && k.as_bytes().starts_with(b"x-"))
+    };
+    let keys = got.iter().map(|(k, _)| k).chain(have.iter().map(|(k, _)| k)).filter(|k| relevant(k));
+    for k in keys {
+        let key = k.to_string_lossy();
+        let a = got.get(&key);
+        let b = have.get(&key);
+        if a != b {
+            let describe = |v: Option<&FieldValue>| match v {
+                None => "none".to_string(),
+                Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
+            };
+            return Err(precondition(format!(
+                "inequivalent arg '{key}' for {what} '{name}' in vhost '{vhost}': received {} but current is {}",
+                describe(a),
+                describe(b)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn value_text(v: &FieldValue) -> String {
+    match v {
+        FieldValue::LongStr(s) => s.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
+        other => other.as_i64().map(|i| i.to_string()).unwrap_or_else(|| format!("{other:?}")),
+    }
+}
+
+/// RabbitMQ's names of field types, as its error messages print them.
+pub fn type_name(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) => "byte",
+        FieldValue::U8(_) => "unsignedbyte",
+        FieldValue::I16(_) => "short",
+        FieldValue::U16(_) => "unsignedshort",
+        FieldValue::I32(_) => "signedint",
+        FieldValue::U32(_) => "unsignedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal(_) => "decimal",
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::ByteArray(_) => "binary",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
+    }
+}

@@ -1,0 +1,581 @@
+//! Configuration: built-in defaults < config file < `WARREN_<SECTION>__<KEY>` variables.
+//!
+//! The built-in defaults are `conf/warren.toml` as shipped (embedded with `include_str!`), and
+//! they equal [`Config::default`]. The config file is the one given with `--config`, or
+//! `conf/warren.toml` relative to the working directory (which may be missing). Environment
+//! variables come last: `WARREN_AMQP__FRAME_MAX=8192` sets `amqp.frame_max` (a double
+//! underscore separates section and key, since keys contain single underscores).
+//!
+//! Start-up is strict: a key that Warren does not know, a value of the wrong type or out of
+//! range, in the file or in a `WARREN_` variable, is an error that names the key and where it
+//! was set.
+
+use config::{Environment, File, FileFormat, Map, Source, Value, ValueKind};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config file read when `--config` is not given, relative to the working directory.
+pub const DEFAULT_CONFIG_PATH: &str = "conf/warren.toml";
+
+/// The built-in defaults: `conf/warren.toml` as shipped. Equal to [`Config::default`].
+pub const DEFAULTS_TOML: &str = include_str!("../conf/warren.toml");
+
+/// Prefix of the environment variables that override the config file.
+pub const ENV_PREFIX: &str = "WARREN_";
+
+/// Separator between section and key in an environment variable name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// The smallest `amqp.frame_max` allowed (AMQP 0-9-1's `frame-min-size`, as in RabbitMQ).
+pub const MIN_FRAME_MAX: u32 = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub amqp: AmqpConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub listen: SocketAddr,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub default_user: String,
+    pub default_pass: String,
+    pub default_vhost: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            amqp: AmqpConfig {
+                listen: "127.0.0.1:5672".parse().unwrap(),
+                frame_max: 131072,
+                channel_max: 2047,
+                heartbeat: 60,
+            },
+            storage: StorageConfig {
+                dir: PathBuf::from("data"),
+            },
+            auth: AuthConfig {
+                default_user: "guest".into(),
+                default_pass: "guest".into(),
+                default_vhost: "/".into(),
+            },
+            log: LogConfig {
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in defaults (the embedded `conf/warren.toml`).
+    Defaults,
+    /// A config file.
+    File(PathBuf),
+    /// An environment variable, by name.
+    Env(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Defaults => write!(f, "the built-in defaults"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Each message names the file, key or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file given explicitly (`--config`) does not exist.
+    #[error("config file {} not found", path.display())]
+    FileNotFound { path: PathBuf },
+
+    /// The config file exists but could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    FileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The config file is not valid TOML, or an environment variable is not valid UTF-8.
+    #[error("cannot parse {origin}: {message}")]
+    Parse { origin: Origin, message: String },
+
+    /// A key (`section.key`) that Warren does not know.
+    #[error("unknown key `{key}` in {origin} (known keys: {})", known.join(", "))]
+    UnknownKey {
+        key: String,
+        origin: Origin,
+        /// The keys Warren knows, as `section.key`, sorted.
+        known: Vec<String>,
+    },
+
+    /// A value of the wrong type, out of range, or failing validation.
+    #[error("invalid value for `{key}`: {message}{}", in_origin(origin))]
+    InvalidValue {
+        key: String,
+        message: String,
+        /// Where the value was set; `None` when validating a `Config` built in code.
+        origin: Option<Origin>,
+    },
+
+    /// Any other error from the `config` crate.
+    #[error("invalid configuration: {0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    /// The key (`section.key`) this error is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::UnknownKey { key, .. } | ConfigError::InvalidValue { key, .. } => {
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn in_origin(origin: &Option<Origin>) -> String {
+    match origin {
+        Some(origin) => format!(" (set in {origin})"),
+        None => String::new(),
+    }
+}
+
+impl Config {
+    /// Loads the configuration: built-in defaults < the config file < `WARREN_*` variables of
+    /// the process environment.
+    ///
+    /// `path` is the `--config` file, which must exist; with `None`, `conf/warren.toml` in the
+    /// working directory is read if it exists.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::loader(path).load()
+    }
+
+    /// Like [`Config::load`], but reads the environment variables from `env` instead of the
+    /// process environment (for tests). Only variables starting with `WARREN_` are used.
+    pub fn load_with_env<I, K, V>(path: Option<&Path>, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self::loader(path).env(env).load()
+    }
+
+    fn loader(path: Option<&Path>) -> Loader {
+        match path {
+            Some(path) => Loader::new().file(path),
+            None => Loader::new().optional_file(DEFAULT_CONFIG_PATH),
+        }
+    }
+
+    /// Checks the values that their types alone do not constrain. [`Config::load`] calls this;
+    /// call it for a `Config` built in code.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_with(|_| None)
+    }
+
+    fn validate_with(&self, origin: impl Fn(&str) -> Option<Origin>) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::InvalidValue {
+            key: key.to_string(),
+            message,
+            origin: origin(key),
+        };
+        if self.amqp.frame_max < MIN_FRAME_MAX {
+            return Err(invalid(
+                "amqp.frame_max",
+                format!(
+                    "{} is below the minimum frame size of {MIN_FRAME_MAX} bytes",
+                    self.amqp.frame_max
+                ),
+            ));
+        }
+        if self.amqp.channel_max < 1 {
+            return Err(invalid(
+                "amqp.channel_max",
+                "must be at least 1".to_string(),
+            ));
+        }
+        if self.storage.dir.as_os_str().is_empty() {
+            return Err(invalid("storage.dir", "must not be empty".to_string()));
+        }
+        if self.auth.default_vhost.is_empty() {
+            return Err(invalid(
+                "auth.default_vhost",
+                "must not be empty".to_string(),
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(invalid(
+                "log.level",
+                format!(
+                    "{:?} is not a valid log filter directive: {e}",
+                    self.log.level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Loads a [`Config`] from chosen layers; [`Config::load`] is the usual entry point.
+///
+/// Layers, later ones winning: the built-in defaults, at most one config file, then the
+/// `WARREN_*` environment variables (of the process, unless given with [`Loader::env`]).
+#[derive(Debug, Clone, Default)]
+pub struct Loader {
+    file: Option<(PathBuf, bool)>,
+    env: Option<Vec<(String, String)>>,
+}
+
+impl Loader {
+    /// Built-in defaults and the process environment, no config file.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the config file at `path`; it is an error if it does not exist.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some((path.into(), true));
+        self
+    }
+
+    /// Reads the config file at `path` if it exists.
+    pub fn optional_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some((path.into(), false));
+        self
+    }
+
+    /// Takes the environment variables from `vars` instead of the process environment.
+    pub fn env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// Merges the layers, checks every key and value, and returns the configuration.
+    pub fn load(self) -> Result<Config, ConfigError> {
+        // Layer 1: built-in defaults. They also define which keys exist and their types.
+        let defaults = File::from_str(DEFAULTS_TOML, FileFormat::Toml);
+        let schema = defaults.collect().map_err(|e| ConfigError::Parse {
+            origin: Origin::Defaults,
+            message: e.to_string(),
+        })?;
+        let mut builder = config::Config::builder().add_source(defaults);
+
+        // Layer 2: the config file.
+        let mut file_keys = Map::new();
+        let mut file_path = None;
+        if let Some((path, required)) = self.file {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let origin = Origin::File(path.clone());
+                    let source = File::from_str(&text, FileFormat::Toml);
+                    let table = source.collect().map_err(|e| ConfigError::Parse {
+                        origin: origin.clone(),
+                        message: e.to_string(),
+                    })?;
+                    for (key, value) in flatten_file(table, &schema, &origin)? {
+                        check_type(&key, &value, &schema, &origin)?;
+                        file_keys.insert(key, ());
+                    }
+                    builder = builder.add_source(source);
+                    file_path = Some(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ConfigError::FileNotFound { path });
+                }
+                Err(source) => return Err(ConfigError::FileRead { path, source }),
+            }
+        }
+
+        // Layer 3: WARREN_<SECTION>__<KEY> environment variables.
+        let env_vars = match self.env {
+            Some(vars) => vars
+                .into_iter()
+                .filter(|(name, _)| has_env_prefix(name))
+                .collect::<Map<_, _>>(),
+            None => process_env()?,
+        };
+        // The key config's Environment derives from each variable, and the variable's name.
+        let env_names: Map<String, String> = env_vars
+            .keys()
+            .map(|name| (env_key(name), name.clone()))
+            .collect();
+        let env_origin =
+            |key: &str| Origin::Env(env_names.get(key).cloned().unwrap_or_else(|| env_name(key)));
+        let environment = Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+            .prefix_separator("_")
+            .separator(ENV_SEPARATOR)
+            .source(Some(env_vars));
+        let env_values = environment.collect().map_err(|e| ConfigError::Parse {
+            origin: Origin::Env(format!("{ENV_PREFIX}*")),
+            message: e.to_string(),
+        })?;
+        let mut env_values: Vec<_> = env_values.into_iter().collect();
+        env_values.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in &env_values {
+            let origin = env_origin(key);
+            check_known(key, &schema, &origin)?;
+            check_type(key, value, &schema, &origin)?;
+        }
+        builder = builder.add_source(environment);
+
+        // Where the winning value of `key` was set, for error messages.
+        let origin_of = |key: &str| {
+            if env_values.iter().any(|(k, _)| k == key) {
+                Some(env_origin(key))
+            } else if file_keys.contains_key(key) {
+                file_path.clone().map(Origin::File)
+            } else {
+                Some(Origin::Defaults)
+            }
+        };
+
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::Other(e.to_string()))?;
+        let config: Config = merged.try_deserialize().map_err(|e| match e {
+            config::ConfigError::Type {
+                key: Some(key),
+                unexpected,
+                expected,
+                ..
+            } => ConfigError::InvalidValue {
+                message: format!("expected {expected}, found {unexpected}"),
+                origin: origin_of(&key),
+                key,
+            },
+            config::ConfigError::At {
+                key: Some(key),
+                error,
+                ..
+            } => ConfigError::InvalidValue {
+                message: error.to_string(),
+                origin: origin_of(&key),
+                key,
+            },
+            other => ConfigError::Other(other.to_string()),
+        })?;
+        config.validate_with(origin_of)?;
+        Ok(config)
+    }
+}
+
+fn has_env_prefix(name: &str) -> bool {
+    name.len() >= ENV_PREFIX.len()
+        && name.is_char_boundary(ENV_PREFIX.len())
+        && name[..ENV_PREFIX.len()].eq_ignore_ascii_case(ENV_PREFIX)
+}
+
+/// The `WARREN_*` variables of the process environment.
+fn process_env() -> Result<Map<String, String>, ConfigError> {
+    let mut vars = Map::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|name| has_env_prefix(name)) else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_| ConfigError::Parse {
+            origin: Origin::Env(name.to_string()),
+            message: "the value is not valid UTF-8".to_string(),
+        })?;
+        vars.insert(name.to_string(), value);
+    }
+    Ok(vars)
+}
+
+/// The key that config's `Environment` makes of variable `name`: `WARREN_AMQP__FRAME_MAX` is
+/// `amqp.frame_max`.
+fn env_key(name: &str) -> String {
+    name[ENV_PREFIX.len()..]
+        .to_lowercase()
+        .replace(ENV_SEPARATOR, ".")
+}
+
+/// The variable that sets `key`: `amqp.frame_max` is set by `WARREN_AMQP__FRAME_MAX`.
+fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_uppercase().replace('.', ENV_SEPARATOR)
+    )
+}
+
+/// All `section.key` names, sorted.
+fn known_keys(schema: &Map<String, Value>) -> Vec<String> {
+    let mut keys: Vec<String> = schema
+        .iter()
+        .flat_map(|(section, table)| match &table.kind {
+            ValueKind::Table(table) => table.keys().map(|key| format!("{section}.{key}")).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn schema_value<'a>(key: &str, schema: &'a Map<String, Value>) -> Option<&'a Value> {
+    let (section, name) = key.split_once('.')?;
+    match &schema.get(section)?.kind {
+        ValueKind::Table(table) => table.get(name),
+        _ => None,
+    }
+}
+
+fn check_known(key: &str, schema: &Map<String, Value>, origin: &Origin) -> Result<(), ConfigError> {
+    match schema_value(key, schema) {
+        Some(_) => Ok(()),
+        None => Err(ConfigError::UnknownKey {
+            key: key.to_string(),
+            origin: origin.clone(),
+            known: known_keys(schema),
+        }),
+    }
+}
+
+/// The `(section.key, value)` pairs of a config file, sorted; errors on unknown keys.
+fn flatten_file(
+    table: Map<String, Value>,
+    schema: &Map<String, Value>,
+    origin: &Origin,
+) -> Result<Vec<(String, Value)>, ConfigError> {
+    let mut sections: Vec<_> = table.into_iter().collect();
+    sections.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut pairs = Vec::new();
+    for (section, value) in sections {
+        let unknown = || ConfigError::UnknownKey {
+            key: section.clone(),
+            origin: origin.clone(),
+            known: known_keys(schema),
+        };
+        if !schema.contains_key(&section) {
+            return Err(unknown());
+        }
+        let ValueKind::Table(keys) = value.kind else {
+            return Err(ConfigError::InvalidValue {
+                message: format!(
+                    "expected a [{section}] table, found {}",
+                    describe(&value.kind)
+                ),
+                key: section,
+                origin: Some(origin.clone()),
+            });
+        };
+        let mut keys: Vec<_> = keys.into_iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in keys {
+            let key = format!("{section}.{key}");
+            check_known(&key, schema, origin)?;
+            pairs.push((key, value));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Checks that `value` has the type of the default for `key`: a non-negative integer where the
+/// default is an integer (every integer setting is unsigned; from the environment, a string that
+/// parses as one), a string where the default is a string. Ranges are checked on deserializing.
+fn check_type(
+    key: &str,
+    value: &Value,
+    schema: &Map<String, Value>,
+    origin: &Origin,
+) -> Result<(), ConfigError> {
+    let Some(default) = schema_value(key, schema) else {
+        return Ok(());
+    };
+    let integer = |kind: &ValueKind| match *kind {
+        ValueKind::I64(n) => Some(i128::from(n)),
+        ValueKind::I128(n) => Some(n),
+        ValueKind::U64(n) => Some(i128::from(n)),
+        ValueKind::U128(n) => i128::try_from(n).ok().or(Some(i128::MAX)),
+        _ => None,
+    };
+    let invalid = |message: String| ConfigError::InvalidValue {
+        key: key.to_string(),
+        message,
+        origin: Some(origin.clone()),
+    };
+    if integer(&default.kind).is_some() {
+        let n = match &value.kind {
+            ValueKind::String(s) if matches!(origin, Origin::Env(_)) => s.parse::<i128>().ok(),
+            kind => integer(kind),
+        };
+        match n {
+            None => Err(invalid(format!(
+                "expected an integer, found {}",
+                describe(&value.kind)
+            ))),
+            Some(n) if n < 0 => Err(invalid(format!(
+                "expected a non-negative integer, found {n}"
+            ))),
+            Some(_) => Ok(()),
+        }
+    } else if matches!(default.kind, ValueKind::String(_))
+        && !matches!(value.kind, ValueKind::String(_))
+    {
+        Err(invalid(format!(
+            "expected a string, found {}",
+            describe(&value.kind)
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn describe(kind: &ValueKind) -> String {
+    match kind {
+        ValueKind::Nil => "nothing".to_string(),
+        ValueKind::Boolean(b) => format!("boolean {b}"),
+        ValueKind::I64(i) => format!("integer {i}"),
+        ValueKind::I128(i) => format!("integer {i}"),
+        ValueKind::U64(i) => format!("integer {i}"),
+        ValueKind::U128(i) => format!("integer {i}"),
+        ValueKind::Float(f) => format!("float {f}"),
+        ValueKind::String(s) => format!("string {s:?}"),
+        ValueKind::Table(_) => "a table".to_string(),
+        ValueKind::Array(_) => "an array".to_string(),
+    }
+}

@@ -1,0 +1,383 @@
+//! The basic class: publish (routing and enqueueing inline), consume, cancel, get, ack,
+//! nack, reject, recover and qos.
+
+use super::channel::TxOp;
+use super::connection::Connection;
+use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
+use crate::broker::message::Message;
+use crate::broker::names;
+use crate::broker::queue::{requeue_unacked, ConsumeRefused, Queue};
+use crate::broker::vhost::type_name;
+use crate::protocol::*;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::Arc;
+
+/// CC and BCC routing keys (sender-selected distribution), if the headers carry any.
+fn extra_keys(headers: &FieldTable, name: &str) -> Result<Vec<LongStr>, AmqpError> {
+    match headers.get(name) {
+        None => Ok(Vec::new()),
+        Some(FieldValue::Array(items)) => Ok(items
+            .iter()
+            .filter_map(|v| match v {
+                FieldValue::LongStr(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()),
+        Some(other) => Err(AmqpError::channel(
+            reply_code::PRECONDITION_FAILED,
+            format!(
+                "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
+                type_name(other)
+            ),
+        )),
+    }
+}
+
+impl Connection {
+    pub(crate) fn basic_publish(
+        &mut self,
+        ch: u16,
+        p: BasicPublish,
+        content: Content,
+    ) -> Result<(), AmqpError> {
+        if p.immediate {
+            return Err(AmqpError::connection(reply_code::NOT_IMPLEMENTED, "immediate=true"));
+        }
+        let ex = self.vhost.existing_exchange(&p.exchange)?;
+        if ex.internal {
+            return Err(AmqpError::channel(
+                reply_code::ACCESS_REFUSED,
+                format!(
+                    "cannot publish to internal exchange '{}' in vhost '{}'",
+                    p.exchange, self.vhost.name
+                ),
+            ));
+        }
+        if let Some(user_id) = content.properties.user_id()
+            && user_id != self.user.as_str()
+        {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "user_id property set to '{user_id}' but authenticated user was '{}'",
+                    self.user
+                ),
+            ));
+        }
+        if let Some(ops) = &mut self.channel(ch).tx {
+            ops.push(TxOp::Publish(p, content));
+            return Ok(());
+        }
+        self.route_and_enqueue(ch, &p, content)
+    }
+
+    /// Routes a message, enqueues it (delivering inline), returns it if mandatory and
+    /// unroutable, and records its confirm.
+    pub(crate) fn route_and_enqueue(
+        &mut self,
+        ch: u16,
+        p: &BasicPublish,
+        content: Content,
+    ) -> Result<(), AmqpError> {
+        let ex = self.vhost.existing_exchange(&p.exchange)?;
+        let mut properties = content.properties;
+        let headers = properties.headers();
+        let mut out = std::mem::take(&mut self.route_scratch);
+        out.clear();
+        match &headers {
+            Some(h) if h.get("CC").is_some() || h.get("BCC").is_some() => {
+                let cc = extra_keys(h, "CC")?;
+                let bcc = extra_keys(h, "BCC")?;
+                let mut keys: Vec<&[u8]> = vec![p.routing_key.as_bytes()];
+                keys.extend(cc.iter().chain(bcc.iter()).map(|k| k.as_bytes()));
+                self.vhost.route(&ex, &keys, Some(h), &mut out);
+                if !bcc.is_empty() || h.get("BCC").is_some() {
+                    // BCC never reaches consumers.
+                    let mut all = properties.decode().unwrap_or_default();
+                    if let Some(t) = &mut all.headers {
+                        t.remove("BCC");
+                    }
+                    properties = EncodedProperties::from(&all);
+                }
+            }
+            _ => self
+                .vhost
+                .route(&ex, &[p.routing_key.as_bytes()], headers.as_ref(), &mut out),
+        }
+        let message = Arc::new(Message {
+            exchange: p.exchange.clone(),
+            routing_key: p.routing_key.clone(),
+            properties,
+            body: content.body,
+        });
+        if out.is_empty() && p.mandatory {
+            let m = Method::BasicReturn(BasicReturn {
+                reply_code: reply_code::NO_ROUTE,
+                reply_text: ShortStr::from_static("NO_ROUTE"),
+                exchange: p.exchange.clone(),
+                routing_key: p.routing_key.clone(),
+            });
+            self.outbox.push(|buf, frame_max| {
+                encode_content(buf, ch, &m, &message.properties, &message.body, frame_max)
+            });
+        }
+        for q in &out {
+            q.publish(message.clone(), &mut self.bells);
+        }
+        self.route_scratch = out;
+        if let Some(c) = &mut self.channel(ch).confirms {
+            c.last_seq += 1;
+            c.pending = Some(c.last_seq);
+            if !self.confirm_dirty.contains(&ch) {
+                self.confirm_dirty.push(ch);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_consume(&mut self, ch: u16, m: &BasicConsume) -> Result<(), AmqpError> {
+        let name = self.queue_name(ch, &m.queue)?;
+        let q = self.vhost.existing_queue(&name, self.id)?;
+        let tag = if m.consumer_tag.is_empty() {
+            ShortStr::from(names::consumer_tag())
+        } else {
+            m.consumer_tag.clone()
+        };
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(v) => v.as_i64().ok_or_else(|| {
+                AmqpError::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    format!(
+                        "invalid arg 'x-priority' for queue '{name}' in vhost '{}': \"expected integer, got {}\"",
+                        self.vhost.name,
+                        type_name(v)
+                    ),
+                )
+            })?,
+        };
+        let channel = self.channel(ch);
+        let prefetch = channel.prefetch_count;
+        let link = channel.link.clone();
+        let consumer = Arc::new(Consumer {
+            tag: tag.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            priority,
+            prefetch,
+            in_flight: AtomicU32::new(0),
+            channel: link.clone(),
+            cancelled: AtomicBool::new(false),
+        });
+        {
+            let mut d = link.deliveries.lock().unwrap();
+            if d.consumers.iter().any(|e| e.consumer.tag == tag) {
+                return Err(AmqpError::connection(
+                    reply_code::NOT_ALLOWED,
+                    format!("attempt to reuse consumer tag '{tag}'"),
+                ));
+            }
+            d.consumers.push(ConsumerEntry {
+                consumer: consumer.clone(),
+                queue: q.clone(),
+            });
+        }
+        let outbox = self.outbox.clone();
+        let ok = (!m.nowait).then(|| Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
+        let added = q.add_consumer(
+            consumer.clone(),
+            || {
+                if let Some(ok) = &ok {
+                    outbox.push(|buf, _| encode_method(buf, ch, ok));
+                }
+            },
+            &mut self.bells,
+        );
+        if let Err(refused) = added {
+            link.deliveries
+                .lock()
+                .unwrap()
+                .consumers
+                .retain(|e| !Arc::ptr_eq(&e.consumer, &consumer));
+            return Err(match refused {
+                ConsumeRefused::ExclusiveInUse => AmqpError::channel(
+                    reply_code::ACCESS_REFUSED,
+                    format!("queue '{name}' in vhost '{}' in exclusive use", self.vhost.name),
+                ),
+                ConsumeRefused::Deleted => AmqpError::channel(
+                    reply_code::NOT_FOUND,
+                    format!("no queue '{name}' in vhost '{}'", self.vhost.name),
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_cancel(&mut self, ch: u16, m: &BasicCancel) -> Result<(), AmqpError> {
+        let link = self.channel(ch).link.clone();
+        let entry = {
+            let mut d = link.deliveries.lock().unwrap();
+            d.consumers
+                .iter()
+                .position(|e| e.consumer.tag == m.consumer_tag)
+                .map(|i| d.consumers.remove(i))
+        };
+        if let Some(e) = entry
+            && e.queue.remove_consumer(&e.consumer)
+        {
+            self.vhost.remove_queue(&e.queue);
+        }
+        if !m.nowait {
+            self.send(
+                ch,
+                BasicCancelOk {
+                    consumer_tag: m.consumer_tag.clone(),
+                }
+                .into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_get(&mut self, ch: u16, m: &BasicGet) -> Result<(), AmqpError> {
+        let name = self.queue_name(ch, &m.queue)?;
+        let q = self.vhost.existing_queue(&name, self.id)?;
+        let Some((qm, message_count)) = q.get() else {
+            self.send(ch, BasicGetEmpty {}.into());
+            return Ok(());
+        };
+        let link = self.channel(ch).link.clone();
+        let mut d = link.deliveries.lock().unwrap();
+        let tag = d.next_tag;
+        d.next_tag += 1;
+        let method = Method::BasicGetOk(BasicGetOk {
+            delivery_tag: tag,
+            redelivered: qm.redelivered,
+            exchange: qm.message.exchange.clone(),
+            routing_key: qm.message.routing_key.clone(),
+            message_count,
+        });
+        self.outbox.push(|buf, frame_max| {
+            encode_content(buf, ch, &method, &qm.message.properties, &qm.message.body, frame_max)
+        });
+        if !m.no_ack {
+            d.unacked.push_back(Unacked {
+                tag,
+                queue: q,
+                message: qm,
+                consumer: None,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
+        if let Some(ops) = &mut self.channel(ch).tx {
+            ops.push(TxOp::Ack { tag, multiple });
+            return Ok(());
+        }
+        self.apply_ack(ch, tag, multiple)
+    }
+
+    pub(crate) fn basic_nack(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> Result<(), AmqpError> {
+        if let Some(ops) = &mut self.channel(ch).tx {
+            ops.push(TxOp::Nack {
+                tag,
+                multiple,
+                requeue,
+            });
+            return Ok(());
+        }
+        self.apply_nack(ch, tag, multiple, requeue)
+    }
+
+    fn take_unacked(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+        let link = self.channel(ch).link.clone();
+        let taken = link.deliveries.lock().unwrap().take(tag, multiple);
+        taken.ok_or_else(|| {
+            AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!("unknown delivery tag {tag}"),
+            )
+        })
+    }
+
+    /// Credit came back: let the queues these deliveries came from deliver again.
+    fn redispatch(&mut self, taken: &[Unacked]) {
+        let mut seen: Vec<&Arc<Queue>> = Vec::new();
+        for u in taken {
+            if u.consumer.is_some() && !seen.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+                seen.push(&u.queue);
+            }
+        }
+        for q in seen {
+            q.dispatch(&mut self.bells);
+        }
+    }
+
+    pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
+        let taken = self.take_unacked(ch, tag, multiple)?;
+        self.redispatch(&taken);
+        Ok(())
+    }
+
+    pub(crate) fn apply_nack(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> Result<(), AmqpError> {
+        let taken = self.take_unacked(ch, tag, multiple)?;
+        if requeue {
+            requeue_unacked(taken, &mut self.bells);
+        } else {
+            self.redispatch(&taken);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_recover(&mut self, ch: u16, requeue: bool, reply: bool) -> Result<(), AmqpError> {
+        if !requeue {
+            return Err(AmqpError::connection(reply_code::NOT_IMPLEMENTED, "requeue=false"));
+        }
+        let link = self.channel(ch).link.clone();
+        let taken = link.deliveries.lock().unwrap().take_all();
+        requeue_unacked(taken, &mut self.bells);
+        if reply {
+            self.send(ch, BasicRecoverOk {}.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn basic_qos(&mut self, ch: u16, m: &BasicQos) -> Result<(), AmqpError> {
+        if m.prefetch_size != 0 {
+            return Err(AmqpError::connection(
+                reply_code::NOT_IMPLEMENTED,
+                format!("prefetch_size!=0 ({})", m.prefetch_size),
+            ));
+        }
+        let channel = self.channel(ch);
+        if m.global {
+            let link = channel.link.clone();
+            let queues: Vec<Arc<Queue>> = {
+                let mut d = link.deliveries.lock().unwrap();
+                d.global_prefetch = m.prefetch_count;
+                d.consumers.iter().map(|e| e.queue.clone()).collect()
+            };
+            for q in queues {
+                q.dispatch(&mut self.bells);
+            }
+        } else {
+            channel.prefetch_count = m.prefetch_count;
+        }
+        self.send(ch, BasicQosOk {}.into());
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! A channel's private state (owned by its connection's reader task) and the dispatch of
+//! its methods to the handlers of each class.
+
+use super::connection::Connection;
+use crate::broker::consumer::ChannelLink;
+use crate::broker::outbox::{Bells, Outbox};
+use crate::broker::queue::requeue_unacked;
+use crate::broker::vhost::VHost;
+use crate::protocol::*;
+use std::sync::Arc;
+
+/// Publisher-confirm state.
+#[derive(Debug, Default)]
+pub(crate) struct Confirms {
+    /// Sequence number of the last publish.
+    pub last_seq: u64,
+    /// Highest sequence number not yet acknowledged to the client.
+    pub pending: Option<u64>,
+}
+
+/// A publish or acknowledgement held back by a transaction until commit.
+pub(crate) enum TxOp {
+    Publish(BasicPublish, Content),
+    Ack { tag: u64, multiple: bool },
+    Nack { tag: u64, multiple: bool, requeue: bool },
+}
+
+pub(crate) struct Channel {
+    pub link: Arc<ChannelLink>,
+    pub assembler: ContentAssembler,
+    /// We sent channel.close and wait for close-ok.
+    pub closing: bool,
+    pub confirms: Option<Confirms>,
+    pub tx: Option<Vec<TxOp>>,
+    /// basic.qos prefetch_count for consumers created from now on (global=false).
+    pub prefetch_count: u16,
+    /// The last queue declared on this channel: what an empty queue name means.
+    pub last_queue: Option<ShortStr>,
+}
+
+impl Channel {
+    pub fn new(id: u16, connection_id: u64, outbox: Arc<Outbox>, cancel_notify: bool) -> Self {
+        Self {
+            link: Arc::new(ChannelLink::new(id, connection_id, outbox, cancel_notify)),
+            assembler: ContentAssembler::new(),
+            closing: false,
+            confirms: None,
+            tx: None,
+            prefetch_count: 0,
+            last_queue: None,
+        }
+    }
+
+    /// Cancels the channel's consumers (auto-deleting queues left without any) and
+    /// requeues its unacknowledged deliveries in order. Idempotent.
+    pub fn release(&mut self, vhost: &VHost, bells: &mut Bells) {
+        let (consumers, unacked) = {
+            let mut d = self.link.deliveries.lock().unwrap();
+            d.closed = true;
+            (std::mem::take(&mut d.consumers), d.take_all())
+        };
+        for e in consumers {
+            if e.queue.remove_consumer(&e.consumer) {
+                vhost.remove_queue(&e.queue);
+            }
+        }
+        requeue_unacked(unacked, bells);
+        self.tx = None;
+    }
+
+    /// Sends one basic.ack (multiple) covering every publish confirmed so far.
+    pub fn flush_confirms(&mut self, outbox: &Outbox) {
+        if let Some(c) = &mut self.confirms
+            && let Some(seq) = c.pending.take()
+        {
+            let m = Method::BasicAck(BasicAck {
+                delivery_tag: seq,
+                multiple: true,
+            });
+            outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
+        }
+    }
+}
+
+impl Connection {
+    /// Handles a method (without content) on an open channel.
+    pub(crate) fn handle_method(&mut self, ch: u16, method: &Method) -> Result<(), AmqpError> {
+        if !method.sent_by_client() {
+            return Err(AmqpError::new(reply_code::COMMAND_INVALID, "unimplemented method"));
+        }
+        match method {
+            Method::ChannelOpen(_) => Err(AmqpError::new(
+                reply_code::CHANNEL_ERROR,
+                "second 'channel.open' seen",
+            )),
+            Method::ChannelClose(_) => {
+                self.send(ch, ChannelCloseOk {}.into());
+                self.drop_channel_now(ch);
+                Ok(())
+            }
+            Method::ChannelCloseOk(_) => Ok(()),
+            Method::ChannelFlow(f) => {
+                if !f.active {
+                    return Err(AmqpError::new(reply_code::NOT_IMPLEMENTED, "active=false"));
+                }
+                self.send(ch, ChannelFlowOk { active: true }.into());
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+            Method::AccessRequest(_) => {
+                self.send(ch, AccessRequestOk {}.into());
+                Ok(())
+            }
+            Method::ExchangeDeclare(m) => self.exchange_declare(ch, m),
+            Method::ExchangeDelete(m) => self.exchange_delete(ch, m),
+            Method::ExchangeBind(m) => self.exchange_bind(ch, m),
+            Method::ExchangeUnbind(m) => self.exchange_unbind(ch, m),
+            Method::QueueDeclare(m) => self.queue_declare(ch, m),
+            Method::QueueBind(m) => self.queue_bind(ch, m),
+            Method::QueueUnbind(m) => self.queue_unbind(ch, m),
+            Method::QueuePurge(m) => self.queue_purge(ch, m),
+            Method::QueueDelete(m) => self.queue_delete(ch, m),
+            Method::BasicQos(m) => self.basic_qos(ch, m),
+            Method::BasicConsume(m) => self.basic_consume(ch, m),
+            Method::BasicCancel(m) => self.basic_cancel(ch, m),
+            Method::BasicGet(m) => self.basic_get(ch, m),
+            Method::BasicAck(m) => self.basic_ack(ch, m.delivery_tag, m.multiple),
+            Method::BasicNack(m) => self.basic_nack(ch, m.delivery_tag, m.multiple, m.requeue),
+            Method::BasicReject(m) => self.basic_nack(ch, m.delivery_tag, false, m.requeue),
+            Method::BasicRecover(m) => self.basic_recover(ch, m.requeue, true),
+            Method::BasicRecoverAsync(m) => self.basic_recover(ch, m.requeue, false),
+            Method::ConfirmSelect(m) => self.confirm_select(ch, m),
+            Method::TxSelect(_) => self.tx_select(ch),
+            Method::TxCommit(_) => self.tx_commit(ch),
+            Method::TxRollback(_) => self.tx_rollback(ch),
+            _ => Err(AmqpError::new(
+                reply_code::COMMAND_INVALID,
+                format!("{} is not valid on a channel", method.name()),
+            )),
+        }
+    }
+
+    /// Handles a content-bearing method from the client (basic.publish).
+    pub(crate) fn handle_content(&mut self, ch: u16, c: Content) -> Result<(), AmqpError> {
+        match &c.method {
+            Method::BasicPublish(p) => {
+                let p = p.clone();
+                self.basic_publish(ch, p, c)
+                    .map_err(|e| e.on(BasicPublish::CLASS_ID, BasicPublish::METHOD_ID))
+            }
+            m => Err(AmqpError::new(reply_code::COMMAND_INVALID, "unimplemented method").caused_by(m)),
+        }
+    }
+
+    /// Client-initiated channel.close: release and forget the channel now.
+    fn drop_channel_now(&mut self, id: u16) {
+        if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
+            ch.release(&self.vhost, &mut self.bells);
+        }
+        if let Some(slot) = self.channels.get_mut(id as usize)
+            && slot.take().is_some()
+        {
+            self.open_channels -= 1;
+        }
+    }
+
+    pub(crate) fn confirm_select(&mut self, ch: u16, m: &ConfirmSelect) -> Result<(), AmqpError> {
+        let c = self.channel(ch);
+        if c.tx.is_some() {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                "cannot switch from tx to confirm mode",
+            ));
+        }
+        if c.confirms.is_none() {
+            c.confirms = Some(Confirms::default());
+        }
+        if !m.nowait {
+            self.send(ch, ConfirmSelectOk {}.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn tx_select(&mut self, ch: u16) -> Result<(), AmqpError> {
+        let c = self.channel(ch);
+        if c.confirms.is_some() {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                "cannot switch from confirm to tx mode",
+            ));
+        }
+        if c.tx.is_none() {
+            c.tx = Some(Vec::new());
+        }
+        self.send(ch, TxSelectOk {}.into());
+        Ok(())
+    }
+
+    fn not_transactional() -> AmqpError {
+        AmqpError::channel(reply_code::PRECONDITION_FAILED, "channel is not transactional")
+    }
+
+    pub(crate) fn tx_commit(&mut self, ch: u16) -> Result<(), AmqpError> {
+        let ops = match &mut self.channel(ch).tx {
+            Some(ops) => std::mem::take(ops),
+            None => return Err(Self::not_transactional()),
+        };
+        for op in ops {
+            match op {
+                TxOp::Publish(p, c) => self.route_and_enqueue(ch, &p, c)?,
+                TxOp::Ack { tag, multiple } => self.apply_ack(ch, tag, multiple)?,
+                TxOp::Nack {
+                    tag,
+                    multiple,
+                    requeue,
+                } => self.apply_nack(ch, tag, multiple, requeue)?,
+            }
+        }
+        self.send(ch, TxCommitOk {}.into());
+        Ok(())
+    }
+
+    pub(crate) fn tx_rollback(&mut self, ch: u16) -> Result<(), AmqpError> {
+        match &mut self.channel(ch).tx {
+            Some(ops) => ops.clear(),
+            None => return Err(Self::not_transactional()),
+        }
+        self.send(ch, TxRollbackOk {}.into());
+        Ok(())
+    }
+
+    /// Resolves a queue name argument: empty means the channel's last declared queue.
+    pub(crate) fn queue_name(&mut self, ch: u16, name: &ShortStr) -> Result<ShortStr, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        self.channel(ch).last_queue.clone().ok_or_else(|| {
+            AmqpError::channel(reply_code::NOT_FOUND, "no previously declared queue")
+        })
+    }
+}

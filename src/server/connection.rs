@@ -1,0 +1,429 @@
+//! One client connection: the handshake, then the reader loop that decodes every complete
+//! frame in the buffer, handles it inline (routing and enqueueing included), and rings the
+//! outboxes it wrote to once per batch.
+//!
+//! The reader task owns the connection's and its channels' private state; what queues and
+//! other connections reach lives in `ChannelLink`s (see `broker::consumer`).
+
+use super::channel::Channel;
+use super::Shared;
+use crate::broker::outbox::{Bells, Outbox};
+use crate::broker::queue::Queue;
+use crate::broker::vhost::VHost;
+use crate::protocol::frame::CodecError;
+use crate::protocol::*;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+use tracing::{debug, info, warn, Instrument};
+
+/// How long a client may take over the handshake, and to answer our connection.close.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub(crate) struct Connection {
+    pub id: u64,
+    pub shared: Arc<Shared>,
+    pub vhost: Arc<VHost>,
+    pub user: String,
+    pub outbox: Arc<Outbox>,
+    pub channels: Vec<Option<Box<Channel>>>,
+    pub open_channels: u16,
+    pub channel_max: u16,
+    pub bells: Bells,
+    /// Reused per publish: the queues a message routes to.
+    pub route_scratch: Vec<Arc<Queue>>,
+    /// Channels with confirms to send at the end of this batch.
+    pub confirm_dirty: Vec<u16>,
+    /// Client announced consumer_cancel_notify.
+    pub cancel_notify: bool,
+}
+
+/// How the reader loop ends.
+enum End {
+    /// The peer closed, the socket failed, or a close handshake completed.
+    Done,
+}
+
+pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>, id: u64) {
+    let span = tracing::info_span!("connection", id, %peer);
+    async move {
+        let _ = socket.set_nodelay(true);
+        match handshake_and_run(socket, peer, shared, id).await {
+            Ok(()) => debug!("connection closed"),
+            Err(e) => debug!(error = %e, "connection ended"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn handshake_and_run(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    id: u64,
+) -> Result<(), CodecError> {
+    let (mut rd, mut wr) = socket.into_split();
+    let mut header = [0u8; 8];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    if check_protocol_header(&header) == HeaderCheck::Refused {
+        debug!(?header, "refused protocol header");
+        wr.write_all(&PROTOCOL_HEADER).await?;
+        return Ok(());
+    }
+    let cfg = &shared.config;
+    let mut codec = FrameCodec::new(cfg.amqp.frame_max);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut out = BytesMut::new();
+    encode_method(&mut out, 0, &super::handshake::start_method().into());
+    wr.write_all(&out).await?;
+    out.clear();
+
+    let hs = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        super::handshake::negotiate(&mut rd, &mut wr, &mut buf, &mut codec, peer, &shared),
+    )
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
+    let Some(hs) = hs? else {
+        return Ok(());
+    };
+    info!(user = %hs.user, vhost = %hs.vhost.name, "connection open");
+    let heartbeat = Arc::new(AtomicU32::new(u32::from(hs.heartbeat)));
+    let outbox = Arc::new(Outbox::new(hs.frame_max));
+    let writer = tokio::spawn(super::writer::run(wr, outbox.clone(), heartbeat.clone()));
+    let mut conn = Connection {
+        id,
+        shared: shared.clone(),
+        vhost: hs.vhost,
+        user: hs.user,
+        outbox: outbox.clone(),
+        channels: Vec::new(),
+        open_channels: 0,
+        channel_max: hs.channel_max,
+        bells: Bells::default(),
+        route_scratch: Vec::new(),
+        confirm_dirty: Vec::new(),
+        cancel_notify: hs.cancel_notify,
+    };
+    codec.set_frame_max(hs.frame_max);
+    let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
+    conn.cleanup();
+    outbox.close();
+    let _ = writer.await;
+    result
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+        codec: &mut FrameCodec,
+        heartbeat: u16,
+    ) -> Result<(), CodecError> {
+        // A silent peer is dropped after two missed heartbeat intervals.
+        let read_timeout = (heartbeat > 0).then(|| Duration::from_secs(u64::from(heartbeat) * 2));
+        let shutdown = self.shared.shutdown.clone();
+        let mut closing = false;
+        loop {
+            // Decode and handle every complete frame in the buffer.
+            loop {
+                let frame = match codec.decode(buf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(CodecError::Amqp(e)) => {
+                        self.flush_batch();
+                        if closing {
+                            return Ok(());
+                        }
+                        self.close_connection(e);
+                        closing = true;
+                        break;
+                    }
+                    Err(CodecError::Io(e)) => return Err(e.into()),
+                };
+                match self.handle_frame(frame, closing) {
+                    Ok(None) => {}
+                    Ok(Some(End::Done)) => {
+                        self.flush_batch();
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.close_connection(e);
+                        closing = true;
+                    }
+                }
+                if closing {
+                    // Ignore the rest of this buffer until close-ok arrives.
+                    continue;
+                }
+            }
+            self.flush_batch();
+            let deadline = if closing { Some(CLOSE_TIMEOUT) } else { read_timeout };
+            let read = async {
+                match deadline {
+                    Some(d) => tokio::time::timeout(d, rd.read_buf(buf)).await,
+                    None => Ok(rd.read_buf(buf).await),
+                }
+            };
+            tokio::select! {
+                r = read => match r {
+                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        if !closing {
+                            warn!(heartbeat, "missed heartbeats from client, closing");
+                        }
+                        return Ok(());
+                    }
+                },
+                _ = shutdown.cancelled(), if !closing => {
+                    self.close_connection(AmqpError::connection(
+                        reply_code::CONNECTION_FORCED,
+                        "broker forced connection closure with reason 'shutdown'",
+                    ));
+                    closing = true;
+                }
+            }
+        }
+    }
+
+    /// Ends a batch: sends pending confirms, rings every outbox written to.
+    fn flush_batch(&mut self) {
+        for id in std::mem::take(&mut self.confirm_dirty) {
+            if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
+                ch.flush_confirms(&self.outbox);
+            }
+        }
+        self.outbox.ring();
+        self.bells.ring();
+    }
+
+    fn handle_frame(&mut self, frame: Frame, closing: bool) -> Result<Option<End>, AmqpError> {
+        let channel = frame.channel();
+        if closing {
+            // After our connection.close, only close-ok (or the peer's own close) matters.
+            return Ok(match frame {
+                Frame::Method {
+                    method: Method::ConnectionCloseOk(_),
+                    ..
+                } => Some(End::Done),
+                Frame::Method {
+                    method: Method::ConnectionClose(_),
+                    ..
+                } => {
+                    self.send(0, ConnectionCloseOk {}.into());
+                    Some(End::Done)
+                }
+                _ => None,
+            });
+        }
+        if let Frame::Heartbeat = frame {
+            return Ok(None);
+        }
+        if channel == 0 {
+            let Frame::Method { method, .. } = frame else {
+                return Err(AmqpError::unexpected_frame(
+                    "expected method frame, got non method frame instead",
+                ));
+            };
+            return self.handle_connection_method(method);
+        }
+        self.handle_channel_frame(channel, frame).map(|()| None)
+    }
+
+    fn handle_connection_method(&mut self, method: Method) -> Result<Option<End>, AmqpError> {
+        match method {
+            Method::ConnectionClose(c) => {
+                debug!(code = c.reply_code, text = %c.reply_text, "client closed connection");
+                self.send(0, ConnectionCloseOk {}.into());
+                Ok(Some(End::Done))
+            }
+            Method::ConnectionCloseOk(_) => Ok(Some(End::Done)),
+            Method::ConnectionUpdateSecret(_) => {
+                self.send(0, ConnectionUpdateSecretOk {}.into());
+                Ok(None)
+            }
+            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(None),
+            m => Err(AmqpError::new(
+                reply_code::CHANNEL_ERROR,
+                "unexpected method in connection state running",
+            )
+            .caused_by(&m)),
+        }
+    }
+
+    fn handle_channel_frame(&mut self, id: u16, frame: Frame) -> Result<(), AmqpError> {
+        let slot = id as usize;
+        let exists = matches!(self.channels.get(slot), Some(Some(_)));
+        if !exists {
+            return match frame {
+                Frame::Method {
+                    method: Method::ChannelOpen(_),
+                    ..
+                } => self.open_channel(id),
+                Frame::Method { method, .. } => {
+                    Err(AmqpError::new(reply_code::CHANNEL_ERROR, "expected 'channel.open'")
+                        .caused_by(&method))
+                }
+                _ => Err(AmqpError::new(reply_code::CHANNEL_ERROR, "expected 'channel.open'")),
+            };
+        }
+        let ch = self.channels[slot].as_mut().unwrap();
+        if ch.closing {
+            // We closed this channel: drop everything until the client's close-ok.
+            match frame {
+                Frame::Method {
+                    method: Method::ChannelCloseOk(_),
+                    ..
+                } => self.drop_channel(id),
+                Frame::Method {
+                    method: Method::ChannelClose(_),
+                    ..
+                } => {
+                    self.send(id, ChannelCloseOk {}.into());
+                    self.drop_channel(id)
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        let assembled = match ch.assembler.push(frame) {
+            Ok(Some(a)) => a,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let span = tracing::debug_span!("channel", id);
+        let _enter = span.enter();
+        let result = match assembled {
+            content::Assembled::Method(m) => {
+                let r = self.handle_method(id, &m);
+                r.map_err(|e| e.caused_by(&m))
+            }
+            content::Assembled::Content(c) => self.handle_content(id, c),
+        };
+        match result {
+            Err(e) if !e.is_hard() => {
+                warn!(code = e.code, text = %e.text, "closing channel");
+                self.close_channel(id, e);
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn open_channel(&mut self, id: u16) -> Result<(), AmqpError> {
+        if self.open_channels >= self.channel_max {
+            return Err(AmqpError::new(
+                reply_code::NOT_ALLOWED,
+                format!(
+                    "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                    self.open_channels, self.channel_max
+                ),
+            )
+            .on(20, 10));
+        }
+        let slot = id as usize;
+        if self.channels.len() <= slot {
+            self.channels.resize_with(slot + 1, || None);
+        }
+        self.channels[slot] = Some(Box::new(Channel::new(
+            id,
+            self.id,
+            self.outbox.clone(),
+            self.cancel_notify,
+        )));
+        self.open_channels += 1;
+        self.send(
+            id,
+            ChannelOpenOk {}.into(),
+        );
+        Ok(())
+    }
+
+    /// Releases a channel's consumers and requeues its unacked deliveries.
+    fn release_channel(&mut self, id: u16) {
+        if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
+            ch.release(&self.vhost, &mut self.bells);
+        }
+    }
+
+    fn drop_channel(&mut self, id: u16) {
+        self.release_channel(id);
+        if let Some(slot) = self.channels.get_mut(id as usize)
+            && slot.take().is_some()
+        {
+            self.open_channels -= 1;
+        }
+    }
+
+    /// Soft error: channel.close to the client; the channel waits for close-ok.
+    fn close_channel(&mut self, id: u16, e: AmqpError) {
+        self.release_channel(id);
+        if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
+            ch.closing = true;
+        }
+        self.send(
+            id,
+            ChannelClose {
+                reply_code: e.code,
+                reply_text: e.reply_text().into(),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            }
+            .into(),
+        );
+    }
+
+    /// Hard error (or shutdown): connection.close to the client.
+    fn close_connection(&mut self, e: AmqpError) {
+        warn!(code = e.code, text = %e.text, class = e.class_id, method = e.method_id, "closing connection");
+        for id in 0..self.channels.len() as u16 {
+            self.release_channel(id);
+        }
+        self.send(
+            0,
+            ConnectionClose {
+                reply_code: e.code,
+                reply_text: e.reply_text().into(),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            }
+            .into(),
+        );
+    }
+
+    /// Everything the connection holds goes when it ends: channels (requeueing unacked
+    /// deliveries, cancelling consumers) and its exclusive queues.
+    fn cleanup(&mut self) {
+        for id in 0..self.channels.len() as u16 {
+            self.release_channel(id);
+        }
+        self.channels.clear();
+        for q in self.vhost.exclusive_queues_of(self.id) {
+            self.vhost.remove_queue(&q);
+        }
+        self.bells.ring();
+    }
+
+    /// Appends a method frame to this connection's outbox (rung at the end of the batch).
+    pub fn send(&self, channel: u16, method: Method) {
+        self.outbox.push(|buf, _| encode_method(buf, channel, &method));
+    }
+
+    pub fn channel(&mut self, id: u16) -> &mut Channel {
+        self.channels[id as usize].as_mut().unwrap()
+    }
+}
+

@@ -1,0 +1,52 @@
+//! exchange.declare, delete, bind and unbind.
+
+use super::connection::Connection;
+use crate::broker::exchange::Destination;
+use crate::broker::vhost::ExchangeSpec;
+use crate::protocol::*;
+
+impl Connection {
+    pub(crate) fn exchange_declare(&mut self, ch: u16, m: &ExchangeDeclare) -> Result<(), AmqpError> {
+        self.vhost.declare_exchange(&ExchangeSpec {
+            name: &m.exchange,
+            kind: &m.kind,
+            passive: m.passive,
+            durable: m.durable,
+            auto_delete: m.auto_delete,
+            internal: m.internal,
+            arguments: &m.arguments,
+        })?;
+        if !m.nowait {
+            self.send(ch, ExchangeDeclareOk {}.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exchange_delete(&mut self, ch: u16, m: &ExchangeDelete) -> Result<(), AmqpError> {
+        self.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        if !m.nowait {
+            self.send(ch, ExchangeDeleteOk {}.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exchange_bind(&mut self, ch: u16, m: &ExchangeBind) -> Result<(), AmqpError> {
+        let dest = self.vhost.existing_exchange(&m.destination)?;
+        self.vhost.bind(&m.source, Destination::Exchange(dest), &m.routing_key, &m.arguments)?;
+        if !m.nowait {
+            self.send(ch, ExchangeBindOk {}.into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exchange_unbind(&mut self, ch: u16, m: &ExchangeUnbind) -> Result<(), AmqpError> {
+        if let Some(dest) = self.vhost.exchange(m.destination.as_bytes()) {
+            self.vhost
+                .unbind(&m.source, Destination::Exchange(dest), &m.routing_key, &m.arguments)?;
+        }
+        if !m.nowait {
+            self.send(ch, ExchangeUnbindOk {}.into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The connection handshake: start/start-ok (SASL PLAIN or AMQPLAIN), tune/tune-ok, open.
+
+use super::Shared;
+use crate::broker::vhost::VHost;
+use crate::protocol::frame::CodecError;
+use crate::protocol::*;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tracing::warn;
+
+/// What the handshake settled.
+pub(crate) struct Handshake {
+    pub user: String,
+    pub vhost: Arc<VHost>,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    pub heartbeat: u16,
+    pub cancel_notify: bool,
+}
+
+/// connection.start with RabbitMQ's server properties and capabilities. A capability is
+/// announced only when it works.
+pub(crate) fn start_method() -> ConnectionStart {
+    let mut caps = FieldTable::new();
+    for (name, on) in [
+        ("publisher_confirms", true),
+        ("exchange_exchange_bindings", true),
+        ("basic.nack", true),
+        ("consumer_cancel_notify", true),
+        ("connection.blocked", false),
+        ("consumer_priorities", true),
+        ("authentication_failure_close", true),
+        ("per_consumer_qos", true),
+        ("direct_reply_to", false),
+    ] {
+        caps.insert(name, on);
+    }
+    let mut props = FieldTable::new();
+    props.insert("product", "Warren");
+    props.insert("version", env!("CARGO_PKG_VERSION"));
+    props.insert("platform", "Rust");
+    props.insert("copyright", "The Warren authors");
+    props.insert("information", "AMQP 0-9-1 broker, a drop-in replacement for RabbitMQ");
+    props.insert("capabilities", caps);
+    ConnectionStart {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: props,
+        mechanisms: "PLAIN AMQPLAIN".into(),
+        locales: "en_US".into(),
+    }
+}
+
+async fn send(wr: &mut OwnedWriteHalf, method: Method) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    encode_method(&mut out, 0, &method);
+    wr.write_all(&out).await
+}
+
+/// Sends connection.close and gives the client a moment to answer.
+async fn refuse(
+    wr: &mut OwnedWriteHalf,
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    codec: &mut FrameCodec,
+    e: AmqpError,
+) -> Result<Option<Handshake>, CodecError> {
+    warn!(code = e.code, text = %e.text, "refusing connection");
+    send(
+        wr,
+        ConnectionClose {
+            reply_code: e.code,
+            reply_text: e.reply_text().into(),
+            class_id: e.class_id,
+            method_id: e.method_id,
+        }
+        .into(),
+    )
+    .await?;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        super::connection_read_frame(rd, buf, codec),
+    )
+    .await;
+    Ok(None)
+}
+
+fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, String)> {
+    match mechanism {
+        b"PLAIN" => {
+            let mut parts = response.split(|&b| b == 0);
+            let _authzid = parts.next()?;
+            let user = parts.next()?;
+            let pass = parts.next()?;
+            Some((
+                String::from_utf8_lossy(user).into_owned(),
+                String::from_utf8_lossy(pass).into_owned(),
+            ))
+        }
+        b"AMQPLAIN" => {
+            // A field table without its length prefix.
+            let mut t = BytesMut::with_capacity(response.len() + 4);
+            t.put_u32(response.len() as u32);
+            t.put_slice(response);
+            let table = table::decode_table(&t.freeze()).ok()?;
+            let user = table.get("LOGIN")?.as_str()?.to_string();
+            let pass = table.get("PASSWORD")?.as_str()?.to_string();
+            Some((user, pass))
+        }
+        _ => None,
+    }
+}
+
+pub(crate) async fn negotiate(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    buf: &mut BytesMut,
+    codec: &mut FrameCodec,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<Option<Handshake>, CodecError> {
+    let cfg = &shared.config;
+    let Frame::Method {
+        channel: 0,
+        method: Method::ConnectionStartOk(start_ok),
+    } = super::connection_read_frame(rd, buf, codec).await?
+    else {
+        return Ok(None);
+    };
+    let caps = match start_ok.client_properties.get("capabilities") {
+        Some(FieldValue::Table(t)) => t.clone(),
+        _ => FieldTable::new(),
+    };
+    let cap = |name: &str| caps.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
+    let mechanism = start_ok.mechanism.as_bytes().to_vec();
+    let Some((user, pass)) = credentials(&mechanism, &start_ok.response.0) else {
+        warn!(mechanism = %start_ok.mechanism, "unsupported or malformed login");
+        return Ok(None);
+    };
+    let loopback_only = user == "guest" && !peer.ip().is_loopback();
+    if user != cfg.auth.default_user || pass != cfg.auth.default_pass || loopback_only {
+        let text = if loopback_only {
+            "User 'guest' can only connect via localhost".to_string()
+        } else {
+            format!(
+                "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                start_ok.mechanism
+            )
+        };
+        warn!(%user, "login refused");
+        if cap("authentication_failure_close") {
+            return refuse(
+                wr,
+                rd,
+                buf,
+                codec,
+                AmqpError::connection(reply_code::ACCESS_REFUSED, text),
+            )
+            .await;
+        }
+        return Ok(None);
+    }
+    send(
+        wr,
+        ConnectionTune {
+            channel_max: cfg.amqp.channel_max,
+            frame_max: cfg.amqp.frame_max,
+            heartbeat: cfg.amqp.heartbeat,
+        }
+        .into(),
+    )
+    .await?;
+    let Frame::Method {
+        channel: 0,
+        method: Method::ConnectionTuneOk(tune),
+    } = super::connection_read_frame(rd, buf, codec).await?
+    else {
+        return Ok(None);
+    };
+    let frame_max = if tune.frame_max == 0 {
+        cfg.amqp.frame_max
+    } else {
+        tune.frame_max
+    };
+    if frame_max < FRAME_MIN_SIZE || frame_max > cfg.amqp.frame_max {
+        warn!(frame_max, "client proposed an unacceptable frame_max");
+        return Ok(None);
+    }
+    let channel_max = match tune.channel_max {
+        0 => cfg.amqp.channel_max,
+        n => n.min(cfg.amqp.channel_max),
+    };
+    codec.set_frame_max(frame_max);
+    let Frame::Method {
+        channel: 0,
+        method: Method::ConnectionOpen(open),
+    } = super::connection_read_frame(rd, buf, codec).await?
+    else {
+        return Ok(None);
+    };
+    let Some(vhost) = open.virtual_host.as_str().and_then(|v| shared.broker.vhost(v)) else {
+        let e = AmqpError::connection(
+            reply_code::NOT_ALLOWED,
+            format!("vhost {} not found", open.virtual_host),
+        )
+        .on(10, 40);
+        return refuse(wr, rd, buf, codec, e).await;
+    };
+    send(wr, ConnectionOpenOk {}.into()).await?;
+    Ok(Some(Handshake {
+        user,
+        vhost,
+        channel_max,
+        frame_max,
+        heartbeat: tune.heartbeat,
+        cancel_notify: cap("consumer_cancel_notify"),
+    }))
+}

@@ -1,0 +1,51 @@
+//! The writer task of a connection: waits for the outbox's doorbell, swaps the buffer out
+//! and writes it in one call; sends heartbeats when the connection is otherwise idle.
+
+use crate::broker::outbox::Outbox;
+use crate::protocol::encode_heartbeat;
+use bytes::BytesMut;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::Instant;
+
+/// Runs until the outbox is closed and drained, or the socket fails.
+pub async fn run(mut socket: OwnedWriteHalf, outbox: Arc<Outbox>, heartbeat: Arc<std::sync::atomic::AtomicU32>) {
+    let mut spare = BytesMut::with_capacity(1024);
+    let mut last_write = Instant::now();
+    loop {
+        let hb = heartbeat.load(std::sync::atomic::Ordering::Relaxed);
+        if hb == 0 {
+            outbox.rung().await;
+        } else {
+            // Heartbeats at half the negotiated interval, as RabbitMQ sends them.
+            let every = Duration::from_millis(u64::from(hb) * 500);
+            tokio::select! {
+                _ = outbox.rung() => {}
+                _ = tokio::time::sleep_until(last_write + every) => {
+                    if last_write.elapsed() >= every {
+                        outbox.push(|buf, _| encode_heartbeat(buf));
+                    }
+                }
+            }
+        }
+        outbox.take(&mut spare);
+        if !spare.is_empty() {
+            if socket.write_all(&spare).await.is_err() {
+                outbox.close();
+                return;
+            }
+            last_write = Instant::now();
+            spare.clear();
+            // Keep a modest buffer between bursts rather than the largest one ever needed.
+            if spare.capacity() > 1 << 20 {
+                spare = BytesMut::with_capacity(1024);
+            }
+        }
+        if outbox.is_closed() && outbox.is_empty() {
+            let _ = socket.shutdown().await;
+            return;
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Test harness: a real broker on a free port, driven over real sockets.
+//!
+//! By default each test starts Warren in-process on 127.0.0.1:0. With `WARREN_TEST_URL`
+//! set (e.g. `amqp://guest:guest@127.0.0.1:5673/%2f`), tests run against that broker
+//! instead, which is how they are checked against RabbitMQ.
+#![allow(dead_code)]
+
+use lapin::{Connection, ConnectionProperties};
+
+pub struct TestBroker {
+    url: String,
+    _server: Option<warren::server::ServerHandle>,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        if let Ok(url) = std::env::var("WARREN_TEST_URL") {
+            return TestBroker { url, _server: None };
+        }
+        let mut config = warren::config::Config::default();
+        config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+        config.storage.dir = std::env::temp_dir().join(format!("warren-test-{}", unique()));
+        let server = warren::server::start(config).await.expect("broker starts");
+        TestBroker {
+            url: format!("amqp://guest:guest@{}/%2f", server.local_addr),
+            _server: Some(server),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn connect(&self) -> Connection {
+        Connection::connect(&self.url, ConnectionProperties::default())
+            .await
+            .expect("connects")
+    }
+}
+
+/// A name no other test uses (tests share a broker when run against RabbitMQ).
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the `client_*` tests (lapin against a real broker).
+// ---------------------------------------------------------------------------
+
+use lapin::message::{Delivery, DeliveryResult};
+use lapin::{Consumer, Error, ErrorKind};
+use std::future::Future;
+use std::time::Duration;
+
+/// Upper bound for anything the broker should answer promptly.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to watch for something that must NOT happen (only used where a
+/// negative can't be proven any other way).
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// Awaits `fut`, failing the test if it takes longer than [`TIMEOUT`].
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(TIMEOUT, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {TIMEOUT:?} waiting for {what}"),
+    }
+}
+
+/// The AMQP reply code and text carried by a lapin error (a channel.close or
+/// connection.close sent by the broker). Panics on any other kind of error.
+pub fn amqp_error(err: &Error) -> (u16, String) {
+    match err.kind() {
+        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().as_str().to_string()),
+        other => panic!("expected an AMQP protocol error, got {other:?} ({err})"),
+    }
+}
+
+/// The AMQP reply code carried by a lapin error. Panics if it is not an AMQP error.
+pub fn reply_code(err: &Error) -> u16 {
+    amqp_error(err).0
+}
+
+/// Asserts that `res` failed with the AMQP reply `code`, and returns the reply text.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(res: Result<T, Error>, code: u16) -> String {
+    match res {
+        Ok(v) => panic!("expected AMQP error {code}, got Ok({v:?})"),
+        Err(e) => {
+            let (got, text) = amqp_error(&e);
+            assert_eq!(got, code, "unexpected reply code (text: {text})");
+            text
+        }
+    }
+}
+
+/// Receives a consumer's deliveries in order through a tokio channel, so tests can
+/// await them with a timeout (lapin's `Consumer` is a `futures` `Stream`, and no
+/// `StreamExt` crate is available to the tests). Holding this keeps the consumer
+/// alive: dropping a lapin `Consumer` cancels it.
+pub struct Deliveries {
+    consumer: Consumer,
+    rx: tokio::sync::mpsc::UnboundedReceiver<DeliveryResult>,
+}
+
+impl Deliveries {
+    pub fn new(consumer: Consumer) -> Deliveries {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // The send happens synchronously when lapin dispatches, which keeps the order.
+        consumer.set_delegate(move |delivery: DeliveryResult| {
+            let _ = tx.send(delivery);
+            async {}
+        });
+        Deliveries { consumer, rx }
+    }
+
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+
+    pub fn tag(&self) -> String {
+        self.consumer.tag().as_str().to_string()
+    }
+
+    /// The next event: `Some(Ok(Some(d)))` delivery, `Some(Ok(None))` cancelled,
+    /// `Some(Err(e))` error, `None` if nothing arrived within `wait`.
+    pub async fn event_within(&mut self, wait: Duration) -> Option<DeliveryResult> {
+        match tokio::time::timeout(wait, self.rx.recv()).await {
+            Ok(Some(ev)) => Some(ev),
+            Ok(None) => Some(Ok(None)),
+            Err(_) => None,
+        }
+    }
+
+    /// The next delivery; fails the test on timeout, cancellation or error.
+    pub async fn next(&mut self) -> Delivery {
+        match self.event_within(TIMEOUT).await {
+            Some(Ok(Some(d))) => d,
+            Some(Ok(None)) => panic!("consumer was cancelled while waiting for a delivery"),
+            Some(Err(e)) => panic!("consumer error while waiting for a delivery: {e}"),
+            None => panic!("no delivery within {TIMEOUT:?}"),
+        }
+    }
+
+    /// The next `n` deliveries.
+    pub async fn take(&mut self, n: usize) -> Vec<Delivery> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next().await);
+        }
+        out
+    }
+
+    /// Waits for the consumer to be cancelled (by the broker or by us).
+    pub async fn expect_cancelled(&mut self) {
+        loop {
+            match self.event_within(TIMEOUT).await {
+                Some(Ok(None)) => return,
+                Some(Ok(Some(d))) => panic!("expected cancellation, got a delivery: {d:?}"),
+                Some(Err(_)) => continue,
+                None => panic!("consumer not cancelled within {TIMEOUT:?}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for [`QUIET`].
+    pub async fn expect_quiet(&mut self) {
+        if let Some(ev) = self.event_within(QUIET).await {
+            panic!("expected no delivery, got {ev:?}");
+        }
+    }
+}
+
+/// Payload as a UTF-8 string (lossy), for readable assertions.
+pub fn body(d: &Delivery) -> String {
+    String::from_utf8_lossy(&d.data).into_owned()
+}
