@@ -12,6 +12,7 @@
 
 use config::{Environment, File, FileFormat, Map, Source, Value, ValueKind};
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -306,7 +307,7 @@ impl Loader {
         let mut builder = config::Config::builder().add_source(defaults);
 
         // Layer 2: the config file.
-        let mut file_keys = Map::new();
+        let mut file_keys = HashSet::new();
         let mut file_path = None;
         if let Some((path, required)) = self.file {
             match std::fs::read_to_string(&path) {
@@ -319,7 +320,7 @@ impl Loader {
                     })?;
                     for (key, value) in flatten_file(table, &schema, &origin)? {
                         check_type(&key, &value, &schema, &origin)?;
-                        file_keys.insert(key, ());
+                        file_keys.insert(key);
                     }
                     builder = builder.add_source(source);
                     file_path = Some(path);
@@ -368,7 +369,7 @@ impl Loader {
         let origin_of = |key: &str| {
             if env_values.iter().any(|(k, _)| k == key) {
                 Some(env_origin(key))
-            } else if file_keys.contains_key(key) {
+            } else if file_keys.contains(key) {
                 file_path.clone().map(Origin::File)
             } else {
                 Some(Origin::Defaults)

@@ -127,7 +127,7 @@ impl VHost {
                 format!("unknown exchange type '{}'", spec.kind),
             ));
         };
-        if spec.name.as_bytes().starts_with(b"amq.") {
+        if spec.name.as_bytes().starts_with(b"amq.") && self.exchange(spec.name.as_bytes()).is_none() {
             return Err(AmqpError::channel(
                 reply_code::ACCESS_REFUSED,
                 format!("exchange name '{}' contains reserved prefix 'amq.*'", spec.name),

@@ -94,15 +94,17 @@ impl AmqpError {
         self.scope == Scope::Connection
     }
 
-    /// The reply-text to send: code name and text, cut to a shortstr's 255 octets.
+    /// The reply-text to send: code name and text. Like RabbitMQ, text beyond a
+    /// shortstr's 255 octets is cut to 252 and marked with `...`.
     pub fn reply_text(&self) -> String {
         let mut s = self.to_string();
         if s.len() > 255 {
-            let mut end = 255;
+            let mut end = 252;
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
             s.truncate(end);
+            s.push_str("...");
         }
         s
     }

@@ -110,7 +110,7 @@ impl Decoder for FrameCodec {
         let size = u32::from_be_bytes([src[3], src[4], src[5], src[6]]) as usize;
         if self.frame_max != 0 && size > self.frame_max as usize - FRAME_OVERHEAD {
             return Err(AmqpError::frame_error(format!(
-                "frame size {size} exceeds the negotiated frame_max payload of {}",
+                "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
                 self.frame_max as usize - FRAME_OVERHEAD
             ))
             .into());
@@ -122,7 +122,8 @@ impl Decoder for FrameCodec {
         }
         if src[total - 1] != FRAME_END {
             return Err(AmqpError::frame_error(format!(
-                "frame end octet is {:#04x}, expected {FRAME_END:#04x}",
+                "type {kind}, all octets = {}: {{invalid_frame_end_marker,{}}}",
+                erlang_binary(&src[FRAME_HEADER_LEN..total - 1]),
                 src[total - 1]
             ))
             .into());
@@ -143,14 +144,32 @@ pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, A
         FRAME_METHOD => decode_method(&payload).map(|method| Frame::Method { channel, method }),
         FRAME_HEADER => decode_header(channel, &payload),
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
+        FRAME_HEARTBEAT if !payload.is_empty() => Err(AmqpError::frame_error(format!(
+            "type {kind}, all octets = {}: unknown_frame",
+            erlang_binary(&payload)
+        ))),
         FRAME_HEARTBEAT if channel == 0 => Ok(Frame::Heartbeat),
         // RabbitMQ: UNEXPECTED_FRAME for a heartbeat on a channel other than 0.
         FRAME_HEARTBEAT => Err(AmqpError::unexpected_frame(format!(
-            "heartbeat frame on channel {channel}"
+            "type {kind}, all octets = <<>>"
         ))),
         other => Err(AmqpError::frame_error(format!(
-            "unknown frame type {other}"
+            "type {other}, all octets = {}: unknown_frame",
+            erlang_binary(&payload)
         ))),
+    }
+}
+
+/// Octets as Erlang prints a binary (`<<"text">>` or `<<0,10>>`), for RabbitMQ's error
+/// texts; long inputs are cut.
+pub fn erlang_binary(octets: &[u8]) -> String {
+    let cut = &octets[..octets.len().min(64)];
+    let more = if cut.len() < octets.len() { ",..." } else { "" };
+    if !cut.is_empty() && cut.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\') {
+        format!("<<\"{}\"{more}>>", String::from_utf8_lossy(cut))
+    } else {
+        let nums: Vec<String> = cut.iter().map(|b| b.to_string()).collect();
+        format!("<<{}{more}>>", nums.join(","))
     }
 }
 
@@ -163,7 +182,8 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
     let args = &payload[4..];
-    let name = || Method::name_of(class_id, method_id).unwrap_or("method");
+    // RabbitMQ's text: "cannot decode <<the argument octets>>".
+    let bad = |e| AmqpError::from_wire(e, &erlang_binary(args)).on(class_id, method_id);
     match Method::decode_args(class_id, method_id, args, payload) {
         None => Err(AmqpError::new(
             reply_code::COMMAND_INVALID,
@@ -171,15 +191,8 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
         )
         .on(class_id, method_id)),
         Some(Ok(([], method))) => Ok(method),
-        Some(Ok(_)) => {
-            Err(AmqpError::from_wire(WireError::Truncated, name()).on(class_id, method_id))
-        }
-        Some(Err(nom::Err::Error(e) | nom::Err::Failure(e))) => {
-            Err(AmqpError::from_wire(e, name()).on(class_id, method_id))
-        }
-        Some(Err(nom::Err::Incomplete(_))) => {
-            Err(AmqpError::from_wire(WireError::Truncated, name()).on(class_id, method_id))
-        }
+        Some(Ok(_)) | Some(Err(nom::Err::Incomplete(_))) => Err(bad(WireError::Truncated)),
+        Some(Err(nom::Err::Error(e) | nom::Err::Failure(e))) => Err(bad(e)),
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Confirms {
     pub last_seq: u64,
     /// Highest sequence number not yet acknowledged to the client.
     pub pending: Option<u64>,
+    /// Highest sequence number acknowledged so far.
+    pub acked: u64,
 }
 
 /// A publish or acknowledgement held back by a transaction until commit.
@@ -73,10 +75,12 @@ impl Channel {
         if let Some(c) = &mut self.confirms
             && let Some(seq) = c.pending.take()
         {
+            // One ack covers the batch; a lone publish gets a plain ack, as RabbitMQ sends.
             let m = Method::BasicAck(BasicAck {
                 delivery_tag: seq,
-                multiple: true,
+                multiple: seq - c.acked > 1,
             });
+            c.acked = seq;
             outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
         }
     }
@@ -108,7 +112,7 @@ impl Connection {
             }
             Method::ChannelFlowOk(_) => Ok(()),
             Method::AccessRequest(_) => {
-                self.send(ch, AccessRequestOk {}.into());
+                self.send(ch, AccessRequestOk { ticket: 1 }.into());
                 Ok(())
             }
             Method::ExchangeDeclare(m) => self.exchange_declare(ch, m),

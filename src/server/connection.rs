@@ -331,8 +331,7 @@ impl Connection {
                     "number of channels opened ({}) has reached the negotiated channel_max ({})",
                     self.open_channels, self.channel_max
                 ),
-            )
-            .on(20, 10));
+            ));
         }
         let slot = id as usize;
         if self.channels.len() <= slot {
