@@ -39,6 +39,37 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub memory: MemoryConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Resident memory above which publishers are blocked: a fraction of the machine's
+    /// RAM ("0.4") or an absolute size ("512MiB").
+    pub high_watermark: String,
+}
+
+impl MemoryConfig {
+    /// The watermark in bytes, given the machine's total RAM.
+    pub fn high_watermark_bytes(&self, total_ram: u64) -> Result<u64, String> {
+        let s = self.high_watermark.trim();
+        for (unit, mult) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)] {
+            if let Some(n) = s.strip_suffix(unit) {
+                return n
+                    .trim()
+                    .parse::<u64>()
+                    .map(|n| n.saturating_mul(mult))
+                    .map_err(|_| format!("{s:?} is not a size such as \"512MiB\""));
+            }
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f <= 1.0 => Ok((total_ram as f64 * f) as u64),
+            _ => Err(format!(
+                "{s:?} is neither a fraction of RAM in (0, 1] such as \"0.4\" nor a size such as \"512MiB\""
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,6 +120,9 @@ impl Default for Config {
             },
             log: LogConfig {
                 level: "info".into(),
+            },
+            memory: MemoryConfig {
+                high_watermark: "0.4".into(),
             },
         }
     }
@@ -239,6 +273,9 @@ impl Config {
                 "auth.default_vhost",
                 "must not be empty".to_string(),
             ));
+        }
+        if let Err(e) = self.memory.high_watermark_bytes(1 << 30) {
+            return Err(invalid("memory.high_watermark", e));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid(

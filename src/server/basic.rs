@@ -43,6 +43,9 @@ impl Connection {
         if p.immediate {
             return Err(AmqpError::connection(reply_code::NOT_IMPLEMENTED, "immediate=true"));
         }
+        if *self.shared.memory_alarm.borrow() {
+            self.must_block = true;
+        }
         let ex = self.vhost.existing_exchange(&p.exchange)?;
         if ex.internal {
             return Err(AmqpError::channel(

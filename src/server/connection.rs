@@ -43,6 +43,10 @@ pub(crate) struct Connection {
     pub confirm_dirty: Vec<u16>,
     /// Client announced consumer_cancel_notify.
     pub cancel_notify: bool,
+    /// Client announced connection.blocked.
+    pub blocked_notify: bool,
+    /// A publish arrived while the memory alarm was raised: stop reading after this batch.
+    pub must_block: bool,
 }
 
 /// How the reader loop ends.
@@ -114,6 +118,8 @@ async fn handshake_and_run(
         route_scratch: Vec::new(),
         confirm_dirty: Vec::new(),
         cancel_notify: hs.cancel_notify,
+        blocked_notify: hs.blocked_notify,
+        must_block: false,
     };
     codec.set_frame_max(hs.frame_max);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
@@ -169,6 +175,9 @@ impl Connection {
                 }
             }
             self.flush_batch();
+            if self.must_block && !closing {
+                self.block_until_memory_frees().await;
+            }
             let deadline = if closing { Some(CLOSE_TIMEOUT) } else { read_timeout };
             let read = async {
                 match deadline {
@@ -196,6 +205,29 @@ impl Connection {
                     closing = true;
                 }
             }
+        }
+    }
+
+    /// Stops reading from a publisher while the memory alarm is raised, telling it with
+    /// connection.blocked / unblocked when it asked to know.
+    async fn block_until_memory_frees(&mut self) {
+        self.must_block = false;
+        let mut alarm = self.shared.memory_alarm.clone();
+        if !*alarm.borrow() {
+            return;
+        }
+        if self.blocked_notify {
+            self.send(0, ConnectionBlocked { reason: "low on memory".into() }.into());
+            self.outbox.ring();
+        }
+        let shutdown = self.shared.shutdown.clone();
+        tokio::select! {
+            _ = alarm.wait_for(|raised| !*raised) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        if self.blocked_notify {
+            self.send(0, ConnectionUnblocked {}.into());
+            self.outbox.ring();
         }
     }
 

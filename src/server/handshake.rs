@@ -19,6 +19,7 @@ pub(crate) struct Handshake {
     pub frame_max: u32,
     pub heartbeat: u16,
     pub cancel_notify: bool,
+    pub blocked_notify: bool,
 }
 
 /// connection.start with RabbitMQ's server properties and capabilities. A capability is
@@ -30,7 +31,7 @@ pub(crate) fn start_method() -> ConnectionStart {
         ("exchange_exchange_bindings", true),
         ("basic.nack", true),
         ("consumer_cancel_notify", true),
-        ("connection.blocked", false),
+        ("connection.blocked", true),
         ("consumer_priorities", true),
         ("authentication_failure_close", true),
         ("per_consumer_qos", true),
@@ -217,5 +218,6 @@ pub(crate) async fn negotiate(
         frame_max,
         heartbeat: tune.heartbeat,
         cancel_notify: cap("consumer_cancel_notify"),
+        blocked_notify: cap("connection.blocked"),
     }))
 }

@@ -1,6 +1,7 @@
 //! The AMQP server: listener, connections (a reader task and a writer task each), channels
 //! and the handlers of each AMQP class (`exchange`, `queue`, `basic`, `tx`/`confirm`).
 
+mod alarm;
 mod basic;
 mod channel;
 mod connection;
@@ -29,6 +30,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub broker: Broker,
     pub shutdown: CancellationToken,
+    /// Raised (true) while memory is above the high watermark.
+    pub memory_alarm: tokio::sync::watch::Receiver<bool>,
     ids: AtomicU64,
 }
 
@@ -63,15 +66,24 @@ impl Drop for ServerHandle {
 
 /// Binds `config.amqp.listen` (port 0 picks a free port) and serves AMQP in the background.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    let watermark = config
+        .memory
+        .high_watermark_bytes(alarm::total_ram())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = TcpListener::bind(config.amqp.listen).await?;
     let local_addr = listener.local_addr()?;
+    // Sampled once now so that the alarm is right from the first connection on.
+    let raised = alarm::resident_bytes().unwrap_or(0) > watermark;
+    let (alarm_tx, memory_alarm) = tokio::sync::watch::channel(raised);
     let shared = Arc::new(Shared {
         broker: Broker::new(&config.auth.default_vhost),
         config,
         shutdown: CancellationToken::new(),
+        memory_alarm,
         ids: AtomicU64::new(1),
     });
     let tracker = TaskTracker::new();
+    tracker.spawn(alarm::run(watermark, alarm_tx, shared.shutdown.clone()));
     let token = shared.shutdown.clone();
     tracker.spawn(accept_loop(listener, shared, tracker.clone()));
     info!(%local_addr, "listening for AMQP 0-9-1");
