@@ -53,6 +53,9 @@ pub(crate) struct Connection {
 enum End {
     /// The peer closed, the socket failed, or a close handshake completed.
     Done,
+    /// We answered the client's connection.close: like RabbitMQ, leave the socket for the
+    /// client to close (some clients treat an early EOF as an error).
+    AwaitClientEof,
 }
 
 pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>, id: u64) {
@@ -162,6 +165,16 @@ impl Connection {
                     Ok(None) => {}
                     Ok(Some(End::Done)) => {
                         self.flush_batch();
+                        return Ok(());
+                    }
+                    Ok(Some(End::AwaitClientEof)) => {
+                        self.cleanup();
+                        self.flush_batch();
+                        let mut sink = [0u8; 512];
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+                        })
+                        .await;
                         return Ok(());
                     }
                     Err(e) => {
@@ -280,7 +293,7 @@ impl Connection {
             Method::ConnectionClose(c) => {
                 debug!(code = c.reply_code, text = %c.reply_text, "client closed connection");
                 self.send(0, ConnectionCloseOk {}.into());
-                Ok(Some(End::Done))
+                Ok(Some(End::AwaitClientEof))
             }
             Method::ConnectionCloseOk(_) => Ok(Some(End::Done)),
             Method::ConnectionUpdateSecret(_) => {
