@@ -174,6 +174,19 @@ impl Consumer {
         Ok(())
     }
 
+    /// Delivers without acknowledgement tracking (direct reply-to consumers are no-ack).
+    pub fn deliver_no_ack(&self, message: &MessageRef, bells: &mut Bells) -> bool {
+        let mut d = self.channel.deliveries.lock().unwrap();
+        if d.closed || self.cancelled.load(Ordering::Relaxed) {
+            return false;
+        }
+        let tag = d.next_tag;
+        d.next_tag += 1;
+        write_deliver(&self.channel, &self.tag, tag, false, message);
+        bells.add(&self.channel.outbox);
+        true
+    }
+
     /// Whether this consumer could take a message now (credit check without delivering).
     pub fn has_credit(&self) -> bool {
         if self.no_ack {

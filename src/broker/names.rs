@@ -41,3 +41,8 @@ pub fn queue_name() -> String {
 pub fn consumer_tag() -> String {
     format!("amq.ctag-{}", random_suffix())
 }
+
+/// The private part of a direct reply-to address.
+pub fn reply_token() -> String {
+    format!("g2d{}", random_suffix())
+}

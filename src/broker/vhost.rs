@@ -18,7 +18,12 @@ pub struct VHost {
     pub name: String,
     exchanges: DashMap<ShortStr, Arc<Exchange>>,
     queues: DashMap<ShortStr, Arc<Queue>>,
+    /// Direct reply-to consumers by their reply address (`amq.rabbitmq.reply-to.<token>`).
+    pub direct_reply: DashMap<ShortStr, Arc<Consumer>>,
 }
+
+/// The pseudo-queue of RabbitMQ's direct reply-to.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// What an exchange.declare asks for.
 pub struct ExchangeSpec<'a> {
@@ -53,6 +58,7 @@ impl VHost {
             name: name.to_string(),
             exchanges: DashMap::new(),
             queues: DashMap::new(),
+            direct_reply: DashMap::new(),
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),

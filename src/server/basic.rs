@@ -7,7 +7,7 @@ use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{requeue_unacked, ConsumeRefused, Queue};
-use crate::broker::vhost::type_name;
+use crate::broker::vhost::{type_name, DIRECT_REPLY_TO};
 use crate::protocol::*;
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
@@ -67,6 +67,19 @@ impl Connection {
                 ),
             ));
         }
+        let mut content = content;
+        if content.properties.reply_to().is_some_and(|r| r == DIRECT_REPLY_TO) {
+            // The reply address of this channel's direct reply-to consumer.
+            let Some((address, _)) = &self.channel(ch).direct_reply else {
+                return Err(AmqpError::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    "fast reply consumer does not exist",
+                ));
+            };
+            let mut all = content.properties.decode().unwrap_or_default();
+            all.reply_to = Some(address.clone());
+            content.properties = EncodedProperties::from(&all);
+        }
         if let Some(ops) = &mut self.channel(ch).tx {
             ops.push(TxOp::Publish(p, content));
             return Ok(());
@@ -113,7 +126,15 @@ impl Connection {
             properties,
             body: content.body,
         });
-        if out.is_empty() && p.mandatory {
+        let mut routed = !out.is_empty();
+        if !routed
+            && p.exchange.is_empty()
+            && p.routing_key.as_bytes().starts_with(DIRECT_REPLY_TO.as_bytes())
+            && let Some(consumer) = self.vhost.direct_reply.get(&p.routing_key).map(|c| c.clone())
+        {
+            routed = consumer.deliver_no_ack(&message, &mut self.bells);
+        }
+        if !routed && p.mandatory {
             let m = Method::BasicReturn(BasicReturn {
                 reply_code: reply_code::NO_ROUTE,
                 reply_text: ShortStr::from_static("NO_ROUTE"),
@@ -138,7 +159,50 @@ impl Connection {
         Ok(())
     }
 
+    /// basic.consume from `amq.rabbitmq.reply-to`: a no-ack consumer with a private reply
+    /// address instead of a queue.
+    fn consume_direct_reply(&mut self, ch: u16, m: &BasicConsume) -> Result<(), AmqpError> {
+        if !m.no_ack {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                "reply consumer cannot acknowledge",
+            ));
+        }
+        let tag = if m.consumer_tag.is_empty() {
+            ShortStr::from(names::consumer_tag())
+        } else {
+            m.consumer_tag.clone()
+        };
+        let link = self.channel(ch).link.clone();
+        if self.channel(ch).direct_reply.is_some() {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                "reply consumer already set",
+            ));
+        }
+        let consumer = Arc::new(Consumer {
+            tag: tag.clone(),
+            no_ack: true,
+            exclusive: false,
+            priority: 0,
+            prefetch: 0,
+            in_flight: AtomicU32::new(0),
+            channel: link,
+            cancelled: AtomicBool::new(false),
+        });
+        let address = ShortStr::from(format!("{DIRECT_REPLY_TO}.{}", names::reply_token()));
+        self.vhost.direct_reply.insert(address.clone(), consumer.clone());
+        self.channel(ch).direct_reply = Some((address, consumer));
+        if !m.nowait {
+            self.send(ch, BasicConsumeOk { consumer_tag: tag }.into());
+        }
+        Ok(())
+    }
+
     pub(crate) fn basic_consume(&mut self, ch: u16, m: &BasicConsume) -> Result<(), AmqpError> {
+        if m.queue == DIRECT_REPLY_TO {
+            return self.consume_direct_reply(ch, m);
+        }
         let name = self.queue_name(ch, &m.queue)?;
         let q = self.vhost.existing_queue(&name, self.id)?;
         let tag = if m.consumer_tag.is_empty() {
@@ -217,6 +281,12 @@ impl Connection {
     }
 
     pub(crate) fn basic_cancel(&mut self, ch: u16, m: &BasicCancel) -> Result<(), AmqpError> {
+        let channel = self.channel(ch);
+        if matches!(&channel.direct_reply, Some((_, c)) if c.tag == m.consumer_tag) {
+            let (address, consumer) = channel.direct_reply.take().unwrap();
+            consumer.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.vhost.direct_reply.remove(&address);
+        }
         let link = self.channel(ch).link.clone();
         let entry = {
             let mut d = link.deliveries.lock().unwrap();

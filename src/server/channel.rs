@@ -2,7 +2,7 @@
 //! its methods to the handlers of each class.
 
 use super::connection::Connection;
-use crate::broker::consumer::ChannelLink;
+use crate::broker::consumer::{ChannelLink, Consumer};
 use crate::broker::outbox::{Bells, Outbox};
 use crate::broker::queue::requeue_unacked;
 use crate::broker::vhost::VHost;
@@ -38,6 +38,8 @@ pub(crate) struct Channel {
     pub prefetch_count: u16,
     /// The last queue declared on this channel: what an empty queue name means.
     pub last_queue: Option<ShortStr>,
+    /// Direct reply-to: this channel's reply address and its consumer.
+    pub direct_reply: Option<(ShortStr, Arc<Consumer>)>,
 }
 
 impl Channel {
@@ -50,6 +52,7 @@ impl Channel {
             tx: None,
             prefetch_count: 0,
             last_queue: None,
+            direct_reply: None,
         }
     }
 
@@ -68,6 +71,10 @@ impl Channel {
         }
         requeue_unacked(unacked, bells);
         self.tx = None;
+        if let Some((address, consumer)) = self.direct_reply.take() {
+            consumer.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+            vhost.direct_reply.remove(&address);
+        }
     }
 
     /// Sends one basic.ack (multiple) covering every publish confirmed so far.

@@ -35,7 +35,7 @@ pub(crate) fn start_method() -> ConnectionStart {
         ("consumer_priorities", true),
         ("authentication_failure_close", true),
         ("per_consumer_qos", true),
-        ("direct_reply_to", false),
+        ("direct_reply_to", true),
     ] {
         caps.insert(name, on);
     }

@@ -2,11 +2,26 @@
 
 use super::connection::Connection;
 use crate::broker::exchange::Destination;
-use crate::broker::vhost::QueueSpec;
+use crate::broker::vhost::{QueueSpec, DIRECT_REPLY_TO};
 use crate::protocol::*;
 
 impl Connection {
     pub(crate) fn queue_declare(&mut self, ch: u16, m: &QueueDeclare) -> Result<(), AmqpError> {
+        if m.passive && m.queue == DIRECT_REPLY_TO {
+            // The direct reply-to pseudo-queue always "exists".
+            if !m.nowait {
+                self.send(
+                    ch,
+                    QueueDeclareOk {
+                        queue: m.queue.clone(),
+                        message_count: 0,
+                        consumer_count: 0,
+                    }
+                    .into(),
+                );
+            }
+            return Ok(());
+        }
         let name = if m.passive && m.queue.is_empty() {
             self.queue_name(ch, &m.queue).unwrap_or_default()
         } else {
