@@ -131,6 +131,7 @@ def test_raw_confirm_select_twice_ok_and_nowait(raw):
     assert ack.delivery_tag == 2  # re-select does not reset the counter
 
 
+@pytest.mark.queue_args
 def test_nack_on_reject_publish_overflow(channel):
     q = declare_queue(channel, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     channel.confirm_delivery()

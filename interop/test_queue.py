@@ -160,6 +160,7 @@ def test_declare_amq_prefix_403(channel, unique):
         f"ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'")
 
 
+@pytest.mark.queue_args
 @pytest.mark.parametrize("args,detail", [
     ({"x-max-length": "ten"}, '"expected integer, got longstr"'),
     ({"x-max-length": -1}, "{value_negative,-1}"),
@@ -470,6 +471,7 @@ def test_nowait_declare(raw):
 # ---------------------------------------------------------------- common x-arguments
 
 
+@pytest.mark.queue_args
 def test_message_ttl_argument(channel):
     q = declare_queue(channel, arguments={"x-message-ttl": 50})
     publish_confirmed(channel, q, [b"expires"])
@@ -480,6 +482,7 @@ def test_message_ttl_argument(channel):
     assert channel.basic_get(q)[0] is None
 
 
+@pytest.mark.queue_args
 def test_per_message_expiration(channel):
     q = declare_queue(channel)
     channel.confirm_delivery()
@@ -490,12 +493,14 @@ def test_per_message_expiration(channel):
     assert bodies == [b"long"]
 
 
+@pytest.mark.queue_args
 def test_max_length_drops_head(channel):
     q = declare_queue(channel, arguments={"x-max-length": 2})
     publish_confirmed(channel, q, [b"0", b"1", b"2", b"3"])
     assert [m[2] for m in drain(channel, q)] == [b"2", b"3"]
 
 
+@pytest.mark.queue_args
 def test_max_length_reject_publish_nacks(channel):
     q = declare_queue(channel, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
     channel.confirm_delivery()
@@ -505,6 +510,7 @@ def test_max_length_reject_publish_nacks(channel):
     assert [m[2] for m in drain(channel, q)] == [b"1"]
 
 
+@pytest.mark.queue_args
 def test_dead_letter_on_reject(channel):
     dlq = declare_queue(channel)
     q = declare_queue(channel, arguments={"x-dead-letter-exchange": "",
@@ -525,6 +531,7 @@ def test_dead_letter_on_reject(channel):
     assert props.headers["x-first-death-queue"] == q
 
 
+@pytest.mark.queue_args
 def test_max_priority(channel):
     q = declare_queue(channel, arguments={"x-max-priority": 10})
     channel.confirm_delivery()
@@ -533,6 +540,7 @@ def test_max_priority(channel):
     assert [m[2] for m in drain(channel, q)] == [b"9", b"5", b"3", b"1", b"None"]
 
 
+@pytest.mark.queue_args
 def test_queue_expires(channel, unique):
     name = unique("expiring")
     channel.queue_declare(name, arguments={"x-expires": 100})

@@ -54,7 +54,12 @@ impl MemoryConfig {
     /// The watermark in bytes, given the machine's total RAM.
     pub fn high_watermark_bytes(&self, total_ram: u64) -> Result<u64, String> {
         let s = self.high_watermark.trim();
-        for (unit, mult) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)] {
+        for (unit, mult) in [
+            ("GiB", 1u64 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+            ("B", 1),
+        ] {
             if let Some(n) = s.strip_suffix(unit) {
                 return n
                     .trim()

@@ -3,7 +3,7 @@
 
 mod raw;
 
-use raw::{broker, RawClient};
+use raw::{RawClient, broker};
 use warren::protocol::*;
 
 #[tokio::test]
@@ -14,7 +14,9 @@ async fn publisher_is_blocked_over_the_memory_watermark() {
     c.publish(1, "", "nowhere", b"x").await;
     let (ch, m) = c.expect_method().await;
     assert_eq!(ch, 0);
-    let Method::ConnectionBlocked(b) = m else { panic!("expected connection.blocked, got {m:?}") };
+    let Method::ConnectionBlocked(b) = m else {
+        panic!("expected connection.blocked, got {m:?}")
+    };
     assert_eq!(b.reason, "low on memory");
     // While blocked the broker does not read: a channel.flow request gets no answer.
     c.send(1, ChannelFlow { active: true }.into()).await;

@@ -11,7 +11,7 @@
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
-use crate::protocol::{encode_content, BasicDeliver, Method, ShortStr};
+use crate::protocol::{BasicDeliver, Method, ShortStr, encode_content};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -129,7 +129,9 @@ impl Exchange {
 
     /// The `alternate-exchange` argument, if any.
     pub fn alternate(&self) -> Option<&str> {
-        self.arguments.get("alternate-exchange").and_then(|v| v.as_str())
+        self.arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_str())
     }
 
     /// Adds a binding; false when an identical one exists.
@@ -144,7 +146,9 @@ impl Exchange {
                 .entry(b.routing_key.clone())
                 .or_default()
                 .push(b.destination.clone()),
-            ExchangeKind::Topic => bs.topic.insert(b.routing_key.as_bytes(), b.destination.clone()),
+            ExchangeKind::Topic => bs
+                .topic
+                .insert(b.routing_key.as_bytes(), b.destination.clone()),
             ExchangeKind::Fanout | ExchangeKind::Headers => {}
         }
         bs.list.push(b);
@@ -182,8 +186,9 @@ impl Exchange {
     /// Removes every binding to `dest`; returns whether any was removed.
     pub fn remove_destination(&self, dest: &Destination) -> bool {
         let mut bs = self.bindings.write().unwrap();
-        let (gone, kept): (Vec<Binding>, Vec<Binding>) =
-            std::mem::take(&mut bs.list).into_iter().partition(|b| b.destination == *dest);
+        let (gone, kept): (Vec<Binding>, Vec<Binding>) = std::mem::take(&mut bs.list)
+            .into_iter()
+            .partition(|b| b.destination == *dest);
         bs.list = kept;
         for b in &gone {
             Self::unindex(&mut bs, self.kind, b);

@@ -3,7 +3,7 @@
 //! void binding value matches any value of a present header; integers compare by value
 //! whatever their width.
 
-use crate::protocol::{reply_code, AmqpError, FieldTable, FieldValue};
+use crate::protocol::{AmqpError, FieldTable, FieldValue, reply_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XMatch {

@@ -24,8 +24,10 @@ pub struct Broker {
 impl Broker {
     pub fn new(default_vhost: &str) -> Broker {
         let b = Broker::default();
-        b.vhosts
-            .insert(default_vhost.to_string(), Arc::new(VHost::new(default_vhost)));
+        b.vhosts.insert(
+            default_vhost.to_string(),
+            Arc::new(VHost::new(default_vhost)),
+        );
         b
     }
 

@@ -181,11 +181,14 @@ impl Queue {
         if s.deleted {
             return Err(ConsumeRefused::Deleted);
         }
-        if s.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !s.consumers.is_empty())
+        if s.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && !s.consumers.is_empty())
         {
             return Err(ConsumeRefused::ExclusiveInUse);
         }
-        let pos = s.consumers.partition_point(|c| c.priority >= consumer.priority);
+        let pos = s
+            .consumers
+            .partition_point(|c| c.priority >= consumer.priority);
         s.consumers.insert(pos, consumer);
         s.had_consumer = true;
         on_added();

@@ -87,7 +87,10 @@ impl<D: PartialEq> TopicTrie<D> {
                     }
                 }
             }
-            node.dests.is_empty() && node.words.is_empty() && node.star.is_none() && node.hash.is_none()
+            node.dests.is_empty()
+                && node.words.is_empty()
+                && node.star.is_none()
+                && node.hash.is_none()
         }
         go(&mut self.root, &words(binding_key), dest);
     }

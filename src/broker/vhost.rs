@@ -8,7 +8,7 @@ use super::names;
 use super::outbox::Bells;
 use super::queue::Queue;
 use crate::protocol::{
-    encode_method, reply_code, AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr,
+    AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
 };
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -71,7 +71,14 @@ impl VHost {
             let name = ShortStr::from(n);
             v.exchanges.insert(
                 name.clone(),
-                Arc::new(Exchange::new(name, k, true, false, false, FieldTable::new())),
+                Arc::new(Exchange::new(
+                    name,
+                    k,
+                    true,
+                    false,
+                    false,
+                    FieldTable::new(),
+                )),
             );
         }
         v
@@ -101,7 +108,14 @@ impl VHost {
         )
     }
 
-    fn inequivalent(&self, what: &str, name: &ShortStr, arg: &str, got: &str, have: &str) -> AmqpError {
+    fn inequivalent(
+        &self,
+        what: &str,
+        name: &ShortStr,
+        arg: &str,
+        got: &str,
+        have: &str,
+    ) -> AmqpError {
         precondition(format!(
             "inequivalent arg '{arg}' for {what} '{name}' in vhost '{}': received '{got}' but current is '{have}'",
             self.name
@@ -114,7 +128,8 @@ impl VHost {
 
     /// Looks up an exchange for publishing or binding: 404 when missing.
     pub fn existing_exchange(&self, name: &ShortStr) -> Result<Arc<Exchange>, AmqpError> {
-        self.exchange(name.as_bytes()).ok_or_else(|| self.no_exchange(name))
+        self.exchange(name.as_bytes())
+            .ok_or_else(|| self.no_exchange(name))
     }
 
     pub fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<(), AmqpError> {
@@ -133,10 +148,15 @@ impl VHost {
                 format!("unknown exchange type '{}'", spec.kind),
             ));
         };
-        if spec.name.as_bytes().starts_with(b"amq.") && self.exchange(spec.name.as_bytes()).is_none() {
+        if spec.name.as_bytes().starts_with(b"amq.")
+            && self.exchange(spec.name.as_bytes()).is_none()
+        {
             return Err(AmqpError::channel(
                 reply_code::ACCESS_REFUSED,
-                format!("exchange name '{}' contains reserved prefix 'amq.*'", spec.name),
+                format!(
+                    "exchange name '{}' contains reserved prefix 'amq.*'",
+                    spec.name
+                ),
             ));
         }
         let existing = self
@@ -155,18 +175,37 @@ impl VHost {
             .clone();
         let eq = |arg, got: bool, have: bool| {
             if got != have {
-                Err(self.inequivalent("exchange", spec.name, arg, &got.to_string(), &have.to_string()))
+                Err(self.inequivalent(
+                    "exchange",
+                    spec.name,
+                    arg,
+                    &got.to_string(),
+                    &have.to_string(),
+                ))
             } else {
                 Ok(())
             }
         };
         if existing.kind != kind {
-            return Err(self.inequivalent("exchange", spec.name, "type", kind.name(), existing.kind.name()));
+            return Err(self.inequivalent(
+                "exchange",
+                spec.name,
+                "type",
+                kind.name(),
+                existing.kind.name(),
+            ));
         }
         eq("durable", spec.durable, existing.durable)?;
         eq("auto_delete", spec.auto_delete, existing.auto_delete)?;
         eq("internal", spec.internal, existing.internal)?;
-        check_args("exchange", spec.name, &self.name, spec.arguments, &existing.arguments, &["alternate-exchange"])
+        check_args(
+            "exchange",
+            spec.name,
+            &self.name,
+            spec.arguments,
+            &existing.arguments,
+            &["alternate-exchange"],
+        )
     }
 
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<(), AmqpError> {
@@ -179,7 +218,10 @@ impl VHost {
         if name.as_bytes().starts_with(b"amq.") {
             return Err(AmqpError::channel(
                 reply_code::ACCESS_REFUSED,
-                format!("deletion of system exchange '{name}' in vhost '{}' not allowed", self.name),
+                format!(
+                    "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                    self.name
+                ),
             ));
         }
         let Some(ex) = self.exchange(name.as_bytes()) else {
@@ -210,7 +252,11 @@ impl VHost {
     }
 
     fn auto_delete_exchange(&self, e: &Arc<Exchange>) {
-        if self.exchanges.remove_if(&e.name, |_, v| Arc::ptr_eq(v, e) && !v.has_bindings()).is_some() {
+        if self
+            .exchanges
+            .remove_if(&e.name, |_, v| Arc::ptr_eq(v, e) && !v.has_bindings())
+            .is_some()
+        {
             self.remove_destination(&Destination::Exchange(e.clone()));
         }
     }
@@ -221,8 +267,14 @@ impl VHost {
 
     /// Looks up a queue that `connection` may use: 404 when missing, 405 when exclusive
     /// to another connection.
-    pub fn existing_queue(&self, name: &ShortStr, connection: u64) -> Result<Arc<Queue>, AmqpError> {
-        let q = self.queue(name.as_bytes()).ok_or_else(|| self.no_queue(name))?;
+    pub fn existing_queue(
+        &self,
+        name: &ShortStr,
+        connection: u64,
+    ) -> Result<Arc<Queue>, AmqpError> {
+        let q = self
+            .queue(name.as_bytes())
+            .ok_or_else(|| self.no_queue(name))?;
         if !q.accessible_by(connection) {
             return Err(self.locked(name));
         }
@@ -242,7 +294,10 @@ impl VHost {
             if spec.name.as_bytes().starts_with(b"amq.") {
                 return Err(AmqpError::channel(
                     reply_code::ACCESS_REFUSED,
-                    format!("queue name '{}' contains reserved prefix 'amq.*'", spec.name),
+                    format!(
+                        "queue name '{}' contains reserved prefix 'amq.*'",
+                        spec.name
+                    ),
                 ));
             }
             spec.name.clone()
@@ -265,7 +320,13 @@ impl VHost {
             return Err(self.locked(&name));
         }
         if q.durable != spec.durable {
-            return Err(self.inequivalent("queue", &name, "durable", &spec.durable.to_string(), &q.durable.to_string()));
+            return Err(self.inequivalent(
+                "queue",
+                &name,
+                "durable",
+                &spec.durable.to_string(),
+                &q.durable.to_string(),
+            ));
         }
         if q.auto_delete != spec.auto_delete {
             return Err(self.inequivalent(
@@ -276,7 +337,14 @@ impl VHost {
                 &q.auto_delete.to_string(),
             ));
         }
-        check_args("queue", &name, &self.name, spec.arguments, &q.arguments, &[])?;
+        check_args(
+            "queue",
+            &name,
+            &self.name,
+            spec.arguments,
+            &q.arguments,
+            &[],
+        )?;
         let (m, c) = q.counts();
         // The default exchange binds every queue by name.
         Ok((q, m, c))
@@ -299,17 +367,27 @@ impl VHost {
         }
         let (m, c) = q.counts();
         if if_unused && c > 0 {
-            return Err(precondition(format!("queue '{name}' in vhost '{}' in use", self.name)));
+            return Err(precondition(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
         }
         if if_empty && m > 0 {
-            return Err(precondition(format!("queue '{name}' in vhost '{}' not empty", self.name)));
+            return Err(precondition(format!(
+                "queue '{name}' in vhost '{}' not empty",
+                self.name
+            )));
         }
         Ok(self.remove_queue(&q))
     }
 
     /// Removes a queue unconditionally (exclusive owner gone, auto-delete, queue.delete).
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
-        if self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q)).is_none() {
+        if self
+            .queues
+            .remove_if(&q.name, |_, v| Arc::ptr_eq(v, q))
+            .is_none()
+        {
             return 0;
         }
         let (count, consumers) = q.mark_deleted();
@@ -356,7 +434,8 @@ impl VHost {
         let Some(ex) = self.exchange(source.as_bytes()) else {
             return Ok(());
         };
-        let Ok(b) = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind) else {
+        let Ok(b) = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)
+        else {
             return Ok(());
         };
         if ex.unbind(&b) && ex.auto_delete && !ex.has_bindings() {
@@ -474,7 +553,11 @@ fn check_args(
     let relevant = |k: &ShortStr| {
         checked.iter().any(|c| k == c) || (what == "queue" && k.as_bytes().starts_with(b"x-"))
     };
-    let keys = got.iter().map(|(k, _)| k).chain(have.iter().map(|(k, _)| k)).filter(|k| relevant(k));
+    let keys = got
+        .iter()
+        .map(|(k, _)| k)
+        .chain(have.iter().map(|(k, _)| k))
+        .filter(|k| relevant(k));
     for k in keys {
         let key = k.to_string_lossy();
         let a = got.get(&key);
@@ -498,7 +581,10 @@ fn value_text(v: &FieldValue) -> String {
     match v {
         FieldValue::LongStr(s) => s.to_string(),
         FieldValue::Bool(b) => b.to_string(),
-        other => other.as_i64().map(|i| i.to_string()).unwrap_or_else(|| format!("{other:?}")),
+        other => other
+            .as_i64()
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| format!("{other:?}")),
     }
 }
 

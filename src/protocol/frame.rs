@@ -165,7 +165,11 @@ pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, A
 pub fn erlang_binary(octets: &[u8]) -> String {
     let cut = &octets[..octets.len().min(64)];
     let more = if cut.len() < octets.len() { ",..." } else { "" };
-    if !cut.is_empty() && cut.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\') {
+    if !cut.is_empty()
+        && cut
+            .iter()
+            .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+    {
         format!("<<\"{}\"{more}>>", String::from_utf8_lossy(cut))
     } else {
         let nums: Vec<String> = cut.iter().map(|b| b.to_string()).collect();

@@ -27,15 +27,25 @@ pub fn total_ram() -> u64 {
 }
 
 /// Samples memory until `stop` and publishes whether the alarm is raised.
-pub async fn run(watermark: u64, tx: watch::Sender<bool>, stop: tokio_util::sync::CancellationToken) {
+pub async fn run(
+    watermark: u64,
+    tx: watch::Sender<bool>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     loop {
         let used = resident_bytes().unwrap_or(0);
         let raised = used > watermark;
         if raised != *tx.borrow() {
             if raised {
-                warn!(used, watermark, "memory alarm raised: blocking publishers until usage drops");
+                warn!(
+                    used,
+                    watermark, "memory alarm raised: blocking publishers until usage drops"
+                );
             } else {
-                warn!(used, watermark, "memory alarm cleared: unblocking publishers");
+                warn!(
+                    used,
+                    watermark, "memory alarm cleared: unblocking publishers"
+                );
             }
             tx.send_replace(raised);
         }

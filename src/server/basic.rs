@@ -6,11 +6,11 @@ use super::connection::Connection;
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::message::Message;
 use crate::broker::names;
-use crate::broker::queue::{requeue_unacked, ConsumeRefused, Queue};
-use crate::broker::vhost::{type_name, DIRECT_REPLY_TO};
+use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
+use crate::broker::vhost::{DIRECT_REPLY_TO, type_name};
 use crate::protocol::*;
-use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 
 /// CC and BCC routing keys (sender-selected distribution), if the headers carry any.
 fn extra_keys(headers: &FieldTable, name: &str) -> Result<Vec<LongStr>, AmqpError> {
@@ -41,7 +41,10 @@ impl Connection {
         content: Content,
     ) -> Result<(), AmqpError> {
         if p.immediate {
-            return Err(AmqpError::connection(reply_code::NOT_IMPLEMENTED, "immediate=true"));
+            return Err(AmqpError::connection(
+                reply_code::NOT_IMPLEMENTED,
+                "immediate=true",
+            ));
         }
         if *self.shared.memory_alarm.borrow() {
             self.must_block = true;
@@ -68,7 +71,11 @@ impl Connection {
             ));
         }
         let mut content = content;
-        if content.properties.reply_to().is_some_and(|r| r == DIRECT_REPLY_TO) {
+        if content
+            .properties
+            .reply_to()
+            .is_some_and(|r| r == DIRECT_REPLY_TO)
+        {
             // The reply address of this channel's direct reply-to consumer.
             let Some((address, _)) = &self.channel(ch).direct_reply else {
                 return Err(AmqpError::channel(
@@ -81,7 +88,7 @@ impl Connection {
             content.properties = EncodedProperties::from(&all);
         }
         if let Some(ops) = &mut self.channel(ch).tx {
-            ops.push(TxOp::Publish(p, content));
+            ops.push(TxOp::Publish(Box::new((p, content))));
             return Ok(());
         }
         self.route_and_enqueue(ch, &p, content)
@@ -129,8 +136,14 @@ impl Connection {
         let mut routed = !out.is_empty();
         if !routed
             && p.exchange.is_empty()
-            && p.routing_key.as_bytes().starts_with(DIRECT_REPLY_TO.as_bytes())
-            && let Some(consumer) = self.vhost.direct_reply.get(&p.routing_key).map(|c| c.clone())
+            && p.routing_key
+                .as_bytes()
+                .starts_with(DIRECT_REPLY_TO.as_bytes())
+            && let Some(consumer) = self
+                .vhost
+                .direct_reply
+                .get(&p.routing_key)
+                .map(|c| c.clone())
         {
             routed = consumer.deliver_no_ack(&message, &mut self.bells);
         }
@@ -191,7 +204,9 @@ impl Connection {
             cancelled: AtomicBool::new(false),
         });
         let address = ShortStr::from(format!("{DIRECT_REPLY_TO}.{}", names::reply_token()));
-        self.vhost.direct_reply.insert(address.clone(), consumer.clone());
+        self.vhost
+            .direct_reply
+            .insert(address.clone(), consumer.clone());
         self.channel(ch).direct_reply = Some((address, consumer));
         if !m.nowait {
             self.send(ch, BasicConsumeOk { consumer_tag: tag }.into());
@@ -269,7 +284,10 @@ impl Connection {
             return Err(match refused {
                 ConsumeRefused::ExclusiveInUse => AmqpError::channel(
                     reply_code::ACCESS_REFUSED,
-                    format!("queue '{name}' in vhost '{}' in exclusive use", self.vhost.name),
+                    format!(
+                        "queue '{name}' in vhost '{}' in exclusive use",
+                        self.vhost.name
+                    ),
                 ),
                 ConsumeRefused::Deleted => AmqpError::channel(
                     reply_code::NOT_FOUND,
@@ -284,7 +302,9 @@ impl Connection {
         let channel = self.channel(ch);
         if matches!(&channel.direct_reply, Some((_, c)) if c.tag == m.consumer_tag) {
             let (address, consumer) = channel.direct_reply.take().unwrap();
-            consumer.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+            consumer
+                .cancelled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             self.vhost.direct_reply.remove(&address);
         }
         let link = self.channel(ch).link.clone();
@@ -331,7 +351,14 @@ impl Connection {
             message_count,
         });
         self.outbox.push(|buf, frame_max| {
-            encode_content(buf, ch, &method, &qm.message.properties, &qm.message.body, frame_max)
+            encode_content(
+                buf,
+                ch,
+                &method,
+                &qm.message.properties,
+                &qm.message.body,
+                frame_max,
+            )
         });
         if !m.no_ack {
             d.unacked.push_back(Unacked {
@@ -370,7 +397,12 @@ impl Connection {
         self.apply_nack(ch, tag, multiple, requeue)
     }
 
-    fn take_unacked(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+    fn take_unacked(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<Vec<Unacked>, AmqpError> {
         let link = self.channel(ch).link.clone();
         let taken = link.deliveries.lock().unwrap().take(tag, multiple);
         taken.ok_or_else(|| {
@@ -416,9 +448,17 @@ impl Connection {
         Ok(())
     }
 
-    pub(crate) fn basic_recover(&mut self, ch: u16, requeue: bool, reply: bool) -> Result<(), AmqpError> {
+    pub(crate) fn basic_recover(
+        &mut self,
+        ch: u16,
+        requeue: bool,
+        reply: bool,
+    ) -> Result<(), AmqpError> {
         if !requeue {
-            return Err(AmqpError::connection(reply_code::NOT_IMPLEMENTED, "requeue=false"));
+            return Err(AmqpError::connection(
+                reply_code::NOT_IMPLEMENTED,
+                "requeue=false",
+            ));
         }
         let link = self.channel(ch).link.clone();
         let taken = link.deliveries.lock().unwrap().take_all();

@@ -22,9 +22,16 @@ pub(crate) struct Confirms {
 
 /// A publish or acknowledgement held back by a transaction until commit.
 pub(crate) enum TxOp {
-    Publish(BasicPublish, Content),
-    Ack { tag: u64, multiple: bool },
-    Nack { tag: u64, multiple: bool, requeue: bool },
+    Publish(Box<(BasicPublish, Content)>),
+    Ack {
+        tag: u64,
+        multiple: bool,
+    },
+    Nack {
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
 }
 
 pub(crate) struct Channel {
@@ -72,7 +79,9 @@ impl Channel {
         requeue_unacked(unacked, bells);
         self.tx = None;
         if let Some((address, consumer)) = self.direct_reply.take() {
-            consumer.cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+            consumer
+                .cancelled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             vhost.direct_reply.remove(&address);
         }
     }
@@ -97,7 +106,10 @@ impl Connection {
     /// Handles a method (without content) on an open channel.
     pub(crate) fn handle_method(&mut self, ch: u16, method: &Method) -> Result<(), AmqpError> {
         if !method.sent_by_client() {
-            return Err(AmqpError::new(reply_code::COMMAND_INVALID, "unimplemented method"));
+            return Err(AmqpError::new(
+                reply_code::COMMAND_INVALID,
+                "unimplemented method",
+            ));
         }
         match method {
             Method::ChannelOpen(_) => Err(AmqpError::new(
@@ -159,7 +171,9 @@ impl Connection {
                 self.basic_publish(ch, p, c)
                     .map_err(|e| e.on(BasicPublish::CLASS_ID, BasicPublish::METHOD_ID))
             }
-            m => Err(AmqpError::new(reply_code::COMMAND_INVALID, "unimplemented method").caused_by(m)),
+            m => Err(
+                AmqpError::new(reply_code::COMMAND_INVALID, "unimplemented method").caused_by(m),
+            ),
         }
     }
 
@@ -208,7 +222,10 @@ impl Connection {
     }
 
     fn not_transactional() -> AmqpError {
-        AmqpError::channel(reply_code::PRECONDITION_FAILED, "channel is not transactional")
+        AmqpError::channel(
+            reply_code::PRECONDITION_FAILED,
+            "channel is not transactional",
+        )
     }
 
     pub(crate) fn tx_commit(&mut self, ch: u16) -> Result<(), AmqpError> {
@@ -218,7 +235,10 @@ impl Connection {
         };
         for op in ops {
             match op {
-                TxOp::Publish(p, c) => self.route_and_enqueue(ch, &p, c)?,
+                TxOp::Publish(pc) => {
+                    let (p, c) = *pc;
+                    self.route_and_enqueue(ch, &p, c)?
+                }
                 TxOp::Ack { tag, multiple } => self.apply_ack(ch, tag, multiple)?,
                 TxOp::Nack {
                     tag,

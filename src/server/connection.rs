@@ -5,8 +5,8 @@
 //! The reader task owns the connection's and its channels' private state; what queues and
 //! other connections reach lives in `ChannelLink`s (see `broker::consumer`).
 
-use super::channel::Channel;
 use super::Shared;
+use super::channel::Channel;
 use crate::broker::outbox::{Bells, Outbox};
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
@@ -14,14 +14,14 @@ use crate::protocol::frame::CodecError;
 use crate::protocol::*;
 use bytes::BytesMut;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{Instrument, debug, info, warn};
 
 /// How long a client may take over the handshake, and to answer our connection.close.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,7 +191,11 @@ impl Connection {
             if self.must_block && !closing {
                 self.block_until_memory_frees().await;
             }
-            let deadline = if closing { Some(CLOSE_TIMEOUT) } else { read_timeout };
+            let deadline = if closing {
+                Some(CLOSE_TIMEOUT)
+            } else {
+                read_timeout
+            };
             let read = async {
                 match deadline {
                     Some(d) => tokio::time::timeout(d, rd.read_buf(buf)).await,
@@ -230,7 +234,13 @@ impl Connection {
             return;
         }
         if self.blocked_notify {
-            self.send(0, ConnectionBlocked { reason: "low on memory".into() }.into());
+            self.send(
+                0,
+                ConnectionBlocked {
+                    reason: "low on memory".into(),
+                }
+                .into(),
+            );
             self.outbox.ring();
         }
         let shutdown = self.shared.shutdown.clone();
@@ -318,11 +328,15 @@ impl Connection {
                     method: Method::ChannelOpen(_),
                     ..
                 } => self.open_channel(id),
-                Frame::Method { method, .. } => {
-                    Err(AmqpError::new(reply_code::CHANNEL_ERROR, "expected 'channel.open'")
-                        .caused_by(&method))
-                }
-                _ => Err(AmqpError::new(reply_code::CHANNEL_ERROR, "expected 'channel.open'")),
+                Frame::Method { method, .. } => Err(AmqpError::new(
+                    reply_code::CHANNEL_ERROR,
+                    "expected 'channel.open'",
+                )
+                .caused_by(&method)),
+                _ => Err(AmqpError::new(
+                    reply_code::CHANNEL_ERROR,
+                    "expected 'channel.open'",
+                )),
             };
         }
         let ch = self.channels[slot].as_mut().unwrap();
@@ -389,10 +403,7 @@ impl Connection {
             self.cancel_notify,
         )));
         self.open_channels += 1;
-        self.send(
-            id,
-            ChannelOpenOk {}.into(),
-        );
+        self.send(id, ChannelOpenOk {}.into());
         Ok(())
     }
 
@@ -463,11 +474,11 @@ impl Connection {
 
     /// Appends a method frame to this connection's outbox (rung at the end of the batch).
     pub fn send(&self, channel: u16, method: Method) {
-        self.outbox.push(|buf, _| encode_method(buf, channel, &method));
+        self.outbox
+            .push(|buf, _| encode_method(buf, channel, &method));
     }
 
     pub fn channel(&mut self, id: u16) -> &mut Channel {
         self.channels[id as usize].as_mut().unwrap()
     }
 }
-

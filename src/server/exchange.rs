@@ -6,7 +6,11 @@ use crate::broker::vhost::ExchangeSpec;
 use crate::protocol::*;
 
 impl Connection {
-    pub(crate) fn exchange_declare(&mut self, ch: u16, m: &ExchangeDeclare) -> Result<(), AmqpError> {
+    pub(crate) fn exchange_declare(
+        &mut self,
+        ch: u16,
+        m: &ExchangeDeclare,
+    ) -> Result<(), AmqpError> {
         self.vhost.declare_exchange(&ExchangeSpec {
             name: &m.exchange,
             kind: &m.kind,
@@ -32,7 +36,12 @@ impl Connection {
 
     pub(crate) fn exchange_bind(&mut self, ch: u16, m: &ExchangeBind) -> Result<(), AmqpError> {
         let dest = self.vhost.existing_exchange(&m.destination)?;
-        self.vhost.bind(&m.source, Destination::Exchange(dest), &m.routing_key, &m.arguments)?;
+        self.vhost.bind(
+            &m.source,
+            Destination::Exchange(dest),
+            &m.routing_key,
+            &m.arguments,
+        )?;
         if !m.nowait {
             self.send(ch, ExchangeBindOk {}.into());
         }
@@ -41,8 +50,12 @@ impl Connection {
 
     pub(crate) fn exchange_unbind(&mut self, ch: u16, m: &ExchangeUnbind) -> Result<(), AmqpError> {
         if let Some(dest) = self.vhost.exchange(m.destination.as_bytes()) {
-            self.vhost
-                .unbind(&m.source, Destination::Exchange(dest), &m.routing_key, &m.arguments)?;
+            self.vhost.unbind(
+                &m.source,
+                Destination::Exchange(dest),
+                &m.routing_key,
+                &m.arguments,
+            )?;
         }
         if !m.nowait {
             self.send(ch, ExchangeUnbindOk {}.into());

@@ -44,7 +44,10 @@ pub(crate) fn start_method() -> ConnectionStart {
     props.insert("version", env!("CARGO_PKG_VERSION"));
     props.insert("platform", "Rust");
     props.insert("copyright", "The Warren authors");
-    props.insert("information", "AMQP 0-9-1 broker, a drop-in replacement for RabbitMQ");
+    props.insert(
+        "information",
+        "AMQP 0-9-1 broker, a drop-in replacement for RabbitMQ",
+    );
     props.insert("capabilities", caps);
     ConnectionStart {
         version_major: 0,
@@ -202,7 +205,11 @@ pub(crate) async fn negotiate(
     else {
         return Ok(None);
     };
-    let Some(vhost) = open.virtual_host.as_str().and_then(|v| shared.broker.vhost(v)) else {
+    let Some(vhost) = open
+        .virtual_host
+        .as_str()
+        .and_then(|v| shared.broker.vhost(v))
+    else {
         let e = AmqpError::connection(
             reply_code::NOT_ALLOWED,
             format!("vhost {} not found", open.virtual_host),

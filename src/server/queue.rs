@@ -2,7 +2,7 @@
 
 use super::connection::Connection;
 use crate::broker::exchange::Destination;
-use crate::broker::vhost::{QueueSpec, DIRECT_REPLY_TO};
+use crate::broker::vhost::{DIRECT_REPLY_TO, QueueSpec};
 use crate::protocol::*;
 
 impl Connection {
@@ -54,7 +54,12 @@ impl Connection {
     pub(crate) fn queue_bind(&mut self, ch: u16, m: &QueueBind) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &m.queue)?;
         let q = self.vhost.existing_queue(&name, self.id)?;
-        self.vhost.bind(&m.exchange, Destination::Queue(q), &m.routing_key, &m.arguments)?;
+        self.vhost.bind(
+            &m.exchange,
+            Destination::Queue(q),
+            &m.routing_key,
+            &m.arguments,
+        )?;
         if !m.nowait {
             self.send(ch, QueueBindOk {}.into());
         }
@@ -67,7 +72,12 @@ impl Connection {
             if !q.accessible_by(self.id) {
                 self.vhost.existing_queue(&name, self.id)?;
             }
-            self.vhost.unbind(&m.exchange, Destination::Queue(q), &m.routing_key, &m.arguments)?;
+            self.vhost.unbind(
+                &m.exchange,
+                Destination::Queue(q),
+                &m.routing_key,
+                &m.arguments,
+            )?;
         }
         self.send(ch, QueueUnbindOk {}.into());
         Ok(())
@@ -85,7 +95,9 @@ impl Connection {
 
     pub(crate) fn queue_delete(&mut self, ch: u16, m: &QueueDelete) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &m.queue)?;
-        let message_count = self.vhost.delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
+        let message_count = self
+            .vhost
+            .delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
         if !m.nowait {
             self.send(ch, QueueDeleteOk { message_count }.into());
         }

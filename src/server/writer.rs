@@ -11,7 +11,11 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 /// Runs until the outbox is closed and drained, or the socket fails.
-pub async fn run(mut socket: OwnedWriteHalf, outbox: Arc<Outbox>, heartbeat: Arc<std::sync::atomic::AtomicU32>) {
+pub async fn run(
+    mut socket: OwnedWriteHalf,
+    outbox: Arc<Outbox>,
+    heartbeat: Arc<std::sync::atomic::AtomicU32>,
+) {
     let mut spare = BytesMut::with_capacity(1024);
     let mut last_write = Instant::now();
     loop {

@@ -1,6 +1,6 @@
 //! Test harness: a real broker on a free port, driven over real sockets.
 //!
-//! By default each test starts Warren in-process on 127.0.0.1:0. With `WARREN_TEST_URL`
+//! By default each test starts Warren in-process on 127.0.0.1:0. With `AMQP_TEST_URL`
 //! set (e.g. `amqp://guest:guest@127.0.0.1:5673/%2f`), tests run against that broker
 //! instead, which is how they are checked against RabbitMQ.
 #![allow(dead_code)]
@@ -14,7 +14,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
-        if let Ok(url) = std::env::var("WARREN_TEST_URL") {
+        if let Ok(url) = std::env::var("AMQP_TEST_URL") {
             return TestBroker { url, _server: None };
         }
         let mut config = warren::config::Config::default();

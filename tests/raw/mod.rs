@@ -10,7 +10,9 @@ use tokio_util::codec::Decoder;
 use warren::protocol::*;
 
 /// Starts Warren on a free port with `tweak` applied to the default config.
-pub async fn broker(tweak: impl FnOnce(&mut warren::config::Config)) -> warren::server::ServerHandle {
+pub async fn broker(
+    tweak: impl FnOnce(&mut warren::config::Config),
+) -> warren::server::ServerHandle {
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.dir = std::env::temp_dir().join(format!("warren-raw-{}", std::process::id()));
@@ -36,10 +38,15 @@ impl RawClient {
 
     /// Header, start-ok (PLAIN guest/guest, with the given client capabilities), tune-ok
     /// echoing the server's values, open of vhost `/`, and channel 1 opened.
-    pub async fn handshake(server: &warren::server::ServerHandle, capabilities: &[&str]) -> RawClient {
+    pub async fn handshake(
+        server: &warren::server::ServerHandle,
+        capabilities: &[&str],
+    ) -> RawClient {
         let mut c = RawClient::connect(server).await;
         c.socket.write_all(&PROTOCOL_HEADER).await.unwrap();
-        let Method::ConnectionStart(_) = c.expect_method().await.1 else { panic!("start") };
+        let Method::ConnectionStart(_) = c.expect_method().await.1 else {
+            panic!("start")
+        };
         let mut caps = FieldTable::new();
         for cap in capabilities {
             caps.insert(*cap, true);
@@ -57,7 +64,9 @@ impl RawClient {
             .into(),
         )
         .await;
-        let Method::ConnectionTune(tune) = c.expect_method().await.1 else { panic!("tune") };
+        let Method::ConnectionTune(tune) = c.expect_method().await.1 else {
+            panic!("tune")
+        };
         c.send(
             0,
             ConnectionTuneOk {
@@ -68,10 +77,21 @@ impl RawClient {
             .into(),
         )
         .await;
-        c.send(0, ConnectionOpen { virtual_host: "/".into() }.into()).await;
-        let Method::ConnectionOpenOk(_) = c.expect_method().await.1 else { panic!("open-ok") };
+        c.send(
+            0,
+            ConnectionOpen {
+                virtual_host: "/".into(),
+            }
+            .into(),
+        )
+        .await;
+        let Method::ConnectionOpenOk(_) = c.expect_method().await.1 else {
+            panic!("open-ok")
+        };
         c.send(1, ChannelOpen {}.into()).await;
-        let Method::ChannelOpenOk(_) = c.expect_method().await.1 else { panic!("channel open-ok") };
+        let Method::ChannelOpenOk(_) = c.expect_method().await.1 else {
+            panic!("channel open-ok")
+        };
         c
     }
 
@@ -93,7 +113,14 @@ impl RawClient {
             ..Default::default()
         }
         .into();
-        encode_content(&mut out, channel, &m, &EncodedProperties::default(), body, 131072);
+        encode_content(
+            &mut out,
+            channel,
+            &m,
+            &EncodedProperties::default(),
+            body,
+            131072,
+        );
         self.send_raw(&out).await;
     }
 
@@ -103,10 +130,11 @@ impl RawClient {
             if let Some(f) = self.codec.decode(&mut self.buf).expect("valid frames") {
                 return Some(f);
             }
-            let n = tokio::time::timeout(Duration::from_secs(5), self.socket.read_buf(&mut self.buf))
-                .await
-                .expect("a frame within 5 s")
-                .unwrap();
+            let n =
+                tokio::time::timeout(Duration::from_secs(5), self.socket.read_buf(&mut self.buf))
+                    .await
+                    .expect("a frame within 5 s")
+                    .unwrap();
             if n == 0 {
                 return None;
             }
