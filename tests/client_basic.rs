@@ -1150,7 +1150,6 @@ async fn round_robin_between_equal_consumers() {
 }
 
 #[tokio::test]
-#[ignore = "queue arguments: issue 4"]
 async fn priority_queue_delivers_highest_priority_first() {
     let broker = TestBroker::start().await;
     let mut args = FieldTable::default();

@@ -215,7 +215,6 @@ async fn many_publishes_are_all_confirmed() {
 }
 
 #[tokio::test]
-#[ignore = "queue arguments: issue 4"]
 async fn reject_publish_overflow_is_nacked() {
     let broker = TestBroker::start().await;
     let mut args = FieldTable::default();

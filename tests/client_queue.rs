@@ -779,7 +779,6 @@ async fn declare_ok_reports_message_and_consumer_counts() {
 }
 
 #[tokio::test]
-#[ignore = "queue arguments: issue 4"]
 async fn queue_arguments_max_length_drops_oldest() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
@@ -813,7 +812,6 @@ async fn queue_arguments_max_length_drops_oldest() {
 }
 
 #[tokio::test]
-#[ignore = "queue arguments: issue 4"]
 async fn queue_message_ttl_zero_expires_unconsumed_messages() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;

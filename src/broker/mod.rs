@@ -1,7 +1,10 @@
 //! The broker core, socket-free: vhosts, exchanges and their routing, queues, consumers and
 //! messages. The server feeds it decoded methods; it writes deliveries into outboxes.
 
+pub mod args;
 pub mod consumer;
+pub mod deadletter;
+pub mod effects;
 pub mod exchange;
 pub mod headers;
 pub mod message;

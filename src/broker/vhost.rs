@@ -1,7 +1,9 @@
 //! A virtual host: its exchanges, queues and bindings, and the operations AMQP performs on
 //! them, with RabbitMQ's checks and reply texts.
 
+use super::args::QueueArgs;
 use super::consumer::Consumer;
+use super::effects::Effects;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::message::MessageRef;
 use super::names;
@@ -282,9 +284,13 @@ impl VHost {
     }
 
     /// Declares a queue; returns it with its message and consumer counts.
-    pub fn declare_queue(&self, spec: &QueueSpec) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+    pub fn declare_queue(
+        self: &Arc<Self>,
+        spec: &QueueSpec,
+    ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
         if spec.passive {
             let q = self.existing_queue(spec.name, spec.connection)?;
+            q.touch();
             let (m, c) = q.counts();
             return Ok((q, m, c));
         }
@@ -303,19 +309,29 @@ impl VHost {
             spec.name.clone()
         };
         let owner = spec.exclusive.then_some(spec.connection);
+        let args = QueueArgs::parse(spec.arguments, &name, &self.name)?;
+        let mut created = false;
         let q = self
             .queues
             .entry(name.clone())
             .or_insert_with(|| {
+                created = true;
                 Arc::new(Queue::new(
                     name.clone(),
                     spec.durable,
                     owner,
                     spec.auto_delete,
                     spec.arguments.clone(),
+                    args,
+                    Arc::downgrade(self),
                 ))
             })
             .clone();
+        if created {
+            q.start_timer_if_needed();
+        } else {
+            q.touch();
+        }
         if !q.accessible_by(spec.connection) || q.exclusive_owner.is_some() != spec.exclusive {
             return Err(self.locked(&name));
         }
@@ -510,11 +526,13 @@ impl VHost {
             .collect()
     }
 
-    /// Delivers `message` to `queues`.
-    pub fn enqueue(queues: &[Arc<Queue>], message: &MessageRef, bells: &mut Bells) {
+    /// Delivers `message` to `queues`; false if any refused it (overflow).
+    pub fn enqueue(queues: &[Arc<Queue>], message: &MessageRef, fx: &mut Effects) -> bool {
+        let mut all = true;
         for q in queues {
-            q.publish(message.clone(), bells);
+            all &= q.publish(message.clone(), fx);
         }
+        all
     }
 }
 

@@ -3,7 +3,9 @@
 
 use super::channel::TxOp;
 use super::connection::Connection;
+use crate::broker::args::message_expiration;
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
+use crate::broker::effects::DeathReason;
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
@@ -48,6 +50,9 @@ impl Connection {
         }
         if *self.shared.memory_alarm.borrow() {
             self.must_block = true;
+        }
+        if let Some(e) = content.properties.expiration() {
+            message_expiration(&e)?;
         }
         let ex = self.vhost.existing_exchange(&p.exchange)?;
         if ex.internal {
@@ -145,7 +150,7 @@ impl Connection {
                 .get(&p.routing_key)
                 .map(|c| c.clone())
         {
-            routed = consumer.deliver_no_ack(&message, &mut self.bells);
+            routed = consumer.deliver_no_ack(&message, &mut self.fx.bells);
         }
         if !routed && p.mandatory {
             let m = Method::BasicReturn(BasicReturn {
@@ -158,15 +163,31 @@ impl Connection {
                 encode_content(buf, ch, &m, &message.properties, &message.body, frame_max)
             });
         }
+        let mut accepted = true;
         for q in &out {
-            q.publish(message.clone(), &mut self.bells);
+            accepted &= q.publish(message.clone(), &mut self.fx);
         }
         self.route_scratch = out;
+        let outbox = self.outbox.clone();
         if let Some(c) = &mut self.channel(ch).confirms {
             c.last_seq += 1;
-            c.pending = Some(c.last_seq);
-            if !self.confirm_dirty.contains(&ch) {
-                self.confirm_dirty.push(ch);
+            if accepted {
+                c.pending = Some(c.last_seq);
+                if !self.confirm_dirty.contains(&ch) {
+                    self.confirm_dirty.push(ch);
+                }
+            } else {
+                // A queue refused it (x-overflow reject-publish): acks so far, then a nack.
+                let channel = self.channel(ch);
+                channel.flush_confirms(&outbox);
+                let c = channel.confirms.as_mut().unwrap();
+                let m = Method::BasicNack(BasicNack {
+                    delivery_tag: c.last_seq,
+                    multiple: false,
+                    requeue: false,
+                });
+                c.acked = c.last_seq;
+                outbox.push(|buf, _| encode_method(buf, ch, &m));
             }
         }
         Ok(())
@@ -273,7 +294,7 @@ impl Connection {
                     outbox.push(|buf, _| encode_method(buf, ch, ok));
                 }
             },
-            &mut self.bells,
+            &mut self.fx,
         );
         if let Err(refused) = added {
             link.deliveries
@@ -316,7 +337,7 @@ impl Connection {
                 .map(|i| d.consumers.remove(i))
         };
         if let Some(e) = entry
-            && e.queue.remove_consumer(&e.consumer)
+            && e.queue.remove_consumer(&e.consumer, &mut self.fx)
         {
             self.vhost.remove_queue(&e.queue);
         }
@@ -335,7 +356,7 @@ impl Connection {
     pub(crate) fn basic_get(&mut self, ch: u16, m: &BasicGet) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &m.queue)?;
         let q = self.vhost.existing_queue(&name, self.id)?;
-        let Some((qm, message_count)) = q.get() else {
+        let Some((qm, message_count)) = q.get(&mut self.fx) else {
             self.send(ch, BasicGetEmpty {}.into());
             return Ok(());
         };
@@ -422,7 +443,7 @@ impl Connection {
             }
         }
         for q in seen {
-            q.dispatch(&mut self.bells);
+            q.dispatch(&mut self.fx);
         }
     }
 
@@ -441,9 +462,13 @@ impl Connection {
     ) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
         if requeue {
-            requeue_unacked(taken, &mut self.bells);
+            requeue_unacked(taken, &mut self.fx);
         } else {
             self.redispatch(&taken);
+            for u in taken {
+                self.fx
+                    .dead_letter(&u.queue, u.message, DeathReason::Rejected);
+            }
         }
         Ok(())
     }
@@ -462,7 +487,7 @@ impl Connection {
         }
         let link = self.channel(ch).link.clone();
         let taken = link.deliveries.lock().unwrap().take_all();
-        requeue_unacked(taken, &mut self.bells);
+        requeue_unacked(taken, &mut self.fx);
         if reply {
             self.send(ch, BasicRecoverOk {}.into());
         }
@@ -485,7 +510,7 @@ impl Connection {
                 d.consumers.iter().map(|e| e.queue.clone()).collect()
             };
             for q in queues {
-                q.dispatch(&mut self.bells);
+                q.dispatch(&mut self.fx);
             }
         } else {
             channel.prefetch_count = m.prefetch_count;

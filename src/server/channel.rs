@@ -3,7 +3,8 @@
 
 use super::connection::Connection;
 use crate::broker::consumer::{ChannelLink, Consumer};
-use crate::broker::outbox::{Bells, Outbox};
+use crate::broker::effects::Effects;
+use crate::broker::outbox::Outbox;
 use crate::broker::queue::requeue_unacked;
 use crate::broker::vhost::VHost;
 use crate::protocol::*;
@@ -65,18 +66,18 @@ impl Channel {
 
     /// Cancels the channel's consumers (auto-deleting queues left without any) and
     /// requeues its unacknowledged deliveries in order. Idempotent.
-    pub fn release(&mut self, vhost: &VHost, bells: &mut Bells) {
+    pub fn release(&mut self, vhost: &VHost, fx: &mut Effects) {
         let (consumers, unacked) = {
             let mut d = self.link.deliveries.lock().unwrap();
             d.closed = true;
             (std::mem::take(&mut d.consumers), d.take_all())
         };
         for e in consumers {
-            if e.queue.remove_consumer(&e.consumer) {
+            if e.queue.remove_consumer(&e.consumer, fx) {
                 vhost.remove_queue(&e.queue);
             }
         }
-        requeue_unacked(unacked, bells);
+        requeue_unacked(unacked, fx);
         self.tx = None;
         if let Some((address, consumer)) = self.direct_reply.take() {
             consumer
@@ -180,7 +181,7 @@ impl Connection {
     /// Client-initiated channel.close: release and forget the channel now.
     fn drop_channel_now(&mut self, id: u16) {
         if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
-            ch.release(&self.vhost, &mut self.bells);
+            ch.release(&self.vhost, &mut self.fx);
         }
         if let Some(slot) = self.channels.get_mut(id as usize)
             && slot.take().is_some()

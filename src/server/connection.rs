@@ -7,7 +7,9 @@
 
 use super::Shared;
 use super::channel::Channel;
-use crate::broker::outbox::{Bells, Outbox};
+use crate::broker::deadletter::dead_letter_all;
+use crate::broker::effects::Effects;
+use crate::broker::outbox::Outbox;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::protocol::frame::CodecError;
@@ -36,7 +38,7 @@ pub(crate) struct Connection {
     pub channels: Vec<Option<Box<Channel>>>,
     pub open_channels: u16,
     pub channel_max: u16,
-    pub bells: Bells,
+    pub fx: Effects,
     /// Reused per publish: the queues a message routes to.
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with confirms to send at the end of this batch.
@@ -117,7 +119,7 @@ async fn handshake_and_run(
         channels: Vec::new(),
         open_channels: 0,
         channel_max: hs.channel_max,
-        bells: Bells::default(),
+        fx: Effects::default(),
         route_scratch: Vec::new(),
         confirm_dirty: Vec::new(),
         cancel_notify: hs.cancel_notify,
@@ -261,8 +263,9 @@ impl Connection {
                 ch.flush_confirms(&self.outbox);
             }
         }
+        dead_letter_all(&self.vhost, &mut self.fx);
         self.outbox.ring();
-        self.bells.ring();
+        self.fx.bells.ring();
     }
 
     fn handle_frame(&mut self, frame: Frame, closing: bool) -> Result<Option<End>, AmqpError> {
@@ -410,7 +413,7 @@ impl Connection {
     /// Releases a channel's consumers and requeues its unacked deliveries.
     fn release_channel(&mut self, id: u16) {
         if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
-            ch.release(&self.vhost, &mut self.bells);
+            ch.release(&self.vhost, &mut self.fx);
         }
     }
 
@@ -469,7 +472,8 @@ impl Connection {
         for q in self.vhost.exclusive_queues_of(self.id) {
             self.vhost.remove_queue(&q);
         }
-        self.bells.ring();
+        dead_letter_all(&self.vhost, &mut self.fx);
+        self.fx.bells.ring();
     }
 
     /// Appends a method frame to this connection's outbox (rung at the end of the batch).

@@ -1,0 +1,51 @@
+//! What broker operations leave to do once their locks are released: outboxes to ring and
+//! messages to dead-letter (routing them needs the vhost's maps, which come before queue
+//! locks in the lock order).
+
+use super::outbox::Bells;
+use super::queue::{Queue, QueuedMessage};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    Maxlen,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::Maxlen => "maxlen",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub queue: Arc<Queue>,
+    pub message: QueuedMessage,
+    pub reason: DeathReason,
+}
+
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub bells: Bells,
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Effects {
+    /// Records a message leaving `queue` for `reason`; kept only if the queue has a
+    /// dead-letter exchange (otherwise the message is simply dropped).
+    pub fn dead_letter(&mut self, queue: &Arc<Queue>, message: QueuedMessage, reason: DeathReason) {
+        if queue.args.dead_letter_exchange.is_some() {
+            self.dead.push(DeadLetter {
+                queue: queue.clone(),
+                message,
+                reason,
+            });
+        }
+    }
+}
