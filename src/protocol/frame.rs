@@ -142,7 +142,7 @@ impl Decoder for FrameCodec {
 pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
     match kind {
         FRAME_METHOD => decode_method(&payload).map(|method| Frame::Method { channel, method }),
-        FRAME_HEADER => decode_header(channel, &payload),
+        FRAME_HEADER => decode_header(channel, payload),
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
         FRAME_HEARTBEAT if !payload.is_empty() => Err(AmqpError::frame_error(format!(
             "type {kind}, all octets = {}: unknown_frame",
@@ -201,16 +201,16 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, AmqpError> {
 }
 
 #[inline]
-fn decode_header(channel: u16, payload: &Bytes) -> Result<Frame, AmqpError> {
+fn decode_header(channel: u16, mut payload: Bytes) -> Result<Frame, AmqpError> {
     let bad = |e| AmqpError::from_wire(e, "content header");
     if payload.len() < 14 {
         return Err(bad(WireError::Truncated));
     }
-    let mut p = &payload[..];
-    let class_id = p.get_u16();
-    let _weight = p.get_u16();
-    let body_size = p.get_u64();
-    let properties = EncodedProperties::from_wire(payload.slice(12..)).map_err(bad)?;
+    let class_id = payload.get_u16();
+    let _weight = payload.get_u16();
+    let body_size = payload.get_u64();
+    // What is left is the flags and properties: kept as they are, no new reference.
+    let properties = EncodedProperties::from_wire(payload).map_err(bad)?;
     Ok(Frame::Header {
         channel,
         class_id,

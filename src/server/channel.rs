@@ -72,12 +72,15 @@ impl Channel {
             d.closed = true;
             (std::mem::take(&mut d.consumers), d.take_all())
         };
+        // Unacked deliveries go back first (the channel is marked closed, so they are not
+        // delivered to it again): a single active consumer's successor gets them before
+        // anything else.
+        requeue_unacked(unacked, fx);
         for e in consumers {
             if e.queue.remove_consumer(&e.consumer, fx) {
                 vhost.remove_queue(&e.queue);
             }
         }
-        requeue_unacked(unacked, fx);
         self.tx = None;
         if let Some((address, consumer)) = self.direct_reply.take() {
             consumer
