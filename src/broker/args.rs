@@ -37,6 +37,14 @@ fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpErro
 impl QueueArgs {
     pub fn parse(args: &FieldTable, queue: &ShortStr, vhost: &str) -> Result<QueueArgs, AmqpError> {
         let mut a = QueueArgs::default();
+        let unacceptable = |key: &str, v: &FieldValue| {
+            invalid(
+                key,
+                queue,
+                vhost,
+                format!("{{unacceptable_type,{}}}", type_name(v)),
+            )
+        };
         let int = |key: &str, v: &FieldValue, min: i64| -> Result<i64, AmqpError> {
             let n = v.as_i64().ok_or_else(|| {
                 invalid(
@@ -59,21 +67,27 @@ impl QueueArgs {
         let string = |key: &str, v: &FieldValue| -> Result<ShortStr, AmqpError> {
             match v {
                 FieldValue::LongStr(s) => Ok(ShortStr(s.0.clone())),
-                other => Err(invalid(
+                other => Err(unacceptable(key, other)),
+            }
+        };
+        // RabbitMQ's largest timer: 2^32-1 ms.
+        let timer = |key: &str, v: &FieldValue, min: i64| -> Result<Duration, AmqpError> {
+            let n = int(key, v, min)?;
+            if n > 4_294_967_295 {
+                return Err(invalid(
                     key,
                     queue,
                     vhost,
-                    format!("\"expected string, got {}\"", type_name(other)),
-                )),
+                    format!("{{value_too_large,{n}}}"),
+                ));
             }
+            Ok(Duration::from_millis(n as u64))
         };
         for (k, v) in args.iter() {
             let key = &*k.to_string_lossy();
             match key {
-                "x-message-ttl" => {
-                    a.message_ttl = Some(Duration::from_millis(int(key, v, 0)? as u64))
-                }
-                "x-expires" => a.expires = Some(Duration::from_millis(int(key, v, 1)? as u64)),
+                "x-message-ttl" => a.message_ttl = Some(timer(key, v, 0)?),
+                "x-expires" => a.expires = Some(timer(key, v, 1)?),
                 "x-max-length" => a.max_length = Some(int(key, v, 0)? as u64),
                 "x-max-length-bytes" => a.max_length_bytes = Some(int(key, v, 0)? as u64),
                 "x-max-priority" => {
@@ -83,7 +97,7 @@ impl QueueArgs {
                             key,
                             queue,
                             vhost,
-                            format!("{{value_too_large,{n},255}}"),
+                            format!("{{max_value_exceeded,{n}}}"),
                         ));
                     }
                     a.max_priority = Some(n as u8);
@@ -93,30 +107,24 @@ impl QueueArgs {
                         b"drop-head" => Overflow::DropHead,
                         b"reject-publish" => Overflow::RejectPublish,
                         b"reject-publish-dlx" => Overflow::RejectPublishDlx,
-                        other => {
-                            return Err(invalid(
-                                key,
-                                queue,
-                                vhost,
-                                format!(
-                                    "{{unknown_overflow_type,<<\"{}\">>}}",
-                                    String::from_utf8_lossy(other)
-                                ),
-                            ));
-                        }
+                        _ => return Err(invalid(key, queue, vhost, "invalid_overflow".into())),
                     }
                 }
-                "x-dead-letter-exchange" => a.dead_letter_exchange = Some(string(key, v)?),
+                "x-dead-letter-exchange" => match v {
+                    FieldValue::LongStr(s) => a.dead_letter_exchange = Some(ShortStr(s.0.clone())),
+                    other => {
+                        return Err(AmqpError::channel(
+                            reply_code::PRECONDITION_FAILED,
+                            format!(
+                                "invalid type '{}' for arg '{key}' in queue '{queue}' in vhost '{vhost}'",
+                                type_name(other)
+                            ),
+                        ));
+                    }
+                },
                 "x-dead-letter-routing-key" => a.dead_letter_routing_key = Some(string(key, v)?),
                 "x-single-active-consumer" => {
-                    a.single_active_consumer = v.as_bool().ok_or_else(|| {
-                        invalid(
-                            key,
-                            queue,
-                            vhost,
-                            format!("\"expected bool, got {}\"", type_name(v)),
-                        )
-                    })?
+                    a.single_active_consumer = v.as_bool().ok_or_else(|| unacceptable(key, v))?
                 }
                 _ => {}
             }
@@ -126,23 +134,42 @@ impl QueueArgs {
                 "x-dead-letter-routing-key",
                 queue,
                 vhost,
-                "{missing_dead_letter_exchange}".into(),
+                "routing_key_but_no_dlx_defined".into(),
             ));
         }
         Ok(a)
     }
 }
 
-/// The per-message `expiration` property in milliseconds, validated as RabbitMQ does.
+/// The per-message `expiration` property in milliseconds, validated as RabbitMQ does
+/// (its texts: `no_integer`, `{value_negative,-1}`, `{leftover_string,".5"}`).
 pub fn message_expiration(expiration: &ShortStr) -> Result<Duration, AmqpError> {
-    expiration
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .ok_or_else(|| {
-            AmqpError::channel(
-                reply_code::PRECONDITION_FAILED,
-                format!("invalid expiration '{expiration}': {{invalid_value}}"),
-            )
-        })
+    let s = expiration.as_bytes();
+    let digits_start = usize::from(s.first() == Some(&b'-'));
+    let digits = s[digits_start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let detail = if digits == 0 {
+        "no_integer".to_string()
+    } else if digits_start + digits < s.len() {
+        format!(
+            "{{leftover_string,\"{}\"}}",
+            String::from_utf8_lossy(&s[digits_start + digits..])
+        )
+    } else if digits_start == 1 {
+        format!("{{value_negative,{}}}", String::from_utf8_lossy(s))
+    } else {
+        match std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+        {
+            Some(ms) => return Ok(Duration::from_millis(ms)),
+            None => "no_integer".to_string(),
+        }
+    };
+    Err(AmqpError::channel(
+        reply_code::PRECONDITION_FAILED,
+        format!("invalid expiration '{expiration}': {detail}"),
+    ))
 }

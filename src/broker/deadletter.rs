@@ -49,11 +49,19 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     let original = &dl.message.message;
     let mut props = original.properties.decode().unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
-    headers.remove("BCC");
-    // The routing keys it was published with: routing key and CC.
+    // The routing keys it was published with: routing key and CC (recorded in x-death);
+    // without a dead-letter routing key it is routed again by those and BCC.
+    let bcc: Vec<FieldValue> = original
+        .bcc
+        .iter()
+        .map(|k| FieldValue::LongStr(k.clone()))
+        .collect();
     let mut routing_keys = vec![str_value(original.routing_key.as_bytes())];
     if let Some(FieldValue::Array(cc)) = headers.get("CC") {
         routing_keys.extend(cc.iter().cloned());
+    }
+    if queue.args.dead_letter_routing_key.is_some() {
+        headers.remove("CC");
     }
     let reason = dl.reason.as_str();
     let mut deaths: Vec<FieldValue> = match headers.remove("x-death") {
@@ -123,6 +131,7 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         Some(k) => vec![k.as_bytes().to_vec()],
         None => routing_keys
             .iter()
+            .chain(bcc.iter())
             .filter_map(|v| match v {
                 FieldValue::LongStr(s) => Some(s.as_bytes().to_vec()),
                 _ => None,
@@ -143,6 +152,7 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         routing_key,
         properties: EncodedProperties::from(&props),
         body: original.body.clone(),
+        bcc: Vec::new(),
     });
     for q in targets {
         q.publish(message.clone(), fx);

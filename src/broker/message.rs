@@ -1,7 +1,7 @@
 //! A published message: what it was published with, its properties (wire octets) and its
 //! body. Shared by every queue it is routed to through one `Arc`: never copied.
 
-use crate::protocol::{EncodedProperties, ShortStr};
+use crate::protocol::{EncodedProperties, LongStr, ShortStr};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -11,6 +11,9 @@ pub struct Message {
     pub routing_key: ShortStr,
     pub properties: EncodedProperties,
     pub body: Bytes,
+    /// BCC routing keys: stripped from the headers consumers see, kept for dead-lettering
+    /// (which routes by the original keys again). Empty, unallocated, for most messages.
+    pub bcc: Vec<LongStr>,
 }
 
 pub type MessageRef = Arc<Message>;

@@ -158,6 +158,10 @@ struct QueueState {
     /// Last time the queue was used (x-expires).
     last_used: Instant,
     timer_running: bool,
+    /// Single active consumer: a cancelled active consumer whose deliveries are still
+    /// unacknowledged. The next consumer takes over only once they are settled, so that
+    /// requeued ones reach it first.
+    sac_draining: Option<Arc<Consumer>>,
 }
 
 /// Why a consumer could not subscribe.
@@ -196,6 +200,7 @@ impl Queue {
                 earliest: None,
                 last_used: Instant::now(),
                 timer_running: false,
+                sac_draining: None,
             }),
             timer: Notify::new(),
         }
@@ -332,6 +337,14 @@ impl Queue {
         fx: &mut Effects,
     ) -> Result<(), QueuedMessage> {
         if self.args.single_active_consumer {
+            if let Some(d) = &s.sac_draining {
+                if d.in_flight.load(Ordering::Relaxed) > 0
+                    && !d.channel.deliveries.lock().unwrap().closed
+                {
+                    return Err(qm);
+                }
+                s.sac_draining = None;
+            }
             return match s.consumers.first() {
                 Some(c) => c.clone().try_deliver(self, qm, &mut fx.bells),
                 None => Err(qm),
@@ -384,7 +397,13 @@ impl Queue {
         if s.deleted {
             return;
         }
+        let now = Instant::now();
         for mut qm in messages {
+            if qm.expired(now) {
+                // Expired while unacknowledged: it does not come back.
+                fx.dead_letter(self, qm, DeathReason::Expired);
+                continue;
+            }
             qm.redelivered = true;
             s.ready.insert_by_seq(qm);
         }
@@ -429,6 +448,14 @@ impl Queue {
     pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>, fx: &mut Effects) -> bool {
         consumer.cancelled.store(true, Ordering::Relaxed);
         let mut s = self.lock();
+        if self.args.single_active_consumer
+            && s.consumers
+                .first()
+                .is_some_and(|c| Arc::ptr_eq(c, consumer))
+            && consumer.in_flight.load(Ordering::Relaxed) > 0
+        {
+            s.sac_draining = Some(consumer.clone());
+        }
         s.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         s.last_used = Instant::now();
         if s.consumers.is_empty() && self.args.expires.is_some() {

@@ -309,7 +309,12 @@ impl VHost {
             spec.name.clone()
         };
         let owner = spec.exclusive.then_some(spec.connection);
-        let args = QueueArgs::parse(spec.arguments, &name, &self.name)?;
+        // An existing queue is checked for equivalence (below) before the arguments are
+        // validated, as RabbitMQ does; a new one is validated first.
+        let args = match self.queue(name.as_bytes()) {
+            Some(_) => QueueArgs::default(),
+            None => QueueArgs::parse(spec.arguments, &name, &self.name)?,
+        };
         let mut created = false;
         let q = self
             .queues
@@ -569,7 +574,8 @@ fn check_args(
     checked: &[&str],
 ) -> Result<(), AmqpError> {
     let relevant = |k: &ShortStr| {
-        checked.iter().any(|c| k == c) || (what == "queue" && k.as_bytes().starts_with(b"x-"))
+        checked.iter().any(|c| k == c)
+            || (what == "queue" && QUEUE_EQUIVALENCE_ARGS.iter().any(|c| k == c))
     };
     let keys = got
         .iter()
@@ -580,20 +586,58 @@ fn check_args(
         let key = k.to_string_lossy();
         let a = got.get(&key);
         let b = have.get(&key);
-        if a != b {
-            let describe = |v: Option<&FieldValue>| match v {
-                None => "none".to_string(),
-                Some(v) => format!("the value '{}' of type '{}'", value_text(v), type_name(v)),
+        // Integers compare by value whatever their width, as RabbitMQ compares them.
+        let same = match (a, b) {
+            (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
+                (Some(i), Some(j)) => i == j,
+                _ => x == y,
+            },
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            let text = match (a, b) {
+                (Some(x), Some(y)) => format!(
+                    "received '{}' but current is '{}'",
+                    value_text(x),
+                    value_text(y)
+                ),
+                _ => {
+                    let describe = |v: Option<&FieldValue>| match v {
+                        None => "none".to_string(),
+                        Some(v) => {
+                            format!("the value '{}' of type '{}'", value_text(v), type_name(v))
+                        }
+                    };
+                    format!("received {} but current is {}", describe(a), describe(b))
+                }
             };
             return Err(precondition(format!(
-                "inequivalent arg '{key}' for {what} '{name}' in vhost '{vhost}': received {} but current is {}",
-                describe(a),
-                describe(b)
+                "inequivalent arg '{key}' for {what} '{name}' in vhost '{vhost}': {text}"
             )));
         }
     }
     Ok(())
 }
+
+/// The queue arguments RabbitMQ compares on redeclaration (others, unknown `x-` keys
+/// included, may differ freely).
+const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-queue-master-locator",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+];
 
 fn value_text(v: &FieldValue) -> String {
     match v {

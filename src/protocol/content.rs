@@ -24,17 +24,14 @@ pub enum Assembled {
     Content(Content),
 }
 
-#[derive(Debug, Default)]
-enum State {
+/// Where the assembler is. The pending method, properties and body live in the
+/// assembler's own fields and are moved out once, when the content is complete.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Stage {
     #[default]
     Idle,
-    Header(Method),
-    Body {
-        method: Method,
-        properties: EncodedProperties,
-        size: u64,
-        body: Body,
-    },
+    Header,
+    Body,
 }
 
 /// Body parts received so far. A body that fits in one frame stays the frame's own `Bytes`;
@@ -86,7 +83,11 @@ impl Body {
 /// reached. Any other frame in between is UNEXPECTED_FRAME (505), as in RabbitMQ.
 #[derive(Debug, Default)]
 pub struct ContentAssembler {
-    state: State,
+    stage: Stage,
+    method: Option<Method>,
+    properties: EncodedProperties,
+    size: u64,
+    body: Body,
 }
 
 impl ContentAssembler {
@@ -96,26 +97,49 @@ impl ContentAssembler {
 
     /// Whether content is half-received.
     pub fn is_busy(&self) -> bool {
-        !matches!(self.state, State::Idle)
+        self.stage != Stage::Idle
+    }
+
+    fn pending_class(&self) -> u16 {
+        self.method.as_ref().map_or(0, Method::class_id)
+    }
+
+    fn fail(&mut self, e: AmqpError) -> AmqpError {
+        let e = match &self.method {
+            Some(m) => e.caused_by(m),
+            None => e,
+        };
+        *self = Self::default();
+        e
+    }
+
+    fn complete(&mut self) -> Assembled {
+        self.stage = Stage::Idle;
+        Assembled::Content(Content {
+            method: self.method.take().expect("a pending content method"),
+            properties: std::mem::take(&mut self.properties),
+            body: std::mem::take(&mut self.body).finish(),
+        })
     }
 
     /// Feeds one frame of this channel. `Ok(None)` means more frames are needed.
     #[inline]
     pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, AmqpError> {
-        match (std::mem::take(&mut self.state), frame) {
-            (State::Idle, Frame::Method { method, .. }) => {
+        match (self.stage, frame) {
+            (Stage::Idle, Frame::Method { method, .. }) => {
                 if method.has_content() {
-                    self.state = State::Header(method);
+                    self.method = Some(method);
+                    self.stage = Stage::Header;
                     Ok(None)
                 } else {
                     Ok(Some(Assembled::Method(method)))
                 }
             }
-            (State::Idle, _) => Err(AmqpError::unexpected_frame(
+            (Stage::Idle, _) => Err(AmqpError::unexpected_frame(
                 "expected method frame, got non method frame instead",
             )),
             (
-                State::Header(method),
+                Stage::Header,
                 Frame::Header {
                     class_id,
                     body_size,
@@ -123,70 +147,44 @@ impl ContentAssembler {
                     ..
                 },
             ) => {
-                if class_id != method.class_id() {
-                    return Err(AmqpError::unexpected_frame(format!(
-                        "expected content header for class {}, got one for class {class_id} instead",
-                        method.class_id()
-                    ))
-                    .caused_by(&method));
+                let expected = self.pending_class();
+                if class_id != expected {
+                    return Err(self.fail(AmqpError::unexpected_frame(format!(
+                        "expected content header for class {expected}, got one for class {class_id} instead"
+                    ))));
                 }
+                self.properties = properties;
                 if body_size == 0 {
-                    return Ok(Some(Assembled::Content(Content {
-                        method,
-                        properties,
-                        body: Bytes::new(),
-                    })));
+                    return Ok(Some(self.complete()));
                 }
-                self.state = State::Body {
-                    method,
-                    properties,
-                    size: body_size,
-                    body: Body::Empty,
-                };
+                self.size = body_size;
+                self.stage = Stage::Body;
                 Ok(None)
             }
-            (State::Header(method), _) => Err(AmqpError::unexpected_frame(format!(
-                "expected content header for class {}, got non content header frame instead",
-                method.class_id()
-            ))
-            .caused_by(&method)),
-            (
-                State::Body {
-                    method,
-                    properties,
-                    size,
-                    mut body,
-                },
-                Frame::Body { payload, .. },
-            ) => {
-                let have = body.len() as u64 + payload.len() as u64;
-                if have > size {
-                    return Err(AmqpError::unexpected_frame(format!(
+            (Stage::Header, _) => {
+                let expected = self.pending_class();
+                Err(self.fail(AmqpError::unexpected_frame(format!(
+                    "expected content header for class {expected}, got non content header frame instead"
+                ))))
+            }
+            (Stage::Body, Frame::Body { payload, .. }) => {
+                let have = self.body.len() as u64 + payload.len() as u64;
+                if have > self.size {
+                    let size = self.size;
+                    return Err(self.fail(AmqpError::unexpected_frame(format!(
                         "content body of {have} octets exceeds the announced body size {size}"
-                    ))
-                    .caused_by(&method));
+                    ))));
                 }
-                body.push(payload, size);
-                if have == size {
-                    Ok(Some(Assembled::Content(Content {
-                        method,
-                        properties,
-                        body: body.finish(),
-                    })))
+                self.body.push(payload, self.size);
+                if have == self.size {
+                    Ok(Some(self.complete()))
                 } else {
-                    self.state = State::Body {
-                        method,
-                        properties,
-                        size,
-                        body,
-                    };
                     Ok(None)
                 }
             }
-            (State::Body { method, .. }, _) => Err(AmqpError::unexpected_frame(
+            (Stage::Body, _) => Err(self.fail(AmqpError::unexpected_frame(
                 "expected content body, got non content body frame instead",
-            )
-            .caused_by(&method)),
+            ))),
         }
     }
 }

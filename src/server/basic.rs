@@ -112,6 +112,7 @@ impl Connection {
         let headers = properties.headers();
         let mut out = std::mem::take(&mut self.route_scratch);
         out.clear();
+        let mut bcc_keys = Vec::new();
         match &headers {
             Some(h) if h.get("CC").is_some() || h.get("BCC").is_some() => {
                 let cc = extra_keys(h, "CC")?;
@@ -127,6 +128,7 @@ impl Connection {
                     }
                     properties = EncodedProperties::from(&all);
                 }
+                bcc_keys = bcc;
             }
             _ => self
                 .vhost
@@ -137,6 +139,7 @@ impl Connection {
             routing_key: p.routing_key.clone(),
             properties,
             body: content.body,
+            bcc: bcc_keys,
         });
         let mut routed = !out.is_empty();
         if !routed
