@@ -49,6 +49,13 @@ pub struct QueueSpec<'a> {
     pub connection: u64,
 }
 
+fn default_exchange_refused() -> AmqpError {
+    AmqpError::channel(
+        reply_code::ACCESS_REFUSED,
+        "operation not permitted on the default exchange",
+    )
+}
+
 fn precondition(text: String) -> AmqpError {
     AmqpError::channel(reply_code::PRECONDITION_FAILED, text)
 }
@@ -136,10 +143,7 @@ impl VHost {
 
     pub fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<(), AmqpError> {
         if spec.name.is_empty() {
-            return Err(AmqpError::channel(
-                reply_code::ACCESS_REFUSED,
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
         if spec.passive {
             return self.existing_exchange(spec.name).map(|_| ());
@@ -212,10 +216,7 @@ impl VHost {
 
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<(), AmqpError> {
         if name.is_empty() {
-            return Err(AmqpError::channel(
-                reply_code::ACCESS_REFUSED,
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
         if name.as_bytes().starts_with(b"amq.") {
             return Err(AmqpError::channel(
@@ -428,10 +429,7 @@ impl VHost {
         arguments: &FieldTable,
     ) -> Result<(), AmqpError> {
         if source.is_empty() {
-            return Err(AmqpError::channel(
-                reply_code::ACCESS_REFUSED,
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
         let ex = self.existing_exchange(source)?;
         let b = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)?;
@@ -447,10 +445,7 @@ impl VHost {
         arguments: &FieldTable,
     ) -> Result<(), AmqpError> {
         if source.is_empty() {
-            return Err(AmqpError::channel(
-                reply_code::ACCESS_REFUSED,
-                "operation not permitted on the default exchange",
-            ));
+            return Err(default_exchange_refused());
         }
         let Some(ex) = self.exchange(source.as_bytes()) else {
             return Ok(());

@@ -4,7 +4,9 @@
 //! Every failure that the peer must hear about is an `AmqpError`; the server turns it into
 //! channel.close or connection.close in one place.
 
-use super::generated::{Method, reply_code, reply_code_is_hard, reply_code_name};
+use super::generated::{
+    ChannelClose, ConnectionClose, Method, reply_code, reply_code_is_hard, reply_code_name,
+};
 use super::wire::WireError;
 use std::borrow::Cow;
 use std::fmt;
@@ -107,6 +109,26 @@ impl AmqpError {
             s.push_str("...");
         }
         s
+    }
+
+    /// The connection.close that reports this error.
+    pub fn connection_close(&self) -> Method {
+        Method::ConnectionClose(ConnectionClose {
+            reply_code: self.code,
+            reply_text: self.reply_text().into(),
+            class_id: self.class_id,
+            method_id: self.method_id,
+        })
+    }
+
+    /// The channel.close that reports this error.
+    pub fn channel_close(&self) -> Method {
+        Method::ChannelClose(ChannelClose {
+            reply_code: self.code,
+            reply_text: self.reply_text().into(),
+            class_id: self.class_id,
+            method_id: self.method_id,
+        })
     }
 
     pub fn frame_error(text: impl Into<Cow<'static, str>>) -> Self {

@@ -432,16 +432,7 @@ impl Connection {
         if let Some(Some(ch)) = self.channels.get_mut(id as usize) {
             ch.closing = true;
         }
-        self.send(
-            id,
-            ChannelClose {
-                reply_code: e.code,
-                reply_text: e.reply_text().into(),
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }
-            .into(),
-        );
+        self.send(id, e.channel_close());
     }
 
     /// Hard error (or shutdown): connection.close to the client.
@@ -450,16 +441,7 @@ impl Connection {
         for id in 0..self.channels.len() as u16 {
             self.release_channel(id);
         }
-        self.send(
-            0,
-            ConnectionClose {
-                reply_code: e.code,
-                reply_text: e.reply_text().into(),
-                class_id: e.class_id,
-                method_id: e.method_id,
-            }
-            .into(),
-        );
+        self.send(0, e.connection_close());
     }
 
     /// Everything the connection holds goes when it ends: channels (requeueing unacked

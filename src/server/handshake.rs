@@ -73,17 +73,7 @@ async fn refuse(
     e: AmqpError,
 ) -> Result<Option<Handshake>, CodecError> {
     warn!(code = e.code, text = %e.text, "refusing connection");
-    send(
-        wr,
-        ConnectionClose {
-            reply_code: e.code,
-            reply_text: e.reply_text().into(),
-            class_id: e.class_id,
-            method_id: e.method_id,
-        }
-        .into(),
-    )
-    .await?;
+    send(wr, e.connection_close()).await?;
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(3),
         super::connection_read_frame(rd, buf, codec),
