@@ -28,7 +28,11 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(server: &warren::server::ServerHandle) -> RawClient {
-        let socket = TcpStream::connect(server.local_addr).await.unwrap();
+        RawClient::connect_at(server.local_addr).await
+    }
+
+    pub async fn connect_at(addr: std::net::SocketAddr) -> RawClient {
+        let socket = TcpStream::connect(addr).await.unwrap();
         RawClient {
             socket,
             buf: BytesMut::new(),
@@ -42,7 +46,11 @@ impl RawClient {
         server: &warren::server::ServerHandle,
         capabilities: &[&str],
     ) -> RawClient {
-        let mut c = RawClient::connect(server).await;
+        RawClient::handshake_at(server.local_addr, capabilities).await
+    }
+
+    pub async fn handshake_at(addr: std::net::SocketAddr, capabilities: &[&str]) -> RawClient {
+        let mut c = RawClient::connect_at(addr).await;
         c.socket.write_all(&PROTOCOL_HEADER).await.unwrap();
         let Method::ConnectionStart(_) = c.expect_method().await.1 else {
             panic!("start")
