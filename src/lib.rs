@@ -2,5 +2,6 @@
 
 pub mod broker;
 pub mod config;
+pub mod perf;
 pub mod protocol;
 pub mod server;

@@ -1,0 +1,174 @@
+//! A minimal pipelined AMQP client on Warren's own codec, for the load tool: frames are
+//! encoded into one buffer and written in batches, so the tool is never the bottleneck.
+
+use crate::protocol::frame::CodecError;
+use crate::protocol::*;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Decoder;
+
+pub struct Client {
+    socket: TcpStream,
+    rbuf: BytesMut,
+    pub wbuf: BytesMut,
+    codec: FrameCodec,
+    pub frame_max: u32,
+}
+
+/// Parts of an `amqp://user:pass@host:port/vhost` URI.
+pub struct Uri {
+    pub user: String,
+    pub pass: String,
+    pub addr: String,
+    pub vhost: String,
+}
+
+impl Uri {
+    pub fn parse(uri: &str) -> Result<Uri, String> {
+        let rest = uri
+            .strip_prefix("amqp://")
+            .ok_or("the URI must start with amqp://")?;
+        let (auth, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
+        let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
+        let (addr, vhost) = rest.split_once('/').unwrap_or((rest, ""));
+        let vhost = match vhost {
+            "" => "/".to_string(),
+            v => v.replace("%2f", "/").replace("%2F", "/"),
+        };
+        let addr = if addr.contains(':') {
+            addr.to_string()
+        } else {
+            format!("{addr}:5672")
+        };
+        Ok(Uri {
+            user: user.into(),
+            pass: pass.into(),
+            addr,
+            vhost,
+        })
+    }
+}
+
+impl Client {
+    /// Connects, authenticates (PLAIN), tunes (the server's frame_max, no heartbeats) and
+    /// opens channel 1.
+    pub async fn connect(uri: &Uri) -> Result<Client, CodecError> {
+        let socket = TcpStream::connect(&uri.addr).await?;
+        socket.set_nodelay(true)?;
+        let mut c = Client {
+            socket,
+            rbuf: BytesMut::with_capacity(1 << 16),
+            wbuf: BytesMut::with_capacity(1 << 16),
+            codec: FrameCodec::new(0),
+            frame_max: 131072,
+        };
+        c.socket.write_all(&PROTOCOL_HEADER).await?;
+        c.expect(|m| matches!(m, Method::ConnectionStart(_)))
+            .await?;
+        c.send(
+            0,
+            ConnectionStartOk {
+                client_properties: FieldTable::new(),
+                mechanism: "PLAIN".into(),
+                response: format!("\0{}\0{}", uri.user, uri.pass).into(),
+                locale: "en_US".into(),
+            }
+            .into(),
+        )
+        .await?;
+        let Method::ConnectionTune(t) =
+            c.expect(|m| matches!(m, Method::ConnectionTune(_))).await?
+        else {
+            unreachable!()
+        };
+        c.frame_max = if t.frame_max == 0 {
+            131072
+        } else {
+            t.frame_max
+        };
+        c.send(
+            0,
+            ConnectionTuneOk {
+                channel_max: t.channel_max,
+                frame_max: c.frame_max,
+                heartbeat: 0,
+            }
+            .into(),
+        )
+        .await?;
+        c.send(
+            0,
+            ConnectionOpen {
+                virtual_host: uri.vhost.as_str().into(),
+            }
+            .into(),
+        )
+        .await?;
+        c.expect(|m| matches!(m, Method::ConnectionOpenOk(_)))
+            .await?;
+        c.send(1, ChannelOpen {}.into()).await?;
+        c.expect(|m| matches!(m, Method::ChannelOpenOk(_))).await?;
+        Ok(c)
+    }
+
+    /// Sends one method now.
+    pub async fn send(&mut self, channel: u16, m: Method) -> Result<(), CodecError> {
+        encode_method(&mut self.wbuf, channel, &m);
+        self.flush().await
+    }
+
+    /// Writes everything buffered.
+    pub async fn flush(&mut self) -> Result<(), CodecError> {
+        if !self.wbuf.is_empty() {
+            self.socket.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads until a method matching `want` arrives (other frames are dropped); a
+    /// connection.close or channel.close from the server is an error.
+    pub async fn expect(&mut self, want: impl Fn(&Method) -> bool) -> Result<Method, CodecError> {
+        loop {
+            match self.next_frame().await? {
+                Frame::Method { method, .. } if want(&method) => return Ok(method),
+                Frame::Method {
+                    method: Method::ConnectionClose(c),
+                    ..
+                } => {
+                    return Err(AmqpError::new(c.reply_code, c.reply_text.to_string()).into());
+                }
+                Frame::Method {
+                    method: Method::ChannelClose(c),
+                    ..
+                } => {
+                    return Err(AmqpError::new(c.reply_code, c.reply_text.to_string()).into());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame, reading more when the buffer holds none.
+    pub async fn next_frame(&mut self) -> Result<Frame, CodecError> {
+        loop {
+            if let Some(f) = self.codec.decode(&mut self.rbuf)? {
+                return Ok(f);
+            }
+            if self.socket.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
+    }
+
+    /// Decodes every complete frame already read, without waiting.
+    pub fn try_frame(&mut self) -> Result<Option<Frame>, CodecError> {
+        self.codec.decode(&mut self.rbuf)
+    }
+
+    /// Waits for more input; false at end of stream.
+    pub async fn read_more(&mut self) -> Result<bool, CodecError> {
+        Ok(self.socket.read_buf(&mut self.rbuf).await? > 0)
+    }
+}
