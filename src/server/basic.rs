@@ -6,6 +6,7 @@ use super::connection::Connection;
 use crate::broker::args::message_expiration;
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::effects::DeathReason;
+use crate::broker::exchange::Exchange;
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
@@ -96,7 +97,7 @@ impl Connection {
             ops.push(TxOp::Publish(Box::new((p, content))));
             return Ok(());
         }
-        self.route_and_enqueue(ch, &p, content)
+        self.route_and_enqueue(ch, &p, content, ex)
     }
 
     /// Routes a message, enqueues it (delivering inline), returns it if mandatory and
@@ -106,8 +107,8 @@ impl Connection {
         ch: u16,
         p: &BasicPublish,
         content: Content,
+        ex: Arc<Exchange>,
     ) -> Result<(), AmqpError> {
-        let ex = self.vhost.existing_exchange(&p.exchange)?;
         let mut properties = content.properties;
         let headers = properties.headers();
         let mut out = std::mem::take(&mut self.route_scratch);

@@ -241,7 +241,9 @@ impl Connection {
             match op {
                 TxOp::Publish(pc) => {
                     let (p, c) = *pc;
-                    self.route_and_enqueue(ch, &p, c)?
+                    // The exchange may have gone since the publish: 404 at commit.
+                    let ex = self.vhost.existing_exchange(&p.exchange)?;
+                    self.route_and_enqueue(ch, &p, c, ex)?
                 }
                 TxOp::Ack { tag, multiple } => self.apply_ack(ch, tag, multiple)?,
                 TxOp::Nack {
