@@ -141,6 +141,10 @@ impl Consumer {
         if self.cancelled.load(Ordering::Relaxed) {
             return Err(message);
         }
+        let outbox = &self.channel.outbox;
+        if outbox.is_full() && outbox.wait_for_room(queue) {
+            return Err(message);
+        }
         let mut d = self.channel.deliveries.lock().unwrap();
         if d.closed
             || (!self.no_ack

@@ -3,9 +3,15 @@
 //! and writes it with one syscall. Frames are appended whole under the lock, so a
 //! message's method, header and body frames are never interleaved with another's.
 
+use super::queue::Queue;
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// Bytes buffered for a connection beyond which queues stop delivering to it until its
+/// writer catches up: a consumer that reads slowly (no-ack consumers have no prefetch
+/// bound) leaves messages in the queue instead of growing this buffer without bound.
+pub const OUTBOX_LIMIT: usize = 8 << 20;
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -14,6 +20,10 @@ pub struct Outbox {
     bell: Notify,
     closed: AtomicBool,
     frame_max: AtomicU32,
+    /// Bytes buffered and not yet taken by the writer.
+    pending: AtomicUsize,
+    /// Queues that held back deliveries because this outbox was full.
+    stalled: Mutex<Vec<Weak<Queue>>>,
 }
 
 impl Outbox {
@@ -23,6 +33,8 @@ impl Outbox {
             bell: Notify::new(),
             closed: AtomicBool::new(false),
             frame_max: AtomicU32::new(frame_max),
+            pending: AtomicUsize::new(0),
+            stalled: Mutex::new(Vec::new()),
         }
     }
 
@@ -34,7 +46,31 @@ impl Outbox {
         }
         let mut buf = self.buf.lock().unwrap();
         f(&mut buf, self.frame_max.load(Ordering::Relaxed));
+        self.pending.store(buf.len(), Ordering::SeqCst);
         true
+    }
+
+    /// Whether the writer is more than [`OUTBOX_LIMIT`] behind.
+    pub fn is_full(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) >= OUTBOX_LIMIT
+    }
+
+    /// Records that `queue` held deliveries back; the writer asks it to deliver again once
+    /// it has written. Returns whether the outbox is still full (if not, deliver now: the
+    /// writer may have drained it before the queue was recorded).
+    pub fn wait_for_room(&self, queue: &Arc<Queue>) -> bool {
+        {
+            let mut s = self.stalled.lock().unwrap();
+            if !s.iter().any(|w| w.as_ptr() == Arc::as_ptr(queue)) {
+                s.push(Arc::downgrade(queue));
+            }
+        }
+        self.is_full()
+    }
+
+    /// The queues waiting for room, emptied.
+    pub fn take_stalled(&self) -> Vec<Weak<Queue>> {
+        std::mem::take(&mut *self.stalled.lock().unwrap())
     }
 
     /// Wakes the writer task.
@@ -54,6 +90,7 @@ impl Outbox {
     pub fn take(&self, spare: &mut BytesMut) {
         let mut buf = self.buf.lock().unwrap();
         std::mem::swap(&mut *buf, spare);
+        self.pending.store(0, Ordering::SeqCst);
     }
 
     pub async fn rung(&self) {

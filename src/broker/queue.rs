@@ -466,6 +466,11 @@ impl Queue {
         self.auto_delete && s.had_consumer && s.consumers.is_empty() && !s.deleted
     }
 
+    /// The vhost the queue lives in (for dead-lettering from tasks outside a connection).
+    pub fn vhost(&self) -> Option<Arc<VHost>> {
+        self.vhost.upgrade()
+    }
+
     /// Marks the queue used (a redeclare or passive declare), for x-expires.
     pub fn touch(&self) {
         self.lock().last_used = Instant::now();

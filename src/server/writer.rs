@@ -1,6 +1,8 @@
 //! The writer task of a connection: waits for the outbox's doorbell, swaps the buffer out
 //! and writes it in one call; sends heartbeats when the connection is otherwise idle.
 
+use crate::broker::deadletter::dead_letter_all;
+use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
 use crate::protocol::encode_heartbeat;
 use bytes::BytesMut;
@@ -42,6 +44,7 @@ pub async fn run(
             }
             last_write = Instant::now();
             spare.clear();
+            redeliver_stalled(&outbox);
             // Keep a modest buffer between bursts rather than the largest one ever needed.
             if spare.capacity() > 1 << 20 {
                 spare = BytesMut::with_capacity(1024);
@@ -52,4 +55,23 @@ pub async fn run(
             return;
         }
     }
+}
+
+/// Queues that held deliveries back while this outbox was full deliver again now that the
+/// writer has caught up.
+fn redeliver_stalled(outbox: &Outbox) {
+    let stalled = outbox.take_stalled();
+    if stalled.is_empty() {
+        return;
+    }
+    let mut fx = Effects::default();
+    for q in stalled.iter().filter_map(|w| w.upgrade()) {
+        q.dispatch(&mut fx);
+        if !fx.dead.is_empty()
+            && let Some(v) = q.vhost()
+        {
+            dead_letter_all(&v, &mut fx);
+        }
+    }
+    fx.bells.ring();
 }
