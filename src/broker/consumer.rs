@@ -190,18 +190,6 @@ impl Consumer {
         bells.add(&self.channel.outbox);
         true
     }
-
-    /// Whether this consumer could take a message now (credit check without delivering).
-    pub fn has_credit(&self) -> bool {
-        if self.no_ack {
-            return true;
-        }
-        let d = self.channel.deliveries.lock().unwrap();
-        !d.closed
-            && (self.prefetch == 0
-                || self.in_flight.load(Ordering::Relaxed) < u32::from(self.prefetch))
-            && (d.global_prefetch == 0 || d.global_in_flight < u32::from(d.global_prefetch))
-    }
 }
 
 /// Appends basic.deliver with the message's header and body to the channel's outbox.

@@ -9,7 +9,7 @@
 //! earliest deadline: no polling.
 
 use super::args::{Overflow, QueueArgs, message_expiration};
-use super::consumer::{ChannelLink, Consumer, Unacked};
+use super::consumer::{Consumer, Unacked};
 use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
 use super::vhost::VHost;
@@ -476,14 +476,6 @@ impl Queue {
         self.lock().last_used = Instant::now();
     }
 
-    pub fn message_count(&self) -> u32 {
-        self.lock().ready.len as u32
-    }
-
-    pub fn consumer_count(&self) -> u32 {
-        self.lock().consumers.len() as u32
-    }
-
     pub fn counts(&self) -> (u32, u32) {
         let s = self.lock();
         (s.ready.len as u32, s.consumers.len() as u32)
@@ -604,9 +596,4 @@ pub fn requeue_unacked(unacked: Vec<Unacked>, fx: &mut Effects) {
     for (q, msgs) in groups {
         q.requeue(msgs, fx);
     }
-}
-
-/// The channel a consumer belongs to, for identity checks.
-pub fn same_channel(a: &ChannelLink, b: &ChannelLink) -> bool {
-    std::ptr::eq(a, b)
 }

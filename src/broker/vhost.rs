@@ -3,9 +3,7 @@
 
 use super::args::QueueArgs;
 use super::consumer::Consumer;
-use super::effects::Effects;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
-use super::message::MessageRef;
 use super::names;
 use super::outbox::Bells;
 use super::queue::Queue;
@@ -524,15 +522,6 @@ impl VHost {
             .filter(|q| q.exclusive_owner == Some(connection))
             .map(|q| q.clone())
             .collect()
-    }
-
-    /// Delivers `message` to `queues`; false if any refused it (overflow).
-    pub fn enqueue(queues: &[Arc<Queue>], message: &MessageRef, fx: &mut Effects) -> bool {
-        let mut all = true;
-        for q in queues {
-            all &= q.publish(message.clone(), fx);
-        }
-        all
     }
 }
 
