@@ -2,20 +2,13 @@
 
 mod common;
 
-use common::{TestBroker, expect_code, unique, within};
+use common::{TestBroker, expect_code, passive, unique, within};
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
-
-fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    }
-}
 
 async fn declare_queue(ch: &Channel, name: &str) {
     ch.queue_declare(

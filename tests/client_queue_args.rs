@@ -5,13 +5,14 @@
 
 mod common;
 
-use common::{Deliveries, QUIET, TestBroker, body, expect_code, unique, within};
+use common::{
+    Deliveries, QUIET, TestBroker, body, confirming_channel, expect_code, passive, unique, within,
+};
 use lapin::message::{BasicGetMessage, Delivery};
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicPublishOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ExchangeKind};
@@ -32,21 +33,6 @@ fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
 
 fn long_str(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
-}
-
-fn passive() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    }
-}
-
-async fn confirming_channel(conn: &Connection) -> Channel {
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch
 }
 
 /// Declares a queue named `name` with `arguments`.

@@ -186,3 +186,20 @@ impl Deliveries {
 pub fn body(d: &Delivery) -> String {
     String::from_utf8_lossy(&d.data).into_owned()
 }
+
+/// Options for a passive queue.declare.
+pub fn passive() -> lapin::options::QueueDeclareOptions {
+    lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    }
+}
+
+/// A channel in publisher-confirm mode.
+pub async fn confirming_channel(conn: &Connection) -> lapin::Channel {
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch
+}
