@@ -48,25 +48,48 @@ pub struct MemoryConfig {
     /// Resident memory above which publishers are blocked: a fraction of the machine's
     /// RAM ("0.4") or an absolute size ("512MiB").
     pub high_watermark: String,
+    /// Per queue, bytes of message bodies kept in memory; past it, new messages live only
+    /// on disk until the queue drains ("16MiB").
+    pub paging_threshold: String,
+}
+
+/// Parses a size such as "512MiB", "2GiB", "64KiB", "100B" or "1TiB".
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    for (unit, mult) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+        ("B", 1),
+    ] {
+        if let Some(n) = s.strip_suffix(unit) {
+            return n
+                .trim()
+                .parse::<u64>()
+                .map(|n| n.saturating_mul(mult))
+                .map_err(|_| format!("{s:?} is not a size such as \"512MiB\""));
+        }
+    }
+    Err(format!("{s:?} is not a size such as \"512MiB\""))
+}
+
+impl StorageConfig {
+    pub fn disk_free_limit_bytes(&self) -> Result<u64, String> {
+        parse_size(&self.disk_free_limit)
+    }
 }
 
 impl MemoryConfig {
+    pub fn paging_threshold_bytes(&self) -> Result<u64, String> {
+        parse_size(&self.paging_threshold)
+    }
+
     /// The watermark in bytes, given the machine's total RAM.
     pub fn high_watermark_bytes(&self, total_ram: u64) -> Result<u64, String> {
         let s = self.high_watermark.trim();
-        for (unit, mult) in [
-            ("GiB", 1u64 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-            ("B", 1),
-        ] {
-            if let Some(n) = s.strip_suffix(unit) {
-                return n
-                    .trim()
-                    .parse::<u64>()
-                    .map(|n| n.saturating_mul(mult))
-                    .map_err(|_| format!("{s:?} is not a size such as \"512MiB\""));
-            }
+        if s.ends_with('B') {
+            return parse_size(s);
         }
         match s.parse::<f64>() {
             Ok(f) if f > 0.0 && f <= 1.0 => Ok((total_ram as f64 * f) as u64),
@@ -90,6 +113,10 @@ pub struct AmqpConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub dir: PathBuf,
+    /// fsync the message store before confirming persistent messages.
+    pub sync: bool,
+    /// Free space on the storage filesystem below which publishers are blocked.
+    pub disk_free_limit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -117,6 +144,8 @@ impl Default for Config {
             },
             storage: StorageConfig {
                 dir: PathBuf::from("data"),
+                sync: true,
+                disk_free_limit: "50MiB".into(),
             },
             auth: AuthConfig {
                 default_user: "guest".into(),
@@ -128,6 +157,7 @@ impl Default for Config {
             },
             memory: MemoryConfig {
                 high_watermark: "0.4".into(),
+                paging_threshold: "16MiB".into(),
             },
         }
     }
@@ -281,6 +311,19 @@ impl Config {
         }
         if let Err(e) = self.memory.high_watermark_bytes(1 << 30) {
             return Err(invalid("memory.high_watermark", e));
+        }
+        match self.memory.paging_threshold_bytes() {
+            Err(e) => return Err(invalid("memory.paging_threshold", e)),
+            Ok(n) if n < 64 << 10 => {
+                return Err(invalid(
+                    "memory.paging_threshold",
+                    format!("{n} bytes is below the minimum of 64KiB"),
+                ));
+            }
+            Ok(_) => {}
+        }
+        if let Err(e) = self.storage.disk_free_limit_bytes() {
+            return Err(invalid("storage.disk_free_limit", e));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid(

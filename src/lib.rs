@@ -5,3 +5,4 @@ pub mod config;
 pub mod perf;
 pub mod protocol;
 pub mod server;
+pub mod store;

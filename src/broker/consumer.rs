@@ -166,6 +166,7 @@ impl Consumer {
         );
         bells.add(&self.channel.outbox);
         if !self.no_ack {
+            message.mark_delivered();
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             d.global_in_flight += 1;
             d.unacked.push_back(Unacked {

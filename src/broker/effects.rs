@@ -34,6 +34,9 @@ pub struct DeadLetter {
 pub struct Effects {
     pub bells: Bells,
     pub dead: Vec<DeadLetter>,
+    /// Highest store ticket a publish is waiting for (0: none): its confirm waits until
+    /// the store has synced that far.
+    pub ticket: u64,
 }
 
 impl Effects {

@@ -23,4 +23,9 @@ impl Message {
     pub fn size(&self) -> usize {
         self.body.len()
     }
+
+    /// delivery-mode 2: kept on disk when routed to a durable queue.
+    pub fn persistent(&self) -> bool {
+        self.properties.delivery_mode() == Some(2)
+    }
 }

@@ -14,6 +14,7 @@ pub mod queue;
 pub mod topic;
 pub mod vhost;
 
+use crate::store::{Recovery, Store};
 use dashmap::DashMap;
 use std::sync::Arc;
 use vhost::VHost;
@@ -25,12 +26,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    pub fn new(default_vhost: &str) -> Broker {
+    /// The broker with its default vhost, and what the store recovered put back in place.
+    pub fn new(default_vhost: &str, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
         let b = Broker::default();
-        b.vhosts.insert(
-            default_vhost.to_string(),
-            Arc::new(VHost::new(default_vhost)),
-        );
+        let v = Arc::new(VHost::new(default_vhost, store));
+        v.recover(recovery);
+        b.vhosts.insert(default_vhost.to_string(), v);
         b
     }
 

@@ -14,6 +14,9 @@ use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
 use super::vhost::VHost;
 use crate::protocol::{FieldTable, ShortStr};
+use crate::store::log::LoggedMessage;
+use crate::store::record::MARK_DELIVERED;
+use crate::store::{Persisted, QueueLog};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -22,7 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// A message waiting in a queue (or delivered and not yet acknowledged).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QueuedMessage {
     /// Position in the queue's arrival order: requeued messages go back where they were.
     pub seq: u64,
@@ -32,12 +35,55 @@ pub struct QueuedMessage {
     pub expires_at: Option<Instant>,
     /// Priority level (0 unless the queue has x-max-priority).
     pub level: u8,
+    /// Its record in the queue's log (persistent messages in durable queues, and paged
+    /// ones): dropping the message acknowledges it there.
+    pub persisted: Option<Persisted>,
 }
 
 impl QueuedMessage {
     fn expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
+
+    /// Records a first delivery in the log, so that a restart redelivers it flagged.
+    pub fn mark_delivered(&self) {
+        if !self.redelivered
+            && let Some(p) = &self.persisted
+        {
+            p.log.mark(MARK_DELIVERED, p.seq);
+        }
+    }
+}
+
+/// Converts a deadline to unix milliseconds (how the log keeps it across restarts).
+fn deadline_to_unix_ms(t: Option<Instant>) -> u64 {
+    let Some(t) = t else { return 0 };
+    let left = t.saturating_duration_since(Instant::now());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + left).as_millis().max(1) as u64
+}
+
+fn unix_ms_to_deadline(ms: u64) -> Option<Instant> {
+    if ms == 0 {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::from_millis(ms);
+    Some(Instant::now() + at.saturating_sub(now))
+}
+
+/// Messages paged out to the queue's log: only their count and size are in memory. They
+/// follow every ready message in arrival order.
+#[derive(Debug, Default)]
+struct Tail {
+    count: u64,
+    bytes: u64,
+    /// A page-in is on its way.
+    paging: bool,
 }
 
 /// Ready messages: one FIFO per priority level, highest level first.
@@ -136,6 +182,11 @@ pub struct Queue {
     pub arguments: FieldTable,
     pub args: QueueArgs,
     vhost: Weak<VHost>,
+    /// The queue's message log (persistent messages and paged-out ones).
+    pub log: Arc<QueueLog>,
+    /// Bytes of ready bodies kept in memory before new messages are paged out (u64::MAX:
+    /// never, for queues whose arguments need every message at hand).
+    paging_threshold: u64,
     state: Mutex<QueueState>,
     /// Wakes the expiry task when an earlier deadline appears.
     timer: Notify,
@@ -144,6 +195,9 @@ pub struct Queue {
 #[derive(Debug)]
 struct QueueState {
     ready: Ready,
+    tail: Tail,
+    /// Something was written to the log (it has files to delete with the queue).
+    logged: bool,
     /// Sorted by priority, highest first; subscription order within a priority (plain
     /// subscription order for single-active-consumer queues).
     consumers: Vec<Arc<Consumer>>,
@@ -172,6 +226,8 @@ pub enum ConsumeRefused {
 }
 
 impl Queue {
+    // The declaration's parts, kept apart because a redeclare compares them one by one.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: ShortStr,
         durable: bool,
@@ -180,8 +236,15 @@ impl Queue {
         arguments: FieldTable,
         args: QueueArgs,
         vhost: Weak<VHost>,
+        log: Arc<QueueLog>,
+        paging_threshold: u64,
     ) -> Self {
         let levels = args.max_priority.map_or(1, |p| p as usize + 1);
+        // Length limits and priorities act on the messages themselves: such queues keep
+        // them all in memory (their limits bound them anyway).
+        let pageable = args.max_priority.is_none()
+            && args.max_length.is_none()
+            && args.max_length_bytes.is_none();
         Self {
             name,
             durable,
@@ -190,8 +253,12 @@ impl Queue {
             arguments,
             args,
             vhost,
+            log,
+            paging_threshold: if pageable { paging_threshold } else { u64::MAX },
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
+                tail: Tail::default(),
+                logged: false,
                 consumers: Vec::new(),
                 next_seq: 0,
                 rr: 0,
@@ -255,12 +322,14 @@ impl Queue {
             Some(max) => message.properties.priority().unwrap_or(0).min(max),
             None => 0,
         };
+        let persistent = self.durable && message.persistent();
         let qm = QueuedMessage {
             seq,
             expires_at: ttl.map(|d| Instant::now() + d),
             message,
             redelivered: false,
             level,
+            persisted: None,
         };
         let size = qm.message.size() as u64;
         if self.args.overflow != Overflow::DropHead && self.over_limit(&s.ready, 1, size) {
@@ -272,11 +341,33 @@ impl Queue {
         if ttl == Some(Duration::ZERO) {
             // TTL 0: delivered now or never.
             if s.ready.len == 0
+                && s.tail.count == 0
                 && let Err(qm) = self.deliver_one(&mut s, qm, fx)
             {
                 fx.dead_letter(self, qm, DeathReason::Expired);
             }
             return true;
+        }
+        if s.tail.count > 0 || (s.ready.len > 0 && s.ready.bytes + size > self.paging_threshold) {
+            // Paged out: behind everything else, on disk only.
+            self.page_out(&mut s, qm, persistent, fx);
+            return true;
+        }
+        let mut qm = qm;
+        if persistent {
+            s.logged = true;
+            let t = self.log.append(
+                seq,
+                &qm.message,
+                true,
+                deadline_to_unix_ms(qm.expires_at),
+                false,
+            );
+            fx.ticket = fx.ticket.max(t);
+            qm.persisted = Some(Persisted {
+                log: self.log.clone(),
+                seq,
+            });
         }
         let deadline = qm.expires_at;
         if s.ready.len == 0 {
@@ -326,6 +417,140 @@ impl Queue {
                 break;
             }
         }
+        self.maybe_page_in(s);
+    }
+
+    /// Moves a message to the paged-out tail: written to the log, dropped from memory.
+    fn page_out(
+        self: &Arc<Self>,
+        s: &mut QueueState,
+        qm: QueuedMessage,
+        persistent: bool,
+        fx: &mut Effects,
+    ) {
+        s.logged = true;
+        s.tail.count += 1;
+        s.tail.bytes += qm.message.size() as u64;
+        let expires = deadline_to_unix_ms(qm.expires_at);
+        let t = self
+            .log
+            .append(qm.seq, &qm.message, persistent, expires, true);
+        if persistent {
+            fx.ticket = fx.ticket.max(t);
+        }
+        self.maybe_page_in(s);
+    }
+
+    /// Asks the log for more of the tail when ready messages run low.
+    fn maybe_page_in(self: &Arc<Self>, s: &mut QueueState) {
+        if s.tail.count > 0 && !s.tail.paging && s.ready.bytes < self.page_in_below() {
+            s.tail.paging = true;
+            self.log.page_in(
+                Arc::downgrade(self),
+                self.page_in_below().max(64 << 10),
+                None,
+            );
+        }
+    }
+
+    fn page_in_below(&self) -> u64 {
+        if self.paging_threshold == u64::MAX {
+            64 << 20
+        } else {
+            self.paging_threshold / 2
+        }
+    }
+
+    /// Takes back messages read from the paged-out tail (called by the store's writer).
+    pub fn page_in(self: &Arc<Self>, messages: Vec<LoggedMessage>) {
+        let mut fx = Effects::default();
+        {
+            let mut s = self.lock();
+            s.tail.paging = false;
+            if s.deleted {
+                return;
+            }
+            if messages.is_empty() && s.tail.count > 0 {
+                tracing::warn!(queue = %self.name, lost = s.tail.count, "paged-out messages could not be read back");
+                s.tail = Tail::default();
+            }
+            let mut earliest = s.earliest;
+            for m in messages {
+                let stored = m.stored;
+                let message = Arc::new(stored.message);
+                let size = message.size() as u64;
+                let level = match self.args.max_priority {
+                    Some(max) => message.properties.priority().unwrap_or(0).min(max),
+                    None => 0,
+                };
+                let expires_at = unix_ms_to_deadline(stored.expires);
+                if let Some(t) = expires_at {
+                    earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+                }
+                s.tail.count = s.tail.count.saturating_sub(1);
+                s.tail.bytes = s.tail.bytes.saturating_sub(size);
+                s.ready.push_back(QueuedMessage {
+                    seq: stored.seq,
+                    message,
+                    redelivered: m.delivered,
+                    expires_at,
+                    level,
+                    persisted: Some(Persisted {
+                        log: self.log.clone(),
+                        seq: stored.seq,
+                    }),
+                });
+            }
+            if earliest != s.earliest {
+                s.earliest = earliest;
+                self.ensure_timer(&mut s);
+                self.timer.notify_one();
+            }
+            self.dispatch_locked(&mut s, &mut fx);
+            self.maybe_page_in(&mut s);
+        }
+        if let Some(v) = self.vhost() {
+            super::deadletter::dead_letter_all(&v, &mut fx);
+        }
+        fx.bells.ring();
+    }
+
+    /// Recovered from the log at start-up: the messages loaded, and the rest left paged out.
+    pub fn recover(self: &Arc<Self>, rq: crate::store::RecoveredQueue) {
+        let mut s = self.lock();
+        s.next_seq = rq.next_seq;
+        s.logged = true;
+        let mut earliest = None;
+        for m in rq.messages {
+            let stored = m.stored;
+            let message = Arc::new(stored.message);
+            let level = match self.args.max_priority {
+                Some(max) => message.properties.priority().unwrap_or(0).min(max),
+                None => 0,
+            };
+            let expires_at = unix_ms_to_deadline(stored.expires);
+            if let Some(t) = expires_at {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+            s.ready.push_back(QueuedMessage {
+                seq: stored.seq,
+                message,
+                redelivered: m.delivered,
+                expires_at,
+                level,
+                persisted: Some(Persisted {
+                    log: self.log.clone(),
+                    seq: stored.seq,
+                }),
+            });
+        }
+        s.tail.count = rq.tail_count;
+        s.tail.bytes = rq.tail_bytes;
+        if earliest.is_some() {
+            s.earliest = earliest;
+            self.ensure_timer(&mut s);
+        }
+        self.maybe_page_in(&mut s);
     }
 
     /// Offers one message to consumers: highest priority first, round-robin among equals;
@@ -381,12 +606,34 @@ impl Queue {
         s.last_used = Instant::now();
         let now = Instant::now();
         loop {
-            let qm = s.ready.pop_front()?;
+            let Some(qm) = s.ready.pop_front() else {
+                if s.tail.count == 0 {
+                    return None;
+                }
+                // Everything left is paged out: read some back, waiting for it (rare:
+                // consumers and earlier gets page in ahead of time).
+                drop(s);
+                let (done, wait) = std::sync::mpsc::sync_channel(1);
+                self.log.page_in(
+                    Arc::downgrade(self),
+                    self.page_in_below().max(64 << 10),
+                    Some(done),
+                );
+                if wait.recv().is_err() {
+                    return None;
+                }
+                s = self.lock();
+                if s.ready.len == 0 {
+                    return None;
+                }
+                continue;
+            };
             if qm.expired(now) {
                 fx.dead_letter(self, qm, DeathReason::Expired);
                 continue;
             }
-            return Some((qm, s.ready.len as u32));
+            self.maybe_page_in(&mut s);
+            return Some((qm, (s.ready.len as u64 + s.tail.count) as u32));
         }
     }
 
@@ -466,6 +713,11 @@ impl Queue {
         self.auto_delete && s.had_consumer && s.consumers.is_empty() && !s.deleted
     }
 
+    /// Durable and not exclusive: the queue outlives a restart.
+    pub fn is_durable_definition(&self) -> bool {
+        self.durable && self.exclusive_owner.is_none()
+    }
+
     /// The vhost the queue lives in (for dead-lettering from tasks outside a connection).
     pub fn vhost(&self) -> Option<Arc<VHost>> {
         self.vhost.upgrade()
@@ -478,19 +730,33 @@ impl Queue {
 
     pub fn counts(&self) -> (u32, u32) {
         let s = self.lock();
-        (s.ready.len as u32, s.consumers.len() as u32)
+        (
+            (s.ready.len as u64 + s.tail.count) as u32,
+            s.consumers.len() as u32,
+        )
     }
 
-    /// Drops every ready message; returns how many.
+    /// Drops every ready message (paged out ones too); returns how many.
     pub fn purge(&self) -> u32 {
-        self.lock().ready.clear() as u32
+        let mut s = self.lock();
+        let n = s.ready.clear() as u64 + s.tail.count;
+        if s.tail.count > 0 {
+            s.tail.count = 0;
+            s.tail.bytes = 0;
+            self.log.drop_tail();
+        }
+        n as u32
     }
 
     /// Marks the queue deleted; returns its ready count and its consumers (to notify).
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut s = self.lock();
         s.deleted = true;
-        let n = s.ready.clear() as u32;
+        if s.logged {
+            self.log.delete();
+        }
+        let n = (s.ready.clear() as u64 + s.tail.count) as u32;
+        s.tail = Tail::default();
         let consumers = std::mem::take(&mut s.consumers);
         for c in &consumers {
             c.cancelled.store(true, Ordering::Relaxed);
@@ -544,6 +810,14 @@ impl Queue {
             (a, b) => a.or(b),
         };
         (wake, queue_expired)
+    }
+}
+
+impl Drop for Queue {
+    /// A queue object is dropped after it was deleted, or when the broker itself stops:
+    /// either way its messages must not be acknowledged in the log as they are dropped.
+    fn drop(&mut self) {
+        self.log.detach();
     }
 }
 

@@ -10,6 +10,8 @@ use super::queue::Queue;
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
 };
+use crate::store::definitions::{BindingDef, Change, ExchangeDef, QueueDef};
+use crate::store::{Recovery, Store};
 use dashmap::DashMap;
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ pub struct VHost {
     queues: DashMap<ShortStr, Arc<Queue>>,
     /// Direct reply-to consumers by their reply address (`amq.rabbitmq.reply-to.<token>`).
     pub direct_reply: DashMap<ShortStr, Arc<Consumer>>,
+    /// Where durable definitions and queue logs go.
+    pub store: Arc<Store>,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -60,12 +64,13 @@ fn precondition(text: String) -> AmqpError {
 
 impl VHost {
     /// A vhost with the default exchange and the predeclared `amq.*` exchanges.
-    pub fn new(name: &str) -> VHost {
+    pub fn new(name: &str, store: Arc<Store>) -> VHost {
         let v = VHost {
             name: name.to_string(),
             exchanges: DashMap::new(),
             queues: DashMap::new(),
             direct_reply: DashMap::new(),
+            store,
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -163,10 +168,12 @@ impl VHost {
                 ),
             ));
         }
+        let mut created = false;
         let existing = self
             .exchanges
             .entry(spec.name.clone())
             .or_insert_with(|| {
+                created = true;
                 Arc::new(Exchange::new(
                     spec.name.clone(),
                     kind,
@@ -177,6 +184,16 @@ impl VHost {
                 ))
             })
             .clone();
+        if created && spec.durable {
+            self.store.define(&Change::Exchange(ExchangeDef {
+                vhost: ShortStr::from(self.name.as_str()),
+                name: spec.name.clone(),
+                kind: ShortStr::from(kind.name()),
+                auto_delete: spec.auto_delete,
+                internal: spec.internal,
+                arguments: spec.arguments.clone(),
+            }));
+        }
         let eq = |arg, got: bool, have: bool| {
             if got != have {
                 Err(self.inequivalent(
@@ -235,6 +252,7 @@ impl VHost {
             )));
         }
         self.exchanges.remove(name.as_bytes());
+        self.forget_exchange(&ex);
         self.remove_destination(&Destination::Exchange(ex));
         Ok(())
     }
@@ -258,8 +276,35 @@ impl VHost {
             .remove_if(&e.name, |_, v| Arc::ptr_eq(v, e) && !v.has_bindings())
             .is_some()
         {
+            self.forget_exchange(e);
             self.remove_destination(&Destination::Exchange(e.clone()));
         }
+    }
+
+    fn forget_exchange(&self, e: &Exchange) {
+        if e.durable {
+            self.store.define(&Change::DeleteExchange {
+                vhost: ShortStr::from(self.name.as_str()),
+                name: e.name.clone(),
+            });
+        }
+    }
+
+    /// Whether a binding between these ends is durable (kept across restarts).
+    fn durable_binding(source: &Exchange, destination: &Destination) -> Option<BindingDef> {
+        let (to_queue, name) = match destination {
+            Destination::Queue(q) if q.is_durable_definition() => (true, q.name.clone()),
+            Destination::Exchange(e) if e.durable => (false, e.name.clone()),
+            _ => return None,
+        };
+        source.durable.then(|| BindingDef {
+            vhost: ShortStr::from(""),
+            source: source.name.clone(),
+            to_queue,
+            destination: name,
+            routing_key: ShortStr::from(""),
+            arguments: FieldTable::new(),
+        })
     }
 
     pub fn queue(&self, name: &[u8]) -> Option<Arc<Queue>> {
@@ -328,10 +373,21 @@ impl VHost {
                     spec.arguments.clone(),
                     args,
                     Arc::downgrade(self),
+                    self.store.new_log(),
+                    self.store.paging_threshold,
                 ))
             })
             .clone();
         if created {
+            if q.is_durable_definition() {
+                self.store.define(&Change::Queue(QueueDef {
+                    vhost: ShortStr::from(self.name.as_str()),
+                    name: name.clone(),
+                    log_id: q.log.id,
+                    auto_delete: q.auto_delete,
+                    arguments: q.arguments.clone(),
+                }));
+            }
             q.start_timer_if_needed();
         } else {
             q.touch();
@@ -410,6 +466,12 @@ impl VHost {
         {
             return 0;
         }
+        if q.is_durable_definition() {
+            self.store.define(&Change::DeleteQueue {
+                vhost: ShortStr::from(self.name.as_str()),
+                name: q.name.clone(),
+            });
+        }
         let (count, consumers) = q.mark_deleted();
         self.remove_destination(&Destination::Queue(q.clone()));
         let mut bells = Bells::default();
@@ -430,8 +492,16 @@ impl VHost {
             return Err(default_exchange_refused());
         }
         let ex = self.existing_exchange(source)?;
+        let def = Self::durable_binding(&ex, &destination);
         let b = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)?;
-        ex.bind(b);
+        if ex.bind(b)
+            && let Some(mut def) = def
+        {
+            def.vhost = ShortStr::from(self.name.as_str());
+            def.routing_key = routing_key.clone();
+            def.arguments = arguments.clone();
+            self.store.define(&Change::Bind(def));
+        }
         Ok(())
     }
 
@@ -448,12 +518,21 @@ impl VHost {
         let Some(ex) = self.exchange(source.as_bytes()) else {
             return Ok(());
         };
+        let def = Self::durable_binding(&ex, &destination);
         let Ok(b) = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)
         else {
             return Ok(());
         };
-        if ex.unbind(&b) && ex.auto_delete && !ex.has_bindings() {
-            self.auto_delete_exchange(&ex);
+        if ex.unbind(&b) {
+            if let Some(mut def) = def {
+                def.vhost = ShortStr::from(self.name.as_str());
+                def.routing_key = routing_key.clone();
+                def.arguments = arguments.clone();
+                self.store.define(&Change::Unbind(def));
+            }
+            if ex.auto_delete && !ex.has_bindings() {
+                self.auto_delete_exchange(&ex);
+            }
         }
         Ok(())
     }
@@ -512,6 +591,65 @@ impl VHost {
             && let Some(ae) = self.exchange(ae.as_bytes())
         {
             self.route_into(&ae, keys, headers, out, visited);
+        }
+    }
+
+    /// Recreates this vhost's durable exchanges, queues (with their messages) and bindings
+    /// from what the store recovered.
+    pub fn recover(self: &Arc<Self>, recovery: &mut Recovery) {
+        let defs = &recovery.definitions;
+        let mine = |v: &ShortStr| v.as_bytes() == self.name.as_bytes();
+        for e in defs.exchanges.iter().filter(|e| mine(&e.vhost)) {
+            let Some(kind) = ExchangeKind::parse(e.kind.as_bytes()) else {
+                continue;
+            };
+            self.exchanges.insert(
+                e.name.clone(),
+                Arc::new(Exchange::new(
+                    e.name.clone(),
+                    kind,
+                    true,
+                    e.auto_delete,
+                    e.internal,
+                    e.arguments.clone(),
+                )),
+            );
+        }
+        for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
+            let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
+            let q = Arc::new(Queue::new(
+                d.name.clone(),
+                true,
+                None,
+                d.auto_delete,
+                d.arguments.clone(),
+                args,
+                Arc::downgrade(self),
+                self.store.log_with_id(d.log_id),
+                self.store.paging_threshold,
+            ));
+            if let Some(rq) = recovery.queues.remove(&d.log_id) {
+                q.recover(rq);
+            }
+            q.start_timer_if_needed();
+            self.queues.insert(d.name.clone(), q);
+        }
+        for b in defs.bindings.iter().filter(|b| mine(&b.vhost)) {
+            let Some(ex) = self.exchange(b.source.as_bytes()) else {
+                continue;
+            };
+            let dest = if b.to_queue {
+                self.queue(b.destination.as_bytes()).map(Destination::Queue)
+            } else {
+                self.exchange(b.destination.as_bytes())
+                    .map(Destination::Exchange)
+            };
+            if let Some(dest) = dest
+                && let Ok(binding) =
+                    Binding::new(dest, b.routing_key.clone(), b.arguments.clone(), ex.kind)
+            {
+                ex.bind(binding);
+            }
         }
     }
 

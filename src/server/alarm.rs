@@ -1,8 +1,11 @@
-//! The memory alarm: resident memory sampled twice a second against
-//! `memory.high_watermark`. While it is raised, connections that publish are sent
-//! connection.blocked and are not read from until it clears (then connection.unblocked),
-//! as RabbitMQ does.
+//! Resource alarms: resident memory sampled twice a second against
+//! `memory.high_watermark`, and free space on the storage filesystem against
+//! `storage.disk_free_limit`. While one is raised, connections that publish are sent
+//! connection.blocked (with the alarm's reason) and are not read from until it clears
+//! (then connection.unblocked), as RabbitMQ does.
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::warn;
@@ -26,28 +29,53 @@ pub fn total_ram() -> u64 {
         .unwrap_or(8 << 30)
 }
 
-/// Samples memory until `stop` and publishes whether the alarm is raised.
+/// Free bytes available to unprivileged users on the filesystem holding `dir`.
+pub fn disk_free(dir: &Path) -> Option<u64> {
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a valid statvfs to fill in.
+    let r = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    (r == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Why publishers are blocked (the reason connection.blocked carries), if they are.
+pub type Alarm = Option<&'static str>;
+
+pub const LOW_ON_MEMORY: &str = "low on memory";
+pub const LOW_ON_DISK: &str = "low on disk";
+
+/// Which alarm is raised now, if any.
+pub fn sample(watermark: u64, dir: &Path, disk_limit: u64) -> Alarm {
+    if resident_bytes().unwrap_or(0) > watermark {
+        Some(LOW_ON_MEMORY)
+    } else if disk_free(dir).is_some_and(|free| free < disk_limit) {
+        Some(LOW_ON_DISK)
+    } else {
+        None
+    }
+}
+
+/// Samples memory and disk until `stop` and publishes which alarm is raised.
 pub async fn run(
     watermark: u64,
-    tx: watch::Sender<bool>,
+    dir: PathBuf,
+    disk_limit: u64,
+    tx: watch::Sender<Alarm>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        let used = resident_bytes().unwrap_or(0);
-        let raised = used > watermark;
-        if raised != *tx.borrow() {
-            if raised {
-                warn!(
-                    used,
-                    watermark, "memory alarm raised: blocking publishers until usage drops"
-                );
-            } else {
-                warn!(
-                    used,
-                    watermark, "memory alarm cleared: unblocking publishers"
-                );
+        let alarm = sample(watermark, &dir, disk_limit);
+        if alarm != *tx.borrow() {
+            match alarm {
+                Some(reason) => warn!(
+                    reason,
+                    memory_watermark = watermark,
+                    disk_free_limit = disk_limit,
+                    "resource alarm raised: blocking publishers until it clears (free memory or disk space, or raise memory.high_watermark / lower storage.disk_free_limit)"
+                ),
+                None => warn!("resource alarm cleared: unblocking publishers"),
             }
-            tx.send_replace(raised);
+            tx.send_replace(alarm);
         }
         tokio::select! {
             _ = stop.cancelled() => return,

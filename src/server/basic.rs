@@ -49,7 +49,7 @@ impl Connection {
                 "immediate=true",
             ));
         }
-        if *self.shared.memory_alarm.borrow() {
+        if self.shared.alarm.borrow().is_some() {
             self.must_block = true;
         }
         if let Some(e) = content.properties.expiration() {
@@ -172,26 +172,26 @@ impl Connection {
             accepted &= q.publish(message.clone(), &mut self.fx);
         }
         self.route_scratch = out;
+        // The store ticket this publish waits for before its confirm (0: none).
+        let ticket = std::mem::take(&mut self.fx.ticket);
+        let ticket = if self.shared.store.sync { ticket } else { 0 };
         let outbox = self.outbox.clone();
-        if let Some(c) = &mut self.channel(ch).confirms {
+        let channel = self.channel(ch);
+        if let Some(c) = &mut channel.confirms {
             c.last_seq += 1;
-            if accepted {
-                c.pending = Some(c.last_seq);
+            let seq = c.last_seq;
+            if ticket > 0 || !c.waiting.is_empty() {
+                let after = c.waiting.back().map_or(0, |w| w.1);
+                c.waiting.push_back((seq, ticket.max(after), accepted));
+                self.confirms_waiting = true;
+            } else if accepted {
+                c.pending = Some(seq);
                 if !self.confirm_dirty.contains(&ch) {
                     self.confirm_dirty.push(ch);
                 }
             } else {
                 // A queue refused it (x-overflow reject-publish): acks so far, then a nack.
-                let channel = self.channel(ch);
-                channel.flush_confirms(&outbox);
-                let c = channel.confirms.as_mut().unwrap();
-                let m = Method::BasicNack(BasicNack {
-                    delivery_tag: c.last_seq,
-                    multiple: false,
-                    requeue: false,
-                });
-                c.acked = c.last_seq;
-                outbox.push(|buf, _| encode_method(buf, ch, &m));
+                channel.nack_confirm(seq, &outbox);
             }
         }
         Ok(())
@@ -386,6 +386,7 @@ impl Connection {
             )
         });
         if !m.no_ack {
+            qm.mark_delivered();
             d.unacked.push_back(Unacked {
                 tag,
                 queue: q,

@@ -19,6 +19,10 @@ pub(crate) struct Confirms {
     pub pending: Option<u64>,
     /// Highest sequence number acknowledged so far.
     pub acked: u64,
+    /// Confirms waiting for the store, in sequence order: (seq, store ticket, ack or
+    /// nack). While any wait, later confirms queue behind them, so that a multiple ack
+    /// never covers a message not yet on disk.
+    pub waiting: std::collections::VecDeque<(u64, u64, bool)>,
 }
 
 /// A publish or acknowledgement held back by a transaction until commit.
@@ -87,6 +91,39 @@ impl Channel {
                 .cancelled
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             vhost.direct_reply.remove(&address);
+        }
+    }
+
+    /// Releases the waiting confirms whose store ticket is now synced.
+    pub fn release_durable_confirms(&mut self, synced: u64, outbox: &Outbox) {
+        loop {
+            let Some(c) = &mut self.confirms else { return };
+            match c.waiting.front() {
+                Some(&(seq, ticket, ack)) if ticket <= synced => {
+                    c.waiting.pop_front();
+                    if ack {
+                        c.pending = Some(seq);
+                    } else {
+                        self.nack_confirm(seq, outbox);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.flush_confirms(outbox);
+    }
+
+    /// Sends the acks so far, then a nack for `seq` (a queue refused the message).
+    pub fn nack_confirm(&mut self, seq: u64, outbox: &Outbox) {
+        self.flush_confirms(outbox);
+        if let Some(c) = &mut self.confirms {
+            let m = Method::BasicNack(BasicNack {
+                delivery_tag: seq,
+                multiple: false,
+                requeue: false,
+            });
+            c.acked = seq;
+            outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
         }
     }
 

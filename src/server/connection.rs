@@ -49,6 +49,8 @@ pub(crate) struct Connection {
     pub blocked_notify: bool,
     /// A publish arrived while the memory alarm was raised: stop reading after this batch.
     pub must_block: bool,
+    /// Some channel has confirms waiting for the store to sync.
+    pub confirms_waiting: bool,
 }
 
 /// How the reader loop ends.
@@ -125,6 +127,7 @@ async fn handshake_and_run(
         cancel_notify: hs.cancel_notify,
         blocked_notify: hs.blocked_notify,
         must_block: false,
+        confirms_waiting: false,
     };
     codec.set_frame_max(hs.frame_max);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
@@ -145,6 +148,7 @@ impl Connection {
         // A silent peer is dropped after two missed heartbeat intervals.
         let read_timeout = (heartbeat > 0).then(|| Duration::from_secs(u64::from(heartbeat) * 2));
         let shutdown = self.shared.shutdown.clone();
+        let mut synced = self.shared.store.synced();
         let mut closing = false;
         loop {
             // Decode and handle every complete frame in the buffer.
@@ -191,7 +195,7 @@ impl Connection {
             }
             self.flush_batch();
             if self.must_block && !closing {
-                self.block_until_memory_frees().await;
+                self.block_until_alarm_clears().await;
             }
             let deadline = if closing {
                 Some(CLOSE_TIMEOUT)
@@ -216,6 +220,9 @@ impl Connection {
                         return Ok(());
                     }
                 },
+                _ = synced.changed(), if self.confirms_waiting => {
+                    self.release_synced_confirms(*synced.borrow_and_update());
+                }
                 _ = shutdown.cancelled(), if !closing => {
                     self.close_connection(AmqpError::connection(
                         reply_code::CONNECTION_FORCED,
@@ -227,33 +234,51 @@ impl Connection {
         }
     }
 
-    /// Stops reading from a publisher while the memory alarm is raised, telling it with
+    /// Stops reading from a publisher while a resource alarm is raised, telling it with
     /// connection.blocked / unblocked when it asked to know.
-    async fn block_until_memory_frees(&mut self) {
+    async fn block_until_alarm_clears(&mut self) {
         self.must_block = false;
-        let mut alarm = self.shared.memory_alarm.clone();
-        if !*alarm.borrow() {
+        let mut alarm = self.shared.alarm.clone();
+        let Some(reason) = *alarm.borrow() else {
             return;
-        }
+        };
         if self.blocked_notify {
             self.send(
                 0,
                 ConnectionBlocked {
-                    reason: "low on memory".into(),
+                    reason: reason.into(),
                 }
                 .into(),
             );
             self.outbox.ring();
         }
         let shutdown = self.shared.shutdown.clone();
-        tokio::select! {
-            _ = alarm.wait_for(|raised| !*raised) => {}
-            _ = shutdown.cancelled() => {}
+        let mut synced = self.shared.store.synced();
+        // Confirms already promised still go out while blocked.
+        loop {
+            tokio::select! {
+                _ = alarm.wait_for(|a| a.is_none()) => break,
+                _ = shutdown.cancelled() => break,
+                _ = synced.changed(), if self.confirms_waiting => {
+                    self.release_synced_confirms(*synced.borrow_and_update());
+                }
+            }
         }
         if self.blocked_notify {
             self.send(0, ConnectionUnblocked {}.into());
             self.outbox.ring();
         }
+    }
+
+    /// Sends the confirms of publishes that the store has now made durable.
+    fn release_synced_confirms(&mut self, synced: u64) {
+        let mut still = false;
+        for ch in self.channels.iter_mut().flatten() {
+            ch.release_durable_confirms(synced, &self.outbox);
+            still |= ch.confirms.as_ref().is_some_and(|c| !c.waiting.is_empty());
+        }
+        self.confirms_waiting = still;
+        self.outbox.ring();
     }
 
     /// Ends a batch: sends pending confirms, rings every outbox written to.

@@ -14,6 +14,7 @@ use crate::broker::Broker;
 use crate::config::Config;
 use crate::protocol::frame::CodecError;
 use crate::protocol::{Frame, FrameCodec};
+use crate::store::Store;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,8 +31,9 @@ pub(crate) struct Shared {
     pub config: Config,
     pub broker: Broker,
     pub shutdown: CancellationToken,
-    /// Raised (true) while memory is above the high watermark.
-    pub memory_alarm: tokio::sync::watch::Receiver<bool>,
+    /// The resource alarm raised (memory or disk), if any.
+    pub alarm: tokio::sync::watch::Receiver<alarm::Alarm>,
+    pub store: Arc<Store>,
     ids: AtomicU64,
 }
 
@@ -46,6 +48,7 @@ pub struct ServerHandle {
     pub local_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    store: Arc<Store>,
 }
 
 impl ServerHandle {
@@ -55,6 +58,7 @@ impl ServerHandle {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.store.close();
     }
 }
 
@@ -70,20 +74,41 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         .memory
         .high_watermark_bytes(alarm::total_ram())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let disk_limit = config.storage.disk_free_limit_bytes().map_err(invalid)?;
+    let paging = config.memory.paging_threshold_bytes().map_err(invalid)?;
     let listener = TcpListener::bind(config.amqp.listen).await?;
     let local_addr = listener.local_addr()?;
+    let (store, mut recovery) = Store::open(&config.storage.dir, config.storage.sync, paging)
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the storage directory {}: {e}",
+                    config.storage.dir.display()
+                ),
+            )
+        })?;
+    let broker = Broker::new(&config.auth.default_vhost, store.clone(), &mut recovery);
     // Sampled once now so that the alarm is right from the first connection on.
-    let raised = alarm::resident_bytes().unwrap_or(0) > watermark;
-    let (alarm_tx, memory_alarm) = tokio::sync::watch::channel(raised);
+    let dir = config.storage.dir.clone();
+    let (alarm_tx, alarm) = tokio::sync::watch::channel(alarm::sample(watermark, &dir, disk_limit));
     let shared = Arc::new(Shared {
-        broker: Broker::new(&config.auth.default_vhost),
+        broker,
         config,
         shutdown: CancellationToken::new(),
-        memory_alarm,
+        alarm,
+        store: store.clone(),
         ids: AtomicU64::new(1),
     });
     let tracker = TaskTracker::new();
-    tracker.spawn(alarm::run(watermark, alarm_tx, shared.shutdown.clone()));
+    tracker.spawn(alarm::run(
+        watermark,
+        dir,
+        disk_limit,
+        alarm_tx,
+        shared.shutdown.clone(),
+    ));
     let token = shared.shutdown.clone();
     tracker.spawn(accept_loop(listener, shared, tracker.clone()));
     info!(%local_addr, "listening for AMQP 0-9-1");
@@ -91,6 +116,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         local_addr,
         shutdown: token,
         tracker,
+        store,
     })
 }
 

@@ -15,7 +15,10 @@ pub async fn broker(
 ) -> warren::server::ServerHandle {
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
-    config.storage.dir = std::env::temp_dir().join(format!("warren-raw-{}", std::process::id()));
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    config.storage.dir =
+        std::env::temp_dir().join(format!("warren-raw-{}-{n}", std::process::id()));
     tweak(&mut config);
     warren::server::start(config).await.expect("broker starts")
 }

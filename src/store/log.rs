@@ -1,0 +1,438 @@
+//! One queue's message log on disk, owned by the store's writer thread.
+//!
+//! A queue's directory holds segment files named by the first sequence number they hold
+//! (`{seq:016x}.seg`), appended to until they pass [`SEGMENT_SIZE`], and beside each one an
+//! acknowledgement file (`.ack`) of fixed-size marks (acknowledged / delivered) for the
+//! messages of that segment. Acknowledging never rewrites a segment; once every message of
+//! a segment is acknowledged, both files are deleted and the disk space comes back.
+//!
+//! The log also carries a queue's paged-out tail: messages written here and dropped from
+//! memory, read back in order from `cursor` when the queue runs low.
+
+use super::record::{self, MARK_ACK, MARK_DELIVERED, StoredMessage};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use tracing::warn;
+
+/// Segment files roll over past this size.
+pub const SEGMENT_SIZE: u64 = 8 << 20;
+/// An empty current segment larger than this is deleted rather than kept for appends.
+const DROP_EMPTY_CURRENT: u64 = 1 << 20;
+
+#[derive(Debug, Default)]
+struct Segment {
+    /// Messages not yet acknowledged.
+    live: u64,
+    last_seq: u64,
+    /// Marks not yet written to the `.ack` file.
+    marks: Vec<u8>,
+    /// Bytes of the `.seg` file (written and buffered).
+    size: u64,
+    /// Written before the last start: its transient messages are dead.
+    recovered: bool,
+    /// Recovered after a crash: its messages may have been delivered.
+    maybe_delivered: bool,
+    /// Acknowledged and delivered seqs, loaded when the paging cursor enters it.
+    page_marks: Option<(HashSet<u64>, HashSet<u64>)>,
+}
+
+/// A message read back from the log (recovery or page-in).
+#[derive(Debug)]
+pub struct LoggedMessage {
+    pub stored: StoredMessage,
+    /// Delivered before (a delivered mark exists): redelivered when delivered again.
+    pub delivered: bool,
+}
+
+#[derive(Debug)]
+pub struct QueueFiles {
+    dir: PathBuf,
+    dir_created: bool,
+    segments: BTreeMap<u64, Segment>,
+    /// First seq of the segment being appended to, and its file.
+    current: Option<(u64, File)>,
+    /// Message records not yet written to the current segment.
+    buf: Vec<u8>,
+    /// Where the paged-out tail continues: (segment, offset).
+    cursor: Option<(u64, u64)>,
+}
+
+fn seg_path(dir: &Path, first: u64, ext: &str) -> PathBuf {
+    dir.join(format!("{first:016x}.{ext}"))
+}
+
+impl QueueFiles {
+    pub fn new(dir: PathBuf) -> QueueFiles {
+        QueueFiles {
+            dir,
+            dir_created: false,
+            segments: BTreeMap::new(),
+            current: None,
+            buf: Vec::new(),
+            cursor: None,
+        }
+    }
+
+    fn ensure_dir(&mut self) -> io::Result<()> {
+        if !self.dir_created {
+            fs::create_dir_all(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent);
+            }
+            self.dir_created = true;
+        }
+        Ok(())
+    }
+
+    /// Appends a message record (written at the next [`flush`](Self::flush)). `tail`: the
+    /// message is paged out, so the paging cursor starts here if it has nowhere to be.
+    pub fn append(
+        &mut self,
+        seq: u64,
+        persistent: bool,
+        expires: u64,
+        m: &crate::broker::message::Message,
+        tail: bool,
+        sync: bool,
+    ) -> io::Result<()> {
+        let roll = match &self.current {
+            None => true,
+            Some((first, _)) => self.segments[first].size >= SEGMENT_SIZE,
+        };
+        if roll {
+            self.roll(seq, sync)?;
+        }
+        let first = self.current.as_ref().unwrap().0;
+        let seg = self.segments.get_mut(&first).unwrap();
+        if tail && self.cursor.is_none() {
+            self.cursor = Some((first, seg.size));
+        }
+        let n = record::put_message(&mut self.buf, seq, persistent, expires, m);
+        seg.size += n as u64;
+        seg.live += 1;
+        seg.last_seq = seq;
+        Ok(())
+    }
+
+    /// Starts a new segment at `seq`, writing out (and syncing) the one before.
+    fn roll(&mut self, seq: u64, sync: bool) -> io::Result<()> {
+        self.ensure_dir()?;
+        if let Some((_, mut file)) = self.current.take() {
+            file.write_all(&self.buf)?;
+            self.buf.clear();
+            if sync {
+                file.sync_data()?;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.dir, seq, "seg"))?;
+        sync_dir(&self.dir);
+        self.segments.insert(
+            seq,
+            Segment {
+                last_seq: seq,
+                ..Default::default()
+            },
+        );
+        self.current = Some((seq, file));
+        Ok(())
+    }
+
+    fn segment_of(&mut self, seq: u64) -> Option<(u64, &mut Segment)> {
+        let (first, seg) = self.segments.range_mut(..=seq).next_back()?;
+        (seq <= seg.last_seq).then_some((*first, seg))
+    }
+
+    /// Records an acknowledgement (or a delivery) of `seq`. Unknown seqs (their segment is
+    /// gone) are ignored.
+    pub fn mark(&mut self, kind: u8, seq: u64) {
+        if let Some((_, seg)) = self.segment_of(seq) {
+            record::put_mark(&mut seg.marks, kind, seq);
+            if kind == MARK_ACK {
+                seg.live = seg.live.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Writes what is buffered and, with `sync`, makes it durable; then deletes segments
+    /// whose messages are all acknowledged.
+    pub fn flush(&mut self, sync: bool) -> io::Result<()> {
+        if let Some((_, file)) = &mut self.current
+            && !self.buf.is_empty()
+        {
+            file.write_all(&self.buf)?;
+            self.buf.clear();
+            if sync {
+                file.sync_data()?;
+            }
+        }
+        let current = self.current.as_ref().map(|(f, _)| *f);
+        let mut dead = Vec::new();
+        for (first, seg) in self.segments.iter_mut() {
+            let is_current = Some(*first) == current;
+            if seg.live == 0 && (!is_current || seg.size > DROP_EMPTY_CURRENT) {
+                dead.push(*first);
+                continue;
+            }
+            if !seg.marks.is_empty() {
+                let mut f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(seg_path(&self.dir, *first, "ack"))?;
+                f.write_all(&seg.marks)?;
+                if sync {
+                    f.sync_data()?;
+                }
+                if let Some((acked, delivered)) = &mut seg.page_marks {
+                    let (marks, _) = record::read_marks(&seg.marks);
+                    for (k, s) in marks {
+                        if k == MARK_ACK {
+                            acked.insert(s);
+                        } else {
+                            delivered.insert(s);
+                        }
+                    }
+                }
+                seg.marks.clear();
+            }
+        }
+        for first in dead {
+            self.segments.remove(&first);
+            if current == Some(first) {
+                self.current = None;
+            }
+            if self.cursor.is_some_and(|(c, _)| c == first) {
+                self.cursor = None;
+            }
+            let _ = fs::remove_file(seg_path(&self.dir, first, "seg"));
+            let _ = fs::remove_file(seg_path(&self.dir, first, "ack"));
+        }
+        Ok(())
+    }
+
+    /// Reads the paged-out tail onwards from the cursor: up to `max_bytes` of records (at
+    /// least one). Skips acknowledged messages, and transient ones from before a restart.
+    /// Call after [`flush`](Self::flush).
+    pub fn page_in(&mut self, max_bytes: u64, out: &mut Vec<LoggedMessage>) -> io::Result<()> {
+        let mut taken = 0u64;
+        while let Some((first, offset)) = self.cursor {
+            let Some(seg) = self.segments.get(&first) else {
+                self.cursor = self.segments.range(first..).next().map(|(f, _)| (*f, 0));
+                continue;
+            };
+            if offset >= seg.size {
+                // End of this segment: on to the next one, or wait at the end of the log.
+                match self.segments.range(first + 1..).next() {
+                    Some((next, _)) => self.cursor = Some((*next, 0)),
+                    None => {
+                        self.cursor = None;
+                        break;
+                    }
+                }
+                continue;
+            }
+            if taken >= max_bytes {
+                break;
+            }
+            let want = (max_bytes - taken).clamp(64 << 10, seg.size - offset);
+            let path = seg_path(&self.dir, first, "seg");
+            let file = File::open(&path)?;
+            let data = read_at(&file, offset, want)?;
+            let mut at = 0usize;
+            let mut data = Bytes::from(data);
+            if record::read_message(&data, 0).is_none() && data.len() >= 4 {
+                // One record larger than what was read: read all of it.
+                let len = u32::from_be_bytes(data[0..4].try_into().unwrap()) as u64 + 8;
+                data = Bytes::from(read_at(&file, offset, len)?);
+            }
+            let seg = self.segments.get_mut(&first).unwrap();
+            if seg.page_marks.is_none() {
+                seg.page_marks = Some(load_marks(&seg_path(&self.dir, first, "ack")));
+            }
+            let (acked, delivered) = seg.page_marks.as_ref().unwrap();
+            while let Some(stored) = record::read_message(&data, at) {
+                at += stored.len;
+                let skip = acked.contains(&stored.seq) || (seg.recovered && !stored.persistent);
+                if !skip {
+                    taken += stored.len as u64;
+                    let delivered = seg.maybe_delivered || delivered.contains(&stored.seq);
+                    out.push(LoggedMessage { stored, delivered });
+                }
+            }
+            if at == 0 {
+                warn!(path = %path.display(), offset, "unreadable record in paged-out tail; skipping the rest of the segment");
+                at = (seg.size - offset) as usize;
+            }
+            self.cursor = Some((first, offset + at as u64));
+        }
+        // At the very end of the log the cursor goes: what is appended next is only part
+        // of the tail if it says so.
+        if let Some((first, offset)) = self.cursor
+            && self.segments.range(first + 1..).next().is_none()
+            && self.segments.get(&first).is_none_or(|s| offset >= s.size)
+        {
+            self.cursor = None;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges every message of the paged-out tail (a purge).
+    pub fn drop_tail(&mut self) -> io::Result<()> {
+        let mut all = Vec::new();
+        self.page_in(u64::MAX, &mut all)?;
+        for m in all {
+            self.mark(MARK_ACK, m.stored.seq);
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole log (queue deleted).
+    pub fn destroy(self) {
+        if self.dir_created || self.dir.exists() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Recovers a queue's log after a restart (`clean`: after a graceful stop; otherwise
+    /// every message may have been delivered): valid records in seq order (up to
+    /// `memory_budget` bytes of them, the rest left on disk behind the paging cursor),
+    /// with torn or corrupt tails cut off. Returns the files, the messages loaded, and the
+    /// count and bytes of the paged-out rest, and the highest seq seen.
+    pub fn recover(dir: PathBuf, memory_budget: u64, clean: bool) -> io::Result<Recovered> {
+        let mut files = QueueFiles::new(dir);
+        let mut rec = Recovered::default();
+        if !files.dir.exists() {
+            rec.files = Some(files);
+            return Ok(rec);
+        }
+        files.dir_created = true;
+        let mut firsts: Vec<u64> = Vec::new();
+        for entry in fs::read_dir(&files.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(hex) = name.strip_suffix(".seg")
+                && let Ok(first) = u64::from_str_radix(hex, 16)
+            {
+                firsts.push(first);
+            }
+        }
+        firsts.sort_unstable();
+        let mut budget = memory_budget;
+        for first in firsts {
+            let seg_file = seg_path(&files.dir, first, "seg");
+            let ack_file = seg_path(&files.dir, first, "ack");
+            let (acked, delivered) = load_marks(&ack_file);
+            let data = Bytes::from(fs::read(&seg_file)?);
+            let mut at = 0usize;
+            let mut seg = Segment {
+                last_seq: first,
+                recovered: true,
+                maybe_delivered: !clean,
+                ..Default::default()
+            };
+            while let Some(stored) = record::read_message(&data, at) {
+                let offset = at as u64;
+                at += stored.len;
+                seg.last_seq = seg.last_seq.max(stored.seq);
+                rec.max_seq = Some(rec.max_seq.map_or(stored.seq, |m| m.max(stored.seq)));
+                if !stored.persistent || acked.contains(&stored.seq) {
+                    continue;
+                }
+                seg.live += 1;
+                if rec.tail_count == 0 && budget >= stored.message.body.len() as u64 {
+                    budget -= stored.message.body.len() as u64;
+                    let delivered = !clean || delivered.contains(&stored.seq);
+                    rec.messages.push(LoggedMessage { stored, delivered });
+                } else {
+                    if rec.tail_count == 0 {
+                        files.cursor = Some((first, offset));
+                    }
+                    rec.tail_count += 1;
+                    rec.tail_bytes += stored.message.body.len() as u64;
+                }
+            }
+            if at < data.len() {
+                warn!(path = %seg_file.display(), valid = at, size = data.len(), "cutting off a torn or corrupt segment tail");
+                let f = OpenOptions::new().write(true).open(&seg_file)?;
+                f.set_len(at as u64)?;
+                f.sync_all()?;
+            }
+            seg.size = at as u64;
+            if seg.live == 0 {
+                let _ = fs::remove_file(&seg_file);
+                let _ = fs::remove_file(&ack_file);
+                continue;
+            }
+            files.segments.insert(first, seg);
+        }
+        rec.files = Some(files);
+        Ok(rec)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub files: Option<QueueFiles>,
+    pub messages: Vec<LoggedMessage>,
+    pub tail_count: u64,
+    pub tail_bytes: u64,
+    pub max_seq: Option<u64>,
+}
+
+fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+    let mut v = vec![0u8; len as usize];
+    let mut done = 0;
+    while done < v.len() {
+        let n = file.read_at(&mut v[done..], offset + done as u64)?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    v.truncate(done);
+    Ok(v)
+}
+
+/// Reads an acknowledgement file (cutting off a torn tail) into acked and delivered sets.
+fn load_marks(path: &Path) -> (HashSet<u64>, HashSet<u64>) {
+    let mut acked = HashSet::new();
+    let mut delivered = HashSet::new();
+    let Ok(mut f) = OpenOptions::new().read(true).write(true).open(path) else {
+        return (acked, delivered);
+    };
+    let mut data = Vec::new();
+    if f.read_to_end(&mut data).is_err() {
+        return (acked, delivered);
+    }
+    let (marks, valid) = record::read_marks(&data);
+    if valid < data.len() {
+        warn!(path = %path.display(), "cutting off a torn acknowledgement file tail");
+        let _ = f.set_len(valid as u64);
+        let _ = f.seek(SeekFrom::End(0));
+    }
+    for (k, s) in marks {
+        match k {
+            MARK_ACK => {
+                acked.insert(s);
+            }
+            MARK_DELIVERED => {
+                delivered.insert(s);
+            }
+            _ => {}
+        }
+    }
+    (acked, delivered)
+}
+
+/// Makes a directory's entries (created or removed files) durable.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

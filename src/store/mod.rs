@@ -1,0 +1,540 @@
+//! Durable storage under `storage.dir`: the definitions log (`definitions`) and one message
+//! log per queue (`log`), in checksummed records (`record`).
+//!
+//! One writer thread owns every message-log file. Queues hand it operations (append,
+//! delivered, acknowledged, page in, delete) through one short mutex; it takes them all at
+//! once, writes them, syncs each touched file once, and then publishes how far it got as
+//! a ticket on a watch channel: group commit. Publisher confirms of persistent messages
+//! wait for their ticket, so one fsync confirms every message that arrived meanwhile. A
+//! message acknowledged in the same batch it was published in never reaches the disk.
+//!
+//! Layout:
+//! ```text
+//! storage.dir/definitions.log
+//! storage.dir/queues/{log id:016x}/{first seq:016x}.seg   message records
+//! storage.dir/queues/{log id:016x}/{first seq:016x}.ack   acknowledged/delivered marks
+//! ```
+
+pub mod definitions;
+pub mod log;
+pub mod record;
+
+use crate::broker::message::MessageRef;
+use crate::broker::queue::Queue;
+use definitions::{Change, Definitions, DefinitionsLog};
+use log::{LoggedMessage, QueueFiles};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+/// What a queue asks of its log.
+enum Op {
+    Append {
+        log: u64,
+        seq: u64,
+        message: MessageRef,
+        persistent: bool,
+        expires: u64,
+        tail: bool,
+    },
+    Mark {
+        log: u64,
+        kind: u8,
+        seq: u64,
+    },
+    PageIn {
+        log: u64,
+        queue: Weak<Queue>,
+        max_bytes: u64,
+        done: Option<std::sync::mpsc::SyncSender<()>>,
+    },
+    DropTail {
+        log: u64,
+    },
+    Delete {
+        log: u64,
+    },
+}
+
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    /// Ticket of the last append handed over.
+    ticket: u64,
+    writer_waiting: bool,
+    closed: bool,
+}
+
+struct Inner {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+impl Inner {
+    fn push(&self, op: Op) -> u64 {
+        let mut p = self.pending.lock().unwrap();
+        if p.closed {
+            return 0;
+        }
+        if matches!(op, Op::Append { .. }) {
+            p.ticket += 1;
+        }
+        p.ops.push(op);
+        if p.writer_waiting {
+            p.writer_waiting = false;
+            self.wake.notify_one();
+        }
+        p.ticket
+    }
+}
+
+/// The broker's storage.
+pub struct Store {
+    root: PathBuf,
+    inner: Arc<Inner>,
+    definitions: Mutex<DefinitionsLog>,
+    /// fsync before confirming (storage.sync).
+    pub sync: bool,
+    /// Per queue, bytes of message bodies kept in memory before paging to disk.
+    pub paging_threshold: u64,
+    synced: watch::Receiver<u64>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    next_log: AtomicU64,
+    /// Holds the directory's lock for as long as the store is open.
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}
+
+/// What start-up found on disk.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub definitions: Definitions,
+    /// By queue log id.
+    pub queues: HashMap<u64, RecoveredQueue>,
+}
+
+#[derive(Debug, Default)]
+pub struct RecoveredQueue {
+    pub messages: Vec<LoggedMessage>,
+    pub tail_count: u64,
+    pub tail_bytes: u64,
+    pub next_seq: u64,
+}
+
+impl Store {
+    /// Opens (creating) the storage directory, recovers definitions and message logs, and
+    /// starts the writer thread.
+    pub fn open(
+        dir: &Path,
+        sync: bool,
+        paging_threshold: u64,
+    ) -> io::Result<(Arc<Store>, Recovery)> {
+        let started = std::time::Instant::now();
+        std::fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
+        // Written by a graceful stop, removed now: without it the last run crashed, and
+        // any recovered message may have been delivered (its delivered mark may not have
+        // reached the disk), so every one comes back flagged redelivered.
+        let clean = std::fs::remove_file(dir.join(CLEAN)).is_ok();
+        if clean {
+            log::sync_dir(dir);
+        }
+        let queues_dir = dir.join("queues");
+        std::fs::create_dir_all(&queues_dir)?;
+        let (definitions, defs) = DefinitionsLog::open(dir, sync)?;
+        let durable: HashSet<u64> = defs.queues.iter().map(|q| q.log_id).collect();
+        // Logs of queues that are gone (transient queues' paged messages, deleted queues).
+        for entry in std::fs::read_dir(&queues_dir)? {
+            let entry = entry?;
+            let keep = u64::from_str_radix(&entry.file_name().to_string_lossy(), 16)
+                .is_ok_and(|id| durable.contains(&id));
+            if !keep {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let mut files = HashMap::new();
+        let mut recovery = Recovery::default();
+        let mut total = 0usize;
+        for id in &durable {
+            let rec = QueueFiles::recover(log_dir(&queues_dir, *id), paging_threshold, clean)?;
+            total += rec.messages.len() + rec.tail_count as usize;
+            files.insert(*id, rec.files.unwrap());
+            recovery.queues.insert(
+                *id,
+                RecoveredQueue {
+                    messages: rec.messages,
+                    tail_count: rec.tail_count,
+                    tail_bytes: rec.tail_bytes,
+                    next_seq: rec.max_seq.map_or(0, |s| s + 1),
+                },
+            );
+        }
+        recovery.definitions = defs;
+        if total > 0 || !durable.is_empty() {
+            info!(
+                queues = durable.len(),
+                messages = total,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "recovered durable queues"
+            );
+        }
+        let inner = Arc::new(Inner {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+        });
+        let (synced_tx, synced) = watch::channel(0u64);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let writer = Writer {
+            inner: inner.clone(),
+            root: queues_dir,
+            files,
+            sync,
+            synced: synced_tx,
+            deleted: HashSet::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("warren-store".into())
+            .spawn(move || {
+                let _guard = runtime.as_ref().map(|r| r.enter());
+                writer.run()
+            })?;
+        let next = durable.iter().max().map_or(1, |m| m + 1);
+        Ok((
+            Arc::new(Store {
+                root: dir.to_path_buf(),
+                inner,
+                definitions: Mutex::new(definitions),
+                sync,
+                paging_threshold,
+                synced,
+                thread: Mutex::new(Some(thread)),
+                next_log: AtomicU64::new(next),
+                _lock: lock,
+            }),
+            recovery,
+        ))
+    }
+
+    /// A message log for a new queue.
+    pub fn new_log(self: &Arc<Self>) -> Arc<QueueLog> {
+        self.log_with_id(self.next_log.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The message log of a recovered queue.
+    pub fn log_with_id(self: &Arc<Self>, id: u64) -> Arc<QueueLog> {
+        Arc::new(QueueLog {
+            id,
+            inner: self.inner.clone(),
+            deleted: Default::default(),
+        })
+    }
+
+    /// Records a change to the durable definitions, synced before returning.
+    pub fn define(&self, change: &Change) {
+        if let Err(e) = self.definitions.lock().unwrap().append(change) {
+            error!(error = %e, dir = %self.root.display(), "cannot write definitions; check the storage directory's permissions and free space");
+        }
+    }
+
+    /// The highest ticket made durable so far.
+    pub fn synced(&self) -> watch::Receiver<u64> {
+        self.synced.clone()
+    }
+
+    /// Writes out what is pending and stops the writer. Later operations are ignored:
+    /// messages dropped while the process exits are not acknowledged on disk.
+    pub fn close(&self) {
+        {
+            let mut p = self.inner.pending.lock().unwrap();
+            p.closed = true;
+            self.inner.wake.notify_one();
+        }
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+            if std::fs::File::create(self.root.join(CLEAN)).is_ok() {
+                log::sync_dir(&self.root);
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Takes the storage directory's lock: two brokers on one directory would corrupt it.
+fn lock_dir(dir: &Path) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the directory is in use by another Warren (stop it, or set storage.dir to another directory)",
+        ));
+    }
+    Ok(f)
+}
+
+/// Marks a graceful stop.
+const CLEAN: &str = "CLEAN";
+
+fn log_dir(root: &Path, id: u64) -> PathBuf {
+    root.join(format!("{id:016x}"))
+}
+
+/// A queue's handle on its message log.
+#[derive(Debug)]
+pub struct QueueLog {
+    pub id: u64,
+    inner: Arc<Inner>,
+    /// Set when the queue is deleted: its messages' marks no longer matter.
+    deleted: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inner")
+    }
+}
+
+impl QueueLog {
+    /// Appends a message; returns the ticket that says when it is durable.
+    pub fn append(
+        &self,
+        seq: u64,
+        message: &MessageRef,
+        persistent: bool,
+        expires: u64,
+        tail: bool,
+    ) -> u64 {
+        self.inner.push(Op::Append {
+            log: self.id,
+            seq,
+            message: message.clone(),
+            persistent,
+            expires,
+            tail,
+        })
+    }
+
+    pub fn mark(&self, kind: u8, seq: u64) {
+        if self.deleted.load(Ordering::Relaxed) {
+            return;
+        }
+        self.inner.push(Op::Mark {
+            log: self.id,
+            kind,
+            seq,
+        });
+    }
+
+    /// Asks for up to `max_bytes` of the paged-out tail to be read back and handed to
+    /// `queue.page_in`. With `done`, signals it when finished.
+    pub fn page_in(
+        &self,
+        queue: Weak<Queue>,
+        max_bytes: u64,
+        done: Option<std::sync::mpsc::SyncSender<()>>,
+    ) {
+        self.inner.push(Op::PageIn {
+            log: self.id,
+            queue,
+            max_bytes,
+            done,
+        });
+    }
+
+    pub fn drop_tail(&self) {
+        self.inner.push(Op::DropTail { log: self.id });
+    }
+
+    /// Stops recording marks without deleting anything: the queue object goes away with
+    /// the process, its messages stay on disk.
+    pub fn detach(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+    }
+
+    pub fn delete(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+        self.inner.push(Op::Delete { log: self.id });
+    }
+}
+
+/// A message's place in its queue's log: acknowledged there when the message is dropped
+/// (acked, expired, purged, dead-lettered...). Moving it around (requeue, delivery) keeps it.
+#[derive(Debug)]
+pub struct Persisted {
+    pub log: Arc<QueueLog>,
+    pub seq: u64,
+}
+
+impl Drop for Persisted {
+    fn drop(&mut self) {
+        self.log.mark(record::MARK_ACK, self.seq);
+    }
+}
+
+struct Writer {
+    inner: Arc<Inner>,
+    root: PathBuf,
+    files: HashMap<u64, QueueFiles>,
+    sync: bool,
+    synced: watch::Sender<u64>,
+    deleted: HashSet<u64>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut ops = Vec::new();
+        let mut acked: HashSet<(u64, u64)> = HashSet::new();
+        let mut skipped: HashSet<(u64, u64)> = HashSet::new();
+        let mut dirty: Vec<u64> = Vec::new();
+        let mut after: Vec<Op> = Vec::new();
+        loop {
+            let (ticket, closed) = {
+                let mut p = self.inner.pending.lock().unwrap();
+                while p.ops.is_empty() && !p.closed {
+                    p.writer_waiting = true;
+                    p = self.inner.wake.wait(p).unwrap();
+                }
+                std::mem::swap(&mut ops, &mut p.ops);
+                (p.ticket, p.closed)
+            };
+            acked.clear();
+            skipped.clear();
+            for op in &ops {
+                if let Op::Mark {
+                    log,
+                    kind: record::MARK_ACK,
+                    seq,
+                } = op
+                {
+                    acked.insert((*log, *seq));
+                }
+            }
+            for op in ops.drain(..) {
+                match op {
+                    Op::Append {
+                        log,
+                        seq,
+                        message,
+                        persistent,
+                        expires,
+                        tail,
+                    } => {
+                        if self.deleted.contains(&log) {
+                            continue;
+                        }
+                        if !tail && acked.contains(&(log, seq)) {
+                            // Published and acknowledged within one batch: nothing to keep.
+                            skipped.insert((log, seq));
+                            continue;
+                        }
+                        let root = &self.root;
+                        let f = self
+                            .files
+                            .entry(log)
+                            .or_insert_with(|| QueueFiles::new(log_dir(root, log)));
+                        if let Err(e) =
+                            f.append(seq, persistent, expires, &message, tail, self.sync)
+                        {
+                            error!(error = %e, "cannot append to a queue log; check free disk space");
+                        }
+                        if !dirty.contains(&log) {
+                            dirty.push(log);
+                        }
+                    }
+                    Op::Mark { log, kind, seq } => {
+                        if skipped.contains(&(log, seq)) {
+                            continue;
+                        }
+                        if let Some(f) = self.files.get_mut(&log) {
+                            f.mark(kind, seq);
+                            if !dirty.contains(&log) {
+                                dirty.push(log);
+                            }
+                        }
+                    }
+                    Op::Delete { log } => {
+                        self.deleted.insert(log);
+                        dirty.retain(|l| *l != log);
+                        if let Some(f) = self.files.remove(&log) {
+                            f.destroy();
+                        } else {
+                            let _ = std::fs::remove_dir_all(log_dir(&self.root, log));
+                        }
+                    }
+                    op => after.push(op),
+                }
+            }
+            for log in dirty.drain(..) {
+                if let Some(f) = self.files.get_mut(&log)
+                    && let Err(e) = f.flush(self.sync)
+                {
+                    error!(error = %e, "cannot write a queue log; check free disk space");
+                }
+            }
+            self.synced.send_replace(ticket);
+            for op in after.drain(..) {
+                self.page(op);
+            }
+            if closed {
+                let p = self.inner.pending.lock().unwrap();
+                if p.ops.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Page-in and tail drops run after the batch is written: what they read is on disk.
+    fn page(&mut self, op: Op) {
+        match op {
+            Op::PageIn {
+                log,
+                queue,
+                max_bytes,
+                done,
+            } => {
+                let mut out = Vec::new();
+                if let Some(f) = self.files.get_mut(&log)
+                    && let Err(e) = f.page_in(max_bytes, &mut out)
+                {
+                    error!(error = %e, "cannot read a queue's paged-out messages");
+                }
+                if let Some(q) = queue.upgrade() {
+                    q.page_in(out);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Op::DropTail { log } => {
+                if let Some(f) = self.files.get_mut(&log) {
+                    if let Err(e) = f.drop_tail() {
+                        error!(error = %e, "cannot read a queue's paged-out messages");
+                    }
+                    let _ = f.flush(self.sync);
+                }
+            }
+            _ => {}
+        }
+    }
+}
