@@ -185,10 +185,9 @@ impl QueueFiles {
                     .create(true)
                     .append(true)
                     .open(seg_path(&self.dir, *first, "ack"))?;
+                // Not synced: a mark only decides whether a message comes back (redelivered)
+                // after a power loss, and written to the OS it survives a crash of Warren.
                 f.write_all(&seg.marks)?;
-                if sync {
-                    f.sync_data()?;
-                }
                 if let Some((acked, delivered)) = &mut seg.page_marks {
                     let (marks, _) = record::read_marks(&seg.marks);
                     for (k, s) in marks {
@@ -240,7 +239,7 @@ impl QueueFiles {
             if taken >= max_bytes {
                 break;
             }
-            let want = (max_bytes - taken).clamp(64 << 10, seg.size - offset);
+            let want = (max_bytes - taken).max(64 << 10).min(seg.size - offset);
             let path = seg_path(&self.dir, first, "seg");
             let file = File::open(&path)?;
             let data = read_at(&file, offset, want)?;

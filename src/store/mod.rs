@@ -206,7 +206,12 @@ impl Store {
             .name("warren-store".into())
             .spawn(move || {
                 let _guard = runtime.as_ref().map(|r| r.enter());
-                writer.run()
+                // A writer that died would leave every confirm hanging: better to stop and
+                // recover from the log on restart.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run())).is_err() {
+                    error!("the store's writer thread failed; aborting (the log is recovered on restart)");
+                    std::process::abort();
+                }
             })?;
         let next = durable.iter().max().map_or(1, |m| m + 1);
         Ok((
