@@ -161,8 +161,9 @@ impl QueueFiles {
     }
 
     /// Writes what is buffered and, with `sync`, makes it durable; then deletes segments
-    /// whose messages are all acknowledged.
-    pub fn flush(&mut self, sync: bool) -> io::Result<()> {
+    /// whose messages are all acknowledged. Returns whether it synced.
+    pub fn flush(&mut self, sync: bool) -> io::Result<bool> {
+        let mut synced = false;
         if let Some((_, file)) = &mut self.current
             && !self.buf.is_empty()
         {
@@ -170,6 +171,7 @@ impl QueueFiles {
             self.buf.clear();
             if sync {
                 file.sync_data()?;
+                synced = true;
             }
         }
         let current = self.current.as_ref().map(|(f, _)| *f);
@@ -212,7 +214,7 @@ impl QueueFiles {
             let _ = fs::remove_file(seg_path(&self.dir, first, "seg"));
             let _ = fs::remove_file(seg_path(&self.dir, first, "ack"));
         }
-        Ok(())
+        Ok(synced)
     }
 
     /// Reads the paged-out tail onwards from the cursor: up to `max_bytes` of records (at

@@ -73,6 +73,9 @@ struct Pending {
 struct Inner {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Message records written and fsync calls made (reported when the store closes).
+    appended: AtomicU64,
+    fsyncs: AtomicU64,
 }
 
 impl Inner {
@@ -191,6 +194,8 @@ impl Store {
         let inner = Arc::new(Inner {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
+            appended: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
         });
         let (synced_tx, synced) = watch::channel(0u64);
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -266,6 +271,11 @@ impl Store {
         }
         if let Some(t) = self.thread.lock().unwrap().take() {
             let _ = t.join();
+            info!(
+                appended = self.inner.appended.load(Ordering::Relaxed),
+                fsyncs = self.inner.fsyncs.load(Ordering::Relaxed),
+                "message store closed"
+            );
             if std::fs::File::create(self.root.join(CLEAN)).is_ok() {
                 log::sync_dir(&self.root);
             }
@@ -457,6 +467,7 @@ impl Writer {
                             .files
                             .entry(log)
                             .or_insert_with(|| QueueFiles::new(log_dir(root, log)));
+                        self.inner.appended.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) =
                             f.append(seq, persistent, expires, &message, tail, self.sync)
                         {
@@ -490,10 +501,16 @@ impl Writer {
                 }
             }
             for log in dirty.drain(..) {
-                if let Some(f) = self.files.get_mut(&log)
-                    && let Err(e) = f.flush(self.sync)
-                {
-                    error!(error = %e, "cannot write a queue log; check free disk space");
+                if let Some(f) = self.files.get_mut(&log) {
+                    match f.flush(self.sync) {
+                        Ok(true) => {
+                            self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            error!(error = %e, "cannot write a queue log; check free disk space")
+                        }
+                    }
                 }
             }
             self.synced.send_replace(ticket);
