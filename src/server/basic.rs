@@ -175,6 +175,8 @@ impl Connection {
         // The store ticket this publish waits for before its confirm (0: none).
         let ticket = std::mem::take(&mut self.fx.ticket);
         let ticket = if self.shared.store.sync { ticket } else { 0 };
+        // A transaction's commit-ok waits for the same (see tx_commit).
+        self.tx_ticket = self.tx_ticket.max(ticket);
         let outbox = self.outbox.clone();
         let channel = self.channel(ch);
         if let Some(c) = &mut channel.confirms {
@@ -183,7 +185,7 @@ impl Connection {
             if ticket > 0 || !c.waiting.is_empty() {
                 let after = c.waiting.back().map_or(0, |w| w.1);
                 c.waiting.push_back((seq, ticket.max(after), accepted));
-                self.confirms_waiting = true;
+                self.store_waiting = true;
             } else if accepted {
                 c.pending = Some(seq);
                 if !self.confirm_dirty.contains(&ch) {

@@ -270,6 +270,7 @@ impl Connection {
     }
 
     pub(crate) fn tx_commit(&mut self, ch: u16) -> Result<(), AmqpError> {
+        self.tx_ticket = 0;
         let ops = match &mut self.channel(ch).tx {
             Some(ops) => std::mem::take(ops),
             None => return Err(Self::not_transactional()),
@@ -290,7 +291,14 @@ impl Connection {
                 } => self.apply_nack(ch, tag, multiple, requeue)?,
             }
         }
-        self.send(ch, TxCommitOk {}.into());
+        // Persistent messages of the transaction are on disk before commit-ok goes out.
+        match std::mem::take(&mut self.tx_ticket) {
+            0 => self.send(ch, TxCommitOk {}.into()),
+            ticket => {
+                self.deferred.push((ticket, ch, TxCommitOk {}.into()));
+                self.store_waiting = true;
+            }
+        }
         Ok(())
     }
 

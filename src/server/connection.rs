@@ -49,8 +49,12 @@ pub(crate) struct Connection {
     pub blocked_notify: bool,
     /// A publish arrived while the memory alarm was raised: stop reading after this batch.
     pub must_block: bool,
-    /// Some channel has confirms waiting for the store to sync.
-    pub confirms_waiting: bool,
+    /// Some channel has confirms, or the connection replies, waiting for the store to sync.
+    pub store_waiting: bool,
+    /// Replies held until the store has synced a ticket (tx.commit-ok).
+    pub deferred: Vec<(u64, u16, Method)>,
+    /// Highest store ticket of the publishes handled since the last tx.commit began.
+    pub tx_ticket: u64,
 }
 
 /// How the reader loop ends.
@@ -127,7 +131,9 @@ async fn handshake_and_run(
         cancel_notify: hs.cancel_notify,
         blocked_notify: hs.blocked_notify,
         must_block: false,
-        confirms_waiting: false,
+        store_waiting: false,
+        deferred: Vec::new(),
+        tx_ticket: 0,
     };
     codec.set_frame_max(hs.frame_max);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
@@ -220,7 +226,7 @@ impl Connection {
                         return Ok(());
                     }
                 },
-                _ = synced.changed(), if self.confirms_waiting => {
+                _ = synced.changed(), if self.store_waiting => {
                     self.release_synced_confirms(*synced.borrow_and_update());
                 }
                 _ = shutdown.cancelled(), if !closing => {
@@ -259,7 +265,7 @@ impl Connection {
             tokio::select! {
                 _ = alarm.wait_for(|a| a.is_none()) => break,
                 _ = shutdown.cancelled() => break,
-                _ = synced.changed(), if self.confirms_waiting => {
+                _ = synced.changed(), if self.store_waiting => {
                     self.release_synced_confirms(*synced.borrow_and_update());
                 }
             }
@@ -273,11 +279,15 @@ impl Connection {
     /// Sends the confirms of publishes that the store has now made durable.
     fn release_synced_confirms(&mut self, synced: u64) {
         let mut still = false;
+        for (_, ch, m) in self.deferred.extract_if(.., |(t, _, _)| *t <= synced) {
+            self.outbox.push(|buf, _| encode_method(buf, ch, &m));
+        }
+        still |= !self.deferred.is_empty();
         for ch in self.channels.iter_mut().flatten() {
             ch.release_durable_confirms(synced, &self.outbox);
             still |= ch.confirms.as_ref().is_some_and(|c| !c.waiting.is_empty());
         }
-        self.confirms_waiting = still;
+        self.store_waiting = still;
         self.outbox.ring();
     }
 
