@@ -318,10 +318,7 @@ impl Queue {
             },
             None => self.args.message_ttl,
         };
-        let level = match self.args.max_priority {
-            Some(max) => message.properties.priority().unwrap_or(0).min(max),
-            None => 0,
-        };
+        let level = self.level_of(&message);
         let persistent = self.durable && message.persistent();
         let qm = QueuedMessage {
             seq,
@@ -474,38 +471,12 @@ impl Queue {
                 tracing::warn!(queue = %self.name, lost = s.tail.count, "paged-out messages could not be read back");
                 s.tail = Tail::default();
             }
-            let mut earliest = s.earliest;
-            for m in messages {
-                let stored = m.stored;
-                let message = Arc::new(stored.message);
-                let size = message.size() as u64;
-                let level = match self.args.max_priority {
-                    Some(max) => message.properties.priority().unwrap_or(0).min(max),
-                    None => 0,
-                };
-                let expires_at = unix_ms_to_deadline(stored.expires);
-                if let Some(t) = expires_at {
-                    earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
-                }
-                s.tail.count = s.tail.count.saturating_sub(1);
-                s.tail.bytes = s.tail.bytes.saturating_sub(size);
-                s.ready.push_back(QueuedMessage {
-                    seq: stored.seq,
-                    message,
-                    redelivered: m.delivered,
-                    expires_at,
-                    level,
-                    persisted: Some(Persisted {
-                        log: self.log.clone(),
-                        seq: stored.seq,
-                    }),
-                });
-            }
-            if earliest != s.earliest {
-                s.earliest = earliest;
-                self.ensure_timer(&mut s);
-                self.timer.notify_one();
-            }
+            let before = s.ready.bytes;
+            let n = messages.len() as u64;
+            self.load(&mut s, messages);
+            let loaded = s.ready.bytes - before;
+            s.tail.count = s.tail.count.saturating_sub(n);
+            s.tail.bytes = s.tail.bytes.saturating_sub(loaded);
             self.dispatch_locked(&mut s, &mut fx);
             self.maybe_page_in(&mut s);
         }
@@ -515,41 +486,52 @@ impl Queue {
         fx.bells.ring();
     }
 
-    /// Recovered from the log at start-up: the messages loaded, and the rest left paged out.
-    pub fn recover(self: &Arc<Self>, rq: crate::store::RecoveredQueue) {
-        let mut s = self.lock();
-        s.next_seq = rq.next_seq;
-        s.logged = true;
-        let mut earliest = None;
-        for m in rq.messages {
+    /// Appends messages read from the log to the ready ones (after everything in memory:
+    /// they come from the tail, or are all there is at start-up).
+    fn load(self: &Arc<Self>, s: &mut QueueState, messages: Vec<LoggedMessage>) {
+        let mut earliest = s.earliest;
+        for m in messages {
             let stored = m.stored;
             let message = Arc::new(stored.message);
-            let level = match self.args.max_priority {
-                Some(max) => message.properties.priority().unwrap_or(0).min(max),
-                None => 0,
-            };
             let expires_at = unix_ms_to_deadline(stored.expires);
             if let Some(t) = expires_at {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
             s.ready.push_back(QueuedMessage {
                 seq: stored.seq,
+                level: self.level_of(&message),
                 message,
                 redelivered: m.delivered,
                 expires_at,
-                level,
                 persisted: Some(Persisted {
                     log: self.log.clone(),
                     seq: stored.seq,
                 }),
             });
         }
+        if earliest != s.earliest {
+            s.earliest = earliest;
+            self.ensure_timer(s);
+            self.timer.notify_one();
+        }
+    }
+
+    /// The priority level a message waits at (0 unless the queue has x-max-priority).
+    fn level_of(&self, message: &super::message::Message) -> u8 {
+        match self.args.max_priority {
+            Some(max) => message.properties.priority().unwrap_or(0).min(max),
+            None => 0,
+        }
+    }
+
+    /// Recovered from the log at start-up: the messages loaded, and the rest left paged out.
+    pub fn recover(self: &Arc<Self>, rq: crate::store::RecoveredQueue) {
+        let mut s = self.lock();
+        s.next_seq = rq.next_seq;
+        s.logged = true;
+        self.load(&mut s, rq.messages);
         s.tail.count = rq.tail_count;
         s.tail.bytes = rq.tail_bytes;
-        if earliest.is_some() {
-            s.earliest = earliest;
-            self.ensure_timer(&mut s);
-        }
         self.maybe_page_in(&mut s);
     }
 

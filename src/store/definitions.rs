@@ -212,26 +212,13 @@ fn put_record(buf: &mut BytesMut, c: &Change) {
             t(buf, &b.arguments);
         }
     }
-    let len = (buf.len() - start - 8) as u32;
-    let crc = crc32fast::hash(&buf[start + 8..]);
-    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+    super::record::seal(buf, start);
 }
 
 fn read_record(data: &Bytes, at: usize) -> Option<(Change, usize)> {
-    let d = data.get(at..)?;
-    if d.len() < 8 {
-        return None;
-    }
-    let len = u32::from_be_bytes(d[0..4].try_into().unwrap()) as usize;
-    let crc = u32::from_be_bytes(d[4..8].try_into().unwrap());
-    let body = d.get(8..8 + len)?;
-    if crc32fast::hash(body) != crc {
-        return None;
-    }
-    let src = data.slice(at + 8..at + 8 + len);
+    let src = super::record::checked(data, at)?;
     let change = parse_change(&src).ok()?;
-    Some((change, 8 + len))
+    Some((change, 8 + src.len()))
 }
 
 type R<'a, T> = wire::WireResult<'a, T>;

@@ -40,8 +40,7 @@ pub fn put_message(
     let bcc_len: usize = m.bcc.iter().map(|k| 4 + k.0.len()).sum();
     let len = FIXED + m.exchange.len() + m.routing_key.len() + props.len() + bcc_len + m.body.len();
     buf.reserve(len);
-    buf.put_u32((len - 8) as u32);
-    buf.put_u32(0); // crc, filled below
+    buf.put_u64(0); // length and crc: sealed below
     buf.put_u8(if persistent { FLAG_PERSISTENT } else { 0 });
     buf.put_u64(seq);
     buf.put_u64(expires);
@@ -55,8 +54,7 @@ pub fn put_message(
         buf.put_slice(&k.0);
     }
     buf.put_slice(&m.body);
-    let crc = crc32fast::hash(&buf[start + 8..]);
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
+    seal(buf, start);
     buf.len() - start
 }
 
@@ -81,18 +79,8 @@ pub struct StoredMessage {
 /// views of `src`). `None` when the record is incomplete or its checksum fails: the log
 /// ends there.
 pub fn read_message(src: &Bytes, offset: usize) -> Option<StoredMessage> {
-    let data = src.get(offset..)?;
-    if data.len() < 8 {
-        return None;
-    }
-    let len = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-    let crc = u32::from_be_bytes(data[4..8].try_into().unwrap());
-    let body = data.get(8..8 + len)?;
-    if crc32fast::hash(body) != crc {
-        return None;
-    }
-    let all = src.slice(offset + 8..offset + 8 + len);
-    let mut b = all.clone();
+    let mut b = checked(src, offset)?;
+    let len = b.len();
     let short = |b: &mut Bytes| -> Option<ShortStr> {
         let n = *b.first()? as usize;
         if b.len() < 1 + n {
@@ -142,6 +130,28 @@ pub fn read_message(src: &Bytes, offset: usize) -> Option<StoredMessage> {
         },
         len: 8 + len,
     })
+}
+
+/// The payload of the length-and-CRC framed record at `offset` (every record kind but the
+/// fixed-size marks uses this frame), if it is whole and its checksum matches.
+pub fn checked(src: &Bytes, offset: usize) -> Option<Bytes> {
+    let data = src.get(offset..)?;
+    if data.len() < 8 {
+        return None;
+    }
+    let len = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+    let crc = u32::from_be_bytes(data[4..8].try_into().unwrap());
+    let body = data.get(8..8 + len)?;
+    (crc32fast::hash(body) == crc).then(|| src.slice(offset + 8..offset + 8 + len))
+}
+
+/// Fills in the length and CRC of the record that starts at `start` (8 octets reserved
+/// there) and runs to the end of `buf`.
+pub fn seal(buf: &mut [u8], start: usize) {
+    let len = (buf.len() - start - 8) as u32;
+    let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
 
 pub fn put_mark(buf: &mut Vec<u8>, kind: u8, seq: u64) {
