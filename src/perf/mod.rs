@@ -1,2 +1,6 @@
-//! The load tool's parts (`warren-perf`): a pipelined client on Warren's own codec.
+//! The load tool's parts (`warren-perf`): a pipelined client on Warren's own codec, the
+//! command line, and one module per mode.
+pub mod args;
 pub mod client;
+pub mod progress;
+pub mod throughput;
