@@ -7,7 +7,7 @@ use clap::Parser;
 use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::client::Uri;
-use warren::perf::throughput;
+use warren::perf::{connections, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -18,6 +18,7 @@ async fn main() {
     }));
     let result = match args.mode.as_str() {
         "throughput" => throughput::run(args.clone(), uri).await,
+        "connections" => connections::run(args.clone(), uri).await,
         other => {
             eprintln!("warren-perf: unknown mode {other:?} (see --help)");
             std::process::exit(2);

@@ -2,5 +2,7 @@
 //! command line, and one module per mode.
 pub mod args;
 pub mod client;
+pub mod connections;
 pub mod progress;
+pub mod rss;
 pub mod throughput;
