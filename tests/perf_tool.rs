@@ -81,3 +81,22 @@ async fn connections_mode_opens_and_closes_every_connection() {
     assert!(field(&json, "rss_after_kib") > 0, "{json}");
     field(&json, "rss_per_connection_bytes");
 }
+
+#[tokio::test]
+async fn queue_churn_declares_and_deletes_queues() {
+    let json = run_tool(&["queue-churn", "-x", "2", "--inflight", "5", "-z", "1"]).await;
+    assert!(field(&json, "queues_churned") > 0, "{json}");
+    assert_eq!(
+        field(&json, "queues_churned") % 5,
+        0,
+        "whole batches: {json}"
+    );
+    assert!(field(&json, "rate") > 0, "{json}");
+}
+
+#[tokio::test]
+async fn bind_churn_binds_and_unbinds() {
+    let json = run_tool(&["bind-churn", "--bindings", "100", "-z", "1"]).await;
+    assert!(field(&json, "bindings_churned") > 0, "{json}");
+    assert!(field(&json, "rate") > 0, "{json}");
+}

@@ -6,6 +6,7 @@
 use clap::Parser;
 use std::sync::Arc;
 use warren::perf::args::Args;
+use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
 use warren::perf::{connections, throughput};
 
@@ -19,6 +20,8 @@ async fn main() {
     let result = match args.mode.as_str() {
         "throughput" => throughput::run(args.clone(), uri).await,
         "connections" => connections::run(args.clone(), uri).await,
+        "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
+        "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,
         other => {
             eprintln!("warren-perf: unknown mode {other:?} (see --help)");
             std::process::exit(2);
