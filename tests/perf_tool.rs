@@ -100,3 +100,18 @@ async fn bind_churn_binds_and_unbinds() {
     assert!(field(&json, "bindings_churned") > 0, "{json}");
     assert!(field(&json, "rate") > 0, "{json}");
 }
+
+#[tokio::test]
+async fn backlog_mode_publishes_then_drains_everything() {
+    let pid = std::process::id().to_string();
+    let json = run_tool(&[
+        "backlog", "-x", "2", "-C", "500", "-y", "2", "-a", "10", "-s", "100", "--pid", &pid,
+    ])
+    .await;
+    assert_eq!(field(&json, "messages"), 1000, "{json}");
+    assert_eq!(field(&json, "published"), 1000, "{json}");
+    assert_eq!(field(&json, "confirmed"), 1000, "{json}");
+    assert_eq!(field(&json, "backlog"), 1000, "{json}");
+    assert_eq!(field(&json, "consumed"), 1000, "{json}");
+    assert!(field(&json, "rss_backlog_kib") > 0, "{json}");
+}

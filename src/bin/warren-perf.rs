@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
-use warren::perf::{connections, throughput};
+use warren::perf::{backlog, connections, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -19,6 +19,7 @@ async fn main() {
     }));
     let result = match args.mode.as_str() {
         "throughput" => throughput::run(args.clone(), uri).await,
+        "backlog" => backlog::run(args.clone(), uri).await,
         "connections" => connections::run(args.clone(), uri).await,
         "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
         "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,

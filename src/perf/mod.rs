@@ -1,6 +1,7 @@
 //! The load tool's parts (`warren-perf`): a pipelined client on Warren's own codec, the
 //! command line, and one module per mode.
 pub mod args;
+pub mod backlog;
 pub mod churn;
 pub mod client;
 pub mod connections;
