@@ -115,7 +115,8 @@ print(round(v, 1) if isinstance(v, float) else v)' "$1" "$2"
 run_tool() { # URL PID SCENARIO -> the JSON line
     local out
     out=$(eval "\"$BIN/warren-perf\" --uri \"$1\" ${SCEN[$3]} --pid \"$2\" --json" | tail -1)
-    case "$out" in *'"failed":'[1-9]*) log "$3: some connections failed: $out" ;; esac
+    case "$out" in *'"failed":'[1-9]*) log "$3: some connections failed" ;; esac
+    log "$3 $1: $out"
     echo "$out"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
