@@ -1,20 +1,19 @@
-//! warren-perf against an in-process broker: a short throughput run with confirms and acks
-//! moves messages end to end and reports them in its JSON line.
+//! warren-perf against an in-process broker: a short run of each mode does its work and
+//! reports it in its JSON line.
 
 mod raw;
 
 use std::process::Command;
 
-#[tokio::test]
-async fn throughput_run_reports_messages_moved() {
+/// Runs warren-perf with `args` against a fresh in-process broker; returns its JSON line.
+async fn run_tool(args: &[&str]) -> String {
     let server = raw::broker(|_| {}).await;
     let uri = format!("amqp://guest:guest@{}/%2f", server.local_addr);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_warren-perf"))
-            .args([
-                "--uri", &uri, "-x", "1", "-y", "1", "-s", "64", "-c", "50", "-a", "10",
-            ])
-            .args(["-P", "100", "-z", "1", "--json"])
+            .args(["--uri", &uri, "--json"])
+            .args(&args)
             .output()
             .unwrap()
     })
@@ -26,19 +25,93 @@ async fn throughput_run_reports_messages_moved() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json = String::from_utf8(out.stdout).unwrap();
-    let field = |name: &str| -> u64 {
-        let at = json
-            .find(&format!("\"{name}\":"))
-            .unwrap_or_else(|| panic!("{name} in {json}"));
-        json[at + name.len() + 3..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    assert!(field("published") > 0, "{json}");
-    assert!(field("confirmed") > 0, "{json}");
-    assert!(field("consumed") > 0, "{json}");
-    assert!(field("confirmed") <= field("published"));
+    assert_eq!(
+        json.lines().count(),
+        1,
+        "only the JSON line with --json: {json}"
+    );
+    json
+}
+
+/// The integer value of `name` in a flat JSON line (panics when missing or null).
+fn field(json: &str, name: &str) -> u64 {
+    let at = json
+        .find(&format!("\"{name}\":"))
+        .unwrap_or_else(|| panic!("{name} in {json}"));
+    json[at + name.len() + 3..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is a number in {json}"))
+}
+
+#[tokio::test]
+async fn throughput_run_reports_messages_moved() {
+    let json = run_tool(&[
+        "-x", "1", "-y", "1", "-s", "64", "-c", "50", "-a", "10", "-P", "100", "-z", "1",
+    ])
+    .await;
+    assert!(field(&json, "published") > 0, "{json}");
+    assert!(field(&json, "confirmed") > 0, "{json}");
+    assert!(field(&json, "consumed") > 0, "{json}");
+    assert!(field(&json, "confirmed") <= field(&json, "published"));
+}
+
+#[tokio::test]
+async fn connections_mode_opens_and_closes_every_connection() {
+    // The broker runs in this process, so this process's VmRSS is the broker's.
+    let pid = std::process::id().to_string();
+    let json = run_tool(&[
+        "connections",
+        "-n",
+        "50",
+        "--channels",
+        "2",
+        "--concurrency",
+        "10",
+        "--pid",
+        &pid,
+    ])
+    .await;
+    assert_eq!(field(&json, "opened"), 50, "{json}");
+    assert_eq!(field(&json, "channels_opened"), 100, "{json}");
+    assert_eq!(field(&json, "failed"), 0, "{json}");
+    assert_eq!(field(&json, "closed"), 50, "{json}");
+    assert!(field(&json, "rss_after_kib") > 0, "{json}");
+    field(&json, "rss_per_connection_bytes");
+}
+
+#[tokio::test]
+async fn queue_churn_declares_and_deletes_queues() {
+    let json = run_tool(&["queue-churn", "-x", "2", "--inflight", "5", "-z", "1"]).await;
+    assert!(field(&json, "queues_churned") > 0, "{json}");
+    assert_eq!(
+        field(&json, "queues_churned") % 5,
+        0,
+        "whole batches: {json}"
+    );
+    assert!(field(&json, "rate") > 0, "{json}");
+}
+
+#[tokio::test]
+async fn bind_churn_binds_and_unbinds() {
+    let json = run_tool(&["bind-churn", "--bindings", "100", "-z", "1"]).await;
+    assert!(field(&json, "bindings_churned") > 0, "{json}");
+    assert!(field(&json, "rate") > 0, "{json}");
+}
+
+#[tokio::test]
+async fn backlog_mode_publishes_then_drains_everything() {
+    let pid = std::process::id().to_string();
+    let json = run_tool(&[
+        "backlog", "-x", "2", "-C", "500", "-y", "2", "-a", "10", "-s", "100", "--pid", &pid,
+    ])
+    .await;
+    assert_eq!(field(&json, "messages"), 1000, "{json}");
+    assert_eq!(field(&json, "published"), 1000, "{json}");
+    assert_eq!(field(&json, "confirmed"), 1000, "{json}");
+    assert_eq!(field(&json, "backlog"), 1000, "{json}");
+    assert_eq!(field(&json, "consumed"), 1000, "{json}");
+    assert!(field(&json, "rss_backlog_kib") > 0, "{json}");
 }

@@ -54,12 +54,23 @@ impl Client {
     /// Connects, authenticates (PLAIN), tunes (the server's frame_max, no heartbeats) and
     /// opens channel 1.
     pub async fn connect(uri: &Uri) -> Result<Client, CodecError> {
+        Client::connect_with(uri, 1, 1 << 16).await
+    }
+
+    /// Like [`Client::connect`], with channels 1..=`channels` opened and read/write buffers
+    /// of `buffer` bytes to start with. Pipelined: tune-ok goes out with connection.open,
+    /// and every channel.open is written at once, so the handshake takes four round trips.
+    pub async fn connect_with(
+        uri: &Uri,
+        channels: u16,
+        buffer: usize,
+    ) -> Result<Client, CodecError> {
         let socket = TcpStream::connect(&uri.addr).await?;
         socket.set_nodelay(true)?;
         let mut c = Client {
             socket,
-            rbuf: BytesMut::with_capacity(1 << 16),
-            wbuf: BytesMut::with_capacity(1 << 16),
+            rbuf: BytesMut::with_capacity(buffer),
+            wbuf: BytesMut::with_capacity(buffer),
             codec: FrameCodec::new(0),
             frame_max: 131072,
         };
@@ -87,16 +98,16 @@ impl Client {
         } else {
             t.frame_max
         };
-        c.send(
+        encode_method(
+            &mut c.wbuf,
             0,
-            ConnectionTuneOk {
+            &ConnectionTuneOk {
                 channel_max: t.channel_max,
                 frame_max: c.frame_max,
                 heartbeat: 0,
             }
             .into(),
-        )
-        .await?;
+        );
         c.send(
             0,
             ConnectionOpen {
@@ -107,9 +118,32 @@ impl Client {
         .await?;
         c.expect(|m| matches!(m, Method::ConnectionOpenOk(_)))
             .await?;
-        c.send(1, ChannelOpen {}.into()).await?;
-        c.expect(|m| matches!(m, Method::ChannelOpenOk(_))).await?;
+        for ch in 1..=channels {
+            encode_method(&mut c.wbuf, ch, &ChannelOpen {}.into());
+        }
+        c.flush().await?;
+        for _ in 0..channels {
+            c.expect(|m| matches!(m, Method::ChannelOpenOk(_))).await?;
+        }
         Ok(c)
+    }
+
+    /// Closes the connection politely: connection.close, then close-ok.
+    pub async fn close(mut self) -> Result<(), CodecError> {
+        self.send(
+            0,
+            ConnectionClose {
+                reply_code: 200,
+                reply_text: "bye".into(),
+                class_id: 0,
+                method_id: 0,
+            }
+            .into(),
+        )
+        .await?;
+        self.expect(|m| matches!(m, Method::ConnectionCloseOk(_)))
+            .await?;
+        Ok(())
     }
 
     /// Sends one method now.

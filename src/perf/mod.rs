@@ -1,2 +1,10 @@
-//! The load tool's parts (`warren-perf`): a pipelined client on Warren's own codec.
+//! The load tool's parts (`warren-perf`): a pipelined client on Warren's own codec, the
+//! command line, and one module per mode.
+pub mod args;
+pub mod backlog;
+pub mod churn;
 pub mod client;
+pub mod connections;
+pub mod progress;
+pub mod rss;
+pub mod throughput;

@@ -1,0 +1,127 @@
+//! The load tool's command line: PerfTest-style flags shared by every mode.
+
+use crate::protocol::{FieldTable, FieldValue};
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "warren-perf",
+    about = "AMQP 0-9-1 load generator (PerfTest-style flags)",
+    after_help = "Modes:\n  throughput    -x publishers, -y consumers for -z seconds (default -z 10)\n  \
+                  backlog       -x publishers publish -C messages each with confirms and no consumer,\n                \
+                  then -y consumers (at least 1) drain the queue; -z caps each phase\n  \
+                  connections   open -n connections with --channels channels each, --concurrency\n                \
+                  handshakes in flight, hold them -z seconds (default 0), close them\n  \
+                  queue-churn   -x clients declare and delete queues for -z seconds, --inflight pairs\n                \
+                  in flight per client\n  \
+                  bind-churn    -x clients bind and unbind on one exchange for -z seconds, --inflight\n                \
+                  pairs in flight per client\n\
+                  --pid PID[,PID..] adds the broker's VmRSS (summed over the pids) to the report."
+)]
+pub struct Args {
+    /// Mode: throughput, backlog, connections, queue-churn or bind-churn.
+    #[arg(default_value = "throughput")]
+    pub mode: String,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub uri: String,
+    /// Publishers (queue-churn, bind-churn: client connections).
+    #[arg(short = 'x', default_value_t = 1)]
+    pub publishers: usize,
+    /// Consumers.
+    #[arg(short = 'y', default_value_t = 1)]
+    pub consumers: usize,
+    /// Message size in bytes (at least 8: the send timestamp).
+    #[arg(short = 's', default_value_t = 16)]
+    pub size: usize,
+    /// Ack every N messages (multiple); 0 consumes with no-ack.
+    #[arg(short = 'a', default_value_t = 0)]
+    pub ack_every: u64,
+    /// Publisher confirms with at most N outstanding; 0 disables confirms (backlog: 1000).
+    #[arg(short = 'c', default_value_t = 0)]
+    pub confirms: u64,
+    /// Consumer prefetch (basic.qos).
+    #[arg(short = 'P', default_value_t = 1000)]
+    pub prefetch: u16,
+    /// Persistent messages (delivery-mode 2) to a durable queue.
+    #[arg(short = 'p')]
+    pub persistent: bool,
+    /// Queue name (default: a fresh one, deleted at the end).
+    #[arg(short = 'u')]
+    pub queue: Option<String>,
+    /// Exchange to publish to (default: the default exchange, routing by queue name).
+    #[arg(short = 'e', default_value = "")]
+    pub exchange: String,
+    /// Routing key (default: the queue name).
+    #[arg(short = 'k')]
+    pub routing_key: Option<String>,
+    /// Publish rate limit per publisher, messages/s (0: unlimited), spread evenly over
+    /// each millisecond rather than sent in bursts.
+    #[arg(short = 'r', default_value_t = 0)]
+    pub rate: u64,
+    /// Duration in seconds (throughput, churn: default 10; connections: hold time, default
+    /// 0; backlog: a cap on each phase, default none).
+    #[arg(short = 'z')]
+    pub seconds: Option<u64>,
+    /// Messages per publisher (backlog mode).
+    #[arg(short = 'C', long = "pmessages", default_value_t = 100_000)]
+    pub pmessages: u64,
+    /// Connections to open (connections mode).
+    #[arg(short = 'n', long = "connections", default_value_t = 1000)]
+    pub connections: usize,
+    /// Channels per connection (connections mode).
+    #[arg(long, default_value_t = 1)]
+    pub channels: u16,
+    /// Handshakes in flight at once (connections mode).
+    #[arg(long, default_value_t = 200)]
+    pub concurrency: usize,
+    /// Declare/delete or bind/unbind pairs in flight per client (churn modes; 1 is
+    /// request/reply).
+    #[arg(long, default_value_t = 1)]
+    pub inflight: usize,
+    /// Broker process ids (comma-separated, summed) whose VmRSS the report includes.
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<u32>,
+    /// Queue arguments as a JSON object of integers and strings, e.g. '{"x-max-length": 1000}'.
+    #[arg(long)]
+    pub queue_args: Option<String>,
+    /// Number of queues (named QUEUE-0..N-1 when N > 1); publisher i routes to queue i mod N
+    /// on the default exchange, consumer j consumes from queue j mod N.
+    #[arg(long, default_value_t = 1)]
+    pub queues: usize,
+    /// Declare the exchange given with -e with this type (direct, fanout, topic, headers).
+    #[arg(short = 't', long = "type")]
+    pub exchange_type: Option<String>,
+    /// Extra non-matching bindings per queue on the exchange (routing-table size tests;
+    /// bind-churn: bindings in place before churning).
+    #[arg(long, default_value_t = 0)]
+    pub bindings: usize,
+    /// Print only the final JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A tiny parser for flat JSON objects of integers, booleans and strings.
+pub fn parse_queue_args(s: &str) -> Result<FieldTable, String> {
+    let body = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|b| b.strip_suffix('}'))
+        .ok_or("expected a JSON object")?;
+    let mut t = FieldTable::new();
+    for pair in body.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair.split_once(':').ok_or("expected \"key\": value")?;
+        let k = k.trim().trim_matches('"');
+        let v = v.trim();
+        if let Some(sv) = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+            t.insert(k, FieldValue::LongStr(sv.into()));
+        } else if v == "true" || v == "false" {
+            t.insert(k, FieldValue::Bool(v == "true"));
+        } else {
+            t.insert(
+                k,
+                FieldValue::I64(v.parse().map_err(|_| format!("bad value for {k}"))?),
+            );
+        }
+    }
+    Ok(t)
+}

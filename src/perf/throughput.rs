@@ -1,0 +1,443 @@
+//! Publishers, consumers and topology shared by the `throughput` and `backlog` modes, and
+//! the `throughput` mode itself: `-x` publishers and `-y` consumers for `-z` seconds.
+//!
+//! Publishers pipeline their frames into one buffer per batch; consumers read every frame
+//! available before acking (multiple).
+
+use super::args::Args;
+use super::client::{Client, Uri};
+use super::progress;
+use crate::protocol::*;
+use bytes::BufMut;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Default)]
+pub struct Stats {
+    pub published: AtomicU64,
+    pub confirmed: AtomicU64,
+    pub consumed: AtomicU64,
+    pub latencies_us: Mutex<Vec<u32>>,
+    pub stop: AtomicBool,
+    /// Woken when consumers reach their target count.
+    pub done: tokio::sync::Notify,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Takes every confirm already read, and reads more while more than `max_outstanding`
+/// publishes are unconfirmed (unless the run is stopping).
+async fn read_confirms(
+    c: &mut Client,
+    sent: u64,
+    acked: &mut u64,
+    max_outstanding: u64,
+    stats: &Stats,
+) -> Result<(), String> {
+    loop {
+        let f = match c.try_frame().map_err(err)? {
+            Some(f) => f,
+            None if sent - *acked <= max_outstanding || stats.stop.load(Ordering::Relaxed) => {
+                return Ok(());
+            }
+            None => {
+                if !c.read_more().await.map_err(err)? {
+                    return Err("connection closed".into());
+                }
+                continue;
+            }
+        };
+        let (tag, multiple, ack) = match f {
+            Frame::Method {
+                method: Method::BasicAck(a),
+                ..
+            } => (a.delivery_tag, a.multiple, true),
+            Frame::Method {
+                method: Method::BasicNack(n),
+                ..
+            } => (n.delivery_tag, n.multiple, false),
+            Frame::Method {
+                method: Method::ChannelClose(c),
+                ..
+            } => return Err(format!("channel closed: {} {}", c.reply_code, c.reply_text)),
+            _ => continue,
+        };
+        let newly = if multiple { tag - *acked } else { 1 };
+        *acked += newly;
+        if ack {
+            stats.confirmed.fetch_add(newly, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Publishes until the run stops, or `limit` messages have been published (and, with
+/// confirms, confirmed).
+///
+/// With `-r`, messages are spread over time: each millisecond tick sends what is due by
+/// then, at most 2 ms worth (a stall is caught up over the next ticks, one of over 100 ms is
+/// skipped), so a rate limited run never bursts and latency percentiles measure the broker,
+/// not the tool.
+pub async fn publisher(
+    uri: Arc<Uri>,
+    args: Arc<Args>,
+    queue: String,
+    stats: Arc<Stats>,
+    limit: Option<u64>,
+) -> Result<(), String> {
+    let mut c = Client::connect(&uri).await.map_err(err)?;
+    if args.confirms > 0 {
+        c.send(1, ConfirmSelect { nowait: false }.into())
+            .await
+            .map_err(err)?;
+        c.expect(|m| matches!(m, Method::ConfirmSelectOk(_)))
+            .await
+            .map_err(err)?;
+    }
+    let props = EncodedProperties::from(&BasicProperties {
+        delivery_mode: Some(if args.persistent { 2 } else { 1 }),
+        ..Default::default()
+    });
+    let method: Method = BasicPublish {
+        exchange: args.exchange.as_str().into(),
+        routing_key: args.routing_key.clone().unwrap_or(queue).into(),
+        mandatory: false,
+        immediate: false,
+    }
+    .into();
+    let mut body = vec![0u8; args.size.max(8)];
+    let (mut sent, mut acked, mut scheduled) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let mut ticks = (args.rate > 0).then(|| {
+        let mut i = tokio::time::interval(Duration::from_millis(1));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    let batch = if args.confirms > 0 {
+        args.confirms.min(100)
+    } else {
+        100
+    };
+    while !stats.stop.load(Ordering::Relaxed) {
+        let mut n = batch;
+        if let Some(limit) = limit {
+            n = n.min(limit - sent);
+            if n == 0 {
+                break;
+            }
+        }
+        if args.confirms > 0 {
+            n = n.min(args.confirms - (sent - acked));
+        }
+        if let Some(ticks) = ticks.as_mut() {
+            // One small batch per millisecond tick: what is due by now, at most 2 ms worth.
+            ticks.tick().await;
+            let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
+            let slack = (args.rate / 500).max(1);
+            if due > scheduled + args.rate / 10 {
+                scheduled = due - slack; // a stall of over 100 ms: skip, don't burst
+            }
+            n = n.min(due - scheduled).min(slack);
+            if n == 0 {
+                continue;
+            }
+            scheduled += n;
+        }
+        for _ in 0..n {
+            (&mut body[..8]).put_u64(now_ns());
+            encode_content(&mut c.wbuf, 1, &method, &props, &body, c.frame_max);
+        }
+        sent += n;
+        c.flush().await.map_err(err)?;
+        stats.published.fetch_add(n, Ordering::Relaxed);
+        if args.confirms > 0 {
+            // Wait for more confirms only when the window is full.
+            read_confirms(&mut c, sent, &mut acked, args.confirms - 1, &stats).await?;
+        }
+    }
+    if args.confirms > 0 && limit.is_some() {
+        read_confirms(&mut c, sent, &mut acked, 0, &stats).await?;
+    }
+    Ok(())
+}
+
+/// Consumes until the run stops, or until all consumers together have consumed `until`
+/// messages (then sets `stop` and wakes `done`). Acks what it holds before leaving.
+pub async fn consumer(
+    uri: Arc<Uri>,
+    args: Arc<Args>,
+    queue: String,
+    stats: Arc<Stats>,
+    until: Option<u64>,
+) -> Result<(), String> {
+    let mut c = Client::connect(&uri).await.map_err(err)?;
+    let no_ack = args.ack_every == 0;
+    if !no_ack {
+        c.send(
+            1,
+            BasicQos {
+                prefetch_size: 0,
+                prefetch_count: args.prefetch,
+                global: false,
+            }
+            .into(),
+        )
+        .await
+        .map_err(err)?;
+        c.expect(|m| matches!(m, Method::BasicQosOk(_)))
+            .await
+            .map_err(err)?;
+    }
+    c.send(
+        1,
+        BasicConsume {
+            queue: queue.as_str().into(),
+            consumer_tag: "".into(),
+            no_local: false,
+            no_ack,
+            exclusive: false,
+            nowait: false,
+            arguments: FieldTable::new(),
+        }
+        .into(),
+    )
+    .await
+    .map_err(err)?;
+    c.expect(|m| matches!(m, Method::BasicConsumeOk(_)))
+        .await
+        .map_err(err)?;
+    let mut asm = ContentAssembler::new();
+    let (mut unacked, mut last_tag) = (0u64, 0u64);
+    let mut lat = Vec::new();
+    let ack = |tag| -> Method {
+        BasicAck {
+            delivery_tag: tag,
+            multiple: true,
+        }
+        .into()
+    };
+    while !stats.stop.load(Ordering::Relaxed) {
+        let f = match c.try_frame().map_err(err)? {
+            Some(f) => f,
+            None => {
+                if unacked > 0 && !no_ack {
+                    c.send(1, ack(last_tag)).await.map_err(err)?;
+                    unacked = 0;
+                }
+                // Wake up now and then to notice the end of the run.
+                if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), c.read_more()).await
+                    && !r.map_err(err)?
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Some(content::Assembled::Content(m)) = asm.push(f).map_err(err)? {
+            if let Method::BasicDeliver(d) = &m.method {
+                last_tag = d.delivery_tag;
+            }
+            if m.body.len() >= 8 {
+                let sent = u64::from_be_bytes(m.body[..8].try_into().unwrap());
+                lat.push((now_ns().saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32);
+            }
+            let total = stats.consumed.fetch_add(1, Ordering::Relaxed) + 1;
+            unacked += 1;
+            if !no_ack && unacked >= args.ack_every {
+                encode_method(&mut c.wbuf, 1, &ack(last_tag));
+                unacked = 0;
+                c.flush().await.map_err(err)?;
+            }
+            if until == Some(total) {
+                stats.stop.store(true, Ordering::Relaxed);
+                stats.done.notify_one();
+            }
+        }
+    }
+    if unacked > 0 && !no_ack {
+        c.send(1, ack(last_tag)).await.map_err(err)?;
+    }
+    stats.latencies_us.lock().unwrap().extend(lat);
+    Ok(())
+}
+
+/// Sends a synchronous method and waits for its reply.
+pub async fn call(c: &mut Client, m: Method, ok: fn(&Method) -> bool) -> Result<Method, String> {
+    c.send(1, m).await.map_err(err)?;
+    c.expect(ok).await.map_err(err)
+}
+
+/// Declares the exchange (with -t), the queues and their bindings; returns queue names.
+pub async fn declare_topology(
+    c: &mut Client,
+    args: &Args,
+    queue_args: &FieldTable,
+) -> Result<Vec<String>, String> {
+    let base = args
+        .queue
+        .clone()
+        .unwrap_or_else(|| format!("warren-perf-{}", std::process::id()));
+    let queues: Vec<String> = if args.queues <= 1 {
+        vec![base]
+    } else {
+        (0..args.queues).map(|i| format!("{base}-{i}")).collect()
+    };
+    if let Some(kind) = &args.exchange_type {
+        let m = ExchangeDeclare {
+            exchange: args.exchange.as_str().into(),
+            kind: kind.as_str().into(),
+            ..Default::default()
+        };
+        call(c, m.into(), |m| matches!(m, Method::ExchangeDeclareOk(_))).await?;
+    }
+    for queue in &queues {
+        let m = QueueDeclare {
+            queue: queue.as_str().into(),
+            durable: args.persistent,
+            arguments: queue_args.clone(),
+            ..Default::default()
+        };
+        call(c, m.into(), |m| matches!(m, Method::QueueDeclareOk(_))).await?;
+        if args.exchange.is_empty() {
+            continue;
+        }
+        let key = args.routing_key.clone().unwrap_or_else(|| queue.clone());
+        let extra = (0..args.bindings).map(|i| format!("nomatch.{queue}.{i}"));
+        let keys: Vec<String> = std::iter::once(key).chain(extra).collect();
+        for key in &keys {
+            let m: Method = QueueBind {
+                queue: queue.as_str().into(),
+                exchange: args.exchange.as_str().into(),
+                routing_key: key.as_str().into(),
+                ..Default::default()
+            }
+            .into();
+            encode_method(&mut c.wbuf, 1, &m);
+        }
+        c.flush().await.map_err(err)?;
+        for _ in &keys {
+            c.expect(|m| matches!(m, Method::QueueBindOk(_)))
+                .await
+                .map_err(err)?;
+        }
+    }
+    Ok(queues)
+}
+
+/// Deletes what `declare_topology` made (queues only when the tool named them).
+pub async fn delete_topology(c: &mut Client, args: &Args, queues: &[String]) -> Result<(), String> {
+    if args.queue.is_none() {
+        for queue in queues {
+            let m = QueueDelete {
+                queue: queue.as_str().into(),
+                ..Default::default()
+            };
+            call(c, m.into(), |m| matches!(m, Method::QueueDeleteOk(_))).await?;
+        }
+    }
+    if args.exchange_type.is_some() {
+        let m = ExchangeDelete {
+            exchange: args.exchange.as_str().into(),
+            ..Default::default()
+        };
+        call(c, m.into(), |m| matches!(m, Method::ExchangeDeleteOk(_))).await?;
+    }
+    Ok(())
+}
+
+pub fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+/// Connects the setup client and declares the topology (exits on failure).
+pub async fn setup(args: &Args, uri: &Uri) -> Result<(Client, Vec<String>), String> {
+    let queue_args = match &args.queue_args {
+        Some(s) => super::args::parse_queue_args(s).map_err(|e| format!("--queue-args: {e}"))?,
+        None => FieldTable::new(),
+    };
+    let mut setup = Client::connect(uri)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", args.uri))?;
+    let queues = declare_topology(&mut setup, args, &queue_args)
+        .await
+        .map_err(|e| format!("setting up queues failed: {e}"))?;
+    Ok((setup, queues))
+}
+
+/// Mode `throughput`.
+pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
+    let (mut setup, queues) = setup(&args, &uri).await?;
+    let stats = Arc::new(Stats::default());
+    let mut tasks = Vec::new();
+    for j in 0..args.consumers {
+        let q = queues[j % queues.len()].clone();
+        let (uri, args, stats) = (uri.clone(), args.clone(), stats.clone());
+        tasks.push(tokio::spawn(consumer(uri, args, q, stats, None)));
+    }
+    for i in 0..args.publishers {
+        let q = queues[i % queues.len()].clone();
+        let (uri, args, stats) = (uri.clone(), args.clone(), stats.clone());
+        tasks.push(tokio::spawn(publisher(uri, args, q, stats, None)));
+    }
+    let seconds = args.seconds.unwrap_or(10);
+    let (mut last_p, mut last_c) = (0, 0);
+    let (_, elapsed) = progress::run(
+        tokio::time::sleep(Duration::from_secs(seconds)),
+        args.json,
+        None,
+        |s| {
+            let (p, c) = (
+                stats.published.load(Ordering::Relaxed),
+                stats.consumed.load(Ordering::Relaxed),
+            );
+            let line = format!(
+                "time {s}s, sent {} msg/s, received {} msg/s",
+                p - last_p,
+                c - last_c
+            );
+            (last_p, last_c) = (p, c);
+            line
+        },
+    )
+    .await;
+    stats.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
+    let _ = delete_topology(&mut setup, &args, &queues).await;
+    let mut lat = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
+    lat.sort_unstable();
+    let (p, c, k) = (
+        stats.published.load(Ordering::Relaxed),
+        stats.consumed.load(Ordering::Relaxed),
+        stats.confirmed.load(Ordering::Relaxed),
+    );
+    let (sent_rate, recv_rate) = (p as f64 / elapsed, c as f64 / elapsed);
+    let (p50, p95, p99, max) = (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.95),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0),
+    );
+    if !args.json {
+        println!(
+            "summary: sent {sent_rate:.0} msg/s, received {recv_rate:.0} msg/s, confirmed {k}, latency us p50 {p50} p95 {p95} p99 {p99} max {max}"
+        );
+    }
+    println!(
+        "{{\"mode\":\"throughput\",\"seconds\":{elapsed:.3},\"published\":{p},\"confirmed\":{k},\"consumed\":{c},\"sent_rate\":{sent_rate:.0},\"received_rate\":{recv_rate:.0},\"latency_us\":{{\"p50\":{p50},\"p95\":{p95},\"p99\":{p99},\"max\":{max}}}}}"
+    );
+    Ok(())
+}
