@@ -203,6 +203,14 @@ impl Connection {
             if self.must_block && !closing {
                 self.block_until_alarm_clears().await;
             }
+            // The store's writer is behind: read no more until it catches up (a writer
+            // slower than the network must not grow memory).
+            while self.shared.store.backlogged() && !closing {
+                if synced.changed().await.is_err() {
+                    break;
+                }
+                self.release_synced_confirms(*synced.borrow_and_update());
+            }
             let deadline = if closing {
                 Some(CLOSE_TIMEOUT)
             } else {

@@ -76,7 +76,13 @@ struct Inner {
     /// Message records written and fsync calls made (reported when the store closes).
     appended: AtomicU64,
     fsyncs: AtomicU64,
+    /// Body bytes handed to the writer and not yet written: publishers wait while it is
+    /// above [`PENDING_LIMIT`], so a writer slower than the network cannot grow memory.
+    pending_bytes: AtomicU64,
 }
+
+/// Body bytes the writer may lag behind by before publishers are held back.
+const PENDING_LIMIT: u64 = 8 << 20;
 
 impl Inner {
     fn push(&self, op: Op) -> u64 {
@@ -196,6 +202,7 @@ impl Store {
             wake: Condvar::new(),
             appended: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            pending_bytes: AtomicU64::new(0),
         });
         let (synced_tx, synced) = watch::channel(0u64);
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -254,6 +261,12 @@ impl Store {
         if let Err(e) = self.definitions.lock().unwrap().append(change) {
             error!(error = %e, dir = %self.root.display(), "cannot write definitions; check the storage directory's permissions and free space");
         }
+    }
+
+    /// The writer is behind by more than it may be: publishers should wait for it (on
+    /// [`synced`](Self::synced), which moves with every batch written).
+    pub fn backlogged(&self) -> bool {
+        self.inner.pending_bytes.load(Ordering::Relaxed) > PENDING_LIMIT
     }
 
     /// The highest ticket made durable so far.
@@ -339,6 +352,9 @@ impl QueueLog {
         expires: u64,
         tail: bool,
     ) -> u64 {
+        self.inner
+            .pending_bytes
+            .fetch_add(message.body.len() as u64, Ordering::Relaxed);
         self.inner.push(Op::Append {
             log: self.id,
             seq,
@@ -434,6 +450,7 @@ impl Writer {
             };
             acked.clear();
             skipped.clear();
+            let mut batch_bytes = 0u64;
             for op in &ops {
                 if let Op::Mark {
                     log,
@@ -454,6 +471,7 @@ impl Writer {
                         expires,
                         tail,
                     } => {
+                        batch_bytes += message.body.len() as u64;
                         if self.deleted.contains(&log) {
                             continue;
                         }
@@ -513,6 +531,9 @@ impl Writer {
                     }
                 }
             }
+            self.inner
+                .pending_bytes
+                .fetch_sub(batch_bytes, Ordering::Relaxed);
             self.synced.send_replace(ticket);
             for op in after.drain(..) {
                 self.page(op);
