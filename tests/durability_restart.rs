@@ -1317,3 +1317,46 @@ async fn unconfirmed_persistent_messages_survive_sigterm() {
     conn.close(200, "OK".into()).await.unwrap();
     broker.terminate().await;
 }
+
+#[tokio::test]
+async fn committed_transaction_survives_sigkill() {
+    bounded(LIMIT, committed_transaction_survives()).await;
+}
+
+/// tx.commit-ok means the transaction's persistent messages are on disk: a SIGKILL right
+/// after it keeps them; a rolled-back publish never appears.
+async fn committed_transaction_survives() {
+    let dir = TempDir::new("tx");
+    let broker = durable::start(dir.path()).await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = "q.tx";
+    declare_queue(&ch, q, durable_queue(), FieldTable::default()).await;
+    ch.tx_select().await.unwrap();
+    let send = |payload: &'static str| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "".into(),
+                q.into(),
+                BasicPublishOptions::default(),
+                payload.as_bytes(),
+                persistent(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    send("rolled back").await;
+    ch.tx_rollback().await.unwrap();
+    send("t1").await;
+    send("t2").await;
+    within("tx.commit", ch.tx_commit()).await.unwrap();
+
+    let broker = restart(broker, conn, Stop::Kill).await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    assert_eq!(drain(&ch, q).await, ["t1", "t2"]);
+    conn.close(200, "OK".into()).await.unwrap();
+    broker.terminate().await;
+}
