@@ -300,6 +300,21 @@ fn bad_values_in_file_name_the_key() {
             &["invalid value for `storage.dir`: must not be empty"],
         ),
         (
+            "[storage]\nsync = \"sometimes\"\n",
+            "storage.sync",
+            &["expected a boolean"],
+        ),
+        (
+            "[storage]\ndisk_free_limit = \"lots\"\n",
+            "storage.disk_free_limit",
+            &["invalid value for `storage.disk_free_limit`"],
+        ),
+        (
+            "[memory]\npaging_threshold = \"1KiB\"\n",
+            "memory.paging_threshold",
+            &["below the minimum of 64KiB"],
+        ),
+        (
             "[auth]\ndefault_pass = 1234\n",
             "auth.default_pass",
             &["expected a string"],
