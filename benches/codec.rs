@@ -61,10 +61,20 @@ fn decode_group(c: &mut Criterion, group: &str, whole: bool) {
                     codec.set_whole_content(whole);
                     let mut asm = ContentAssembler::new();
                     let mut n = 0;
-                    while let Some(frame) = codec.decode(&mut buf).unwrap() {
-                        if let Some(Assembled::Content(c)) = asm.push(frame).unwrap() {
-                            black_box(&c);
-                            n += 1;
+                    // Matched as the broker's connection loop does: `Ok(Some(frame))`.
+                    loop {
+                        let frame = match codec.decode(&mut buf) {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(e) => panic!("{e}"),
+                        };
+                        match asm.push(frame) {
+                            Ok(Some(Assembled::Content(c))) => {
+                                black_box(&c);
+                                n += 1;
+                            }
+                            Ok(_) => {}
+                            Err(e) => panic!("{e}"),
                         }
                     }
                     assert_eq!(n, BATCH);
