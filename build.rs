@@ -425,7 +425,7 @@ fn gen_properties(out: &mut String, class: &Class) {
     writeln!(out, "impl EncodedProperties {{").unwrap();
     writeln!(
         out,
-        "    /// Walks encoded properties without building them; fails as decoding would.\n    pub(crate) fn check(i: &[u8]) -> WireResult<'_, ()> {{\n        let (i, flags) = property_flags(i)?;"
+        "    /// Walks encoded properties without building them; fails as decoding would.\n    #[inline]\n    pub(crate) fn check(i: &[u8]) -> WireResult<'_, ()> {{\n        let (i, flags) = property_flags(i)?;"
     )
     .unwrap();
     for (n, p) in props.iter().enumerate() {

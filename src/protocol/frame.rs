@@ -231,7 +231,7 @@ impl FrameCodec {
 
     /// The payload of the complete frame of `kind` on `channel` at `at`, and where that
     /// frame ends; `None` if it is another frame, incomplete, too large or badly ended.
-    #[inline]
+    #[inline(always)]
     fn next_frame<'a>(
         &self,
         src: &'a [u8],
