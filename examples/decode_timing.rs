@@ -14,10 +14,29 @@
 //! then divide the `I refs` by N.
 
 use bytes::BytesMut;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::codec::Decoder;
 use warren::protocol::content::Assembled;
 use warren::protocol::*;
+
+/// Counts heap allocations, to show that decoding makes none per frame.
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// The measured loop: bytes in, `Content`s out (and dropped), as in the criterion bench.
 #[inline(never)]
@@ -86,11 +105,14 @@ fn main() {
         input.extend_from_slice(&one);
     }
     let mut best = Duration::MAX;
+    let mut allocs = 0;
     for _ in 0..rounds {
         let buf = input.clone();
+        let before = ALLOCS.load(Ordering::Relaxed);
         let t = Instant::now();
         let c = decode_all(buf, whole);
         best = best.min(t.elapsed());
+        allocs = ALLOCS.load(Ordering::Relaxed) - before;
         assert_eq!(c, n);
     }
     let kind = if deliver { "deliver" } else { "publish" };
@@ -99,5 +121,8 @@ fn main() {
     } else {
         "frame by frame"
     };
-    println!("{kind} ({path}): {n} msgs, best {:?}/msg", best / n as u32);
+    println!(
+        "{kind} ({path}): {n} msgs, best {:?}/msg, {allocs} heap allocations in all",
+        best / n as u32
+    );
 }
