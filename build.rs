@@ -226,7 +226,18 @@ fn gen_method(out: &mut String, class: &Class, m: &MethodSpec) {
     writeln!(out, "    pub const NAME: &'static str = \"{full}\";").unwrap();
 
     // decoder
-    writeln!(out, "    #[allow(unused_variables, unused_mut)]").unwrap();
+    // Content methods are decoded on the hot path (basic.publish, basic.deliver): inlined
+    // there so that the method is built where it ends up.
+    let inline = if m.content {
+        "#[inline(always)]"
+    } else {
+        "#[inline]"
+    };
+    writeln!(
+        out,
+        "    #[allow(unused_variables, unused_mut)]\n    {inline}"
+    )
+    .unwrap();
     writeln!(
         out,
         "    fn decode_fields<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, Self> {{"
@@ -414,7 +425,7 @@ fn gen_properties(out: &mut String, class: &Class) {
     writeln!(out, "impl EncodedProperties {{").unwrap();
     writeln!(
         out,
-        "    /// Walks encoded properties without building them; fails as decoding would.\n    pub(crate) fn check(i: &[u8]) -> WireResult<'_, ()> {{\n        let (i, flags) = property_flags(i)?;"
+        "    /// Walks encoded properties without building them; fails as decoding would.\n    #[inline]\n    pub(crate) fn check(i: &[u8]) -> WireResult<'_, ()> {{\n        let (i, flags) = property_flags(i)?;"
     )
     .unwrap();
     for (n, p) in props.iter().enumerate() {
@@ -504,33 +515,35 @@ fn gen_strategies(spec: &Spec) -> String {
             .join(", ");
         (format!("({s},)"), format!("({p},)"))
     };
-    writeln!(
-        out,
-        "pub fn any_method() -> BoxedStrategy<Method> {{\n    Union::new(vec!["
-    )
-    .unwrap();
-    for c in &spec.class {
-        for m in &c.method {
-            let n = format!("{}{}", camel(&c.name), camel(&m.name));
-            let visible: Vec<&Field> = m.fields.iter().filter(|f| !f.reserved).collect();
-            if visible.is_empty() {
-                writeln!(out, "        Just(Method::{n}({n} {{}})).boxed(),").unwrap();
-                continue;
+    for (name, content_only) in [("any_method", false), ("any_content_method", true)] {
+        writeln!(
+            out,
+            "pub fn {name}() -> BoxedStrategy<Method> {{\n    Union::new(vec!["
+        )
+        .unwrap();
+        for c in &spec.class {
+            for m in c.method.iter().filter(|m| m.content || !content_only) {
+                let n = format!("{}{}", camel(&c.name), camel(&m.name));
+                let visible: Vec<&Field> = m.fields.iter().filter(|f| !f.reserved).collect();
+                if visible.is_empty() {
+                    writeln!(out, "        Just(Method::{n}({n} {{}})).boxed(),").unwrap();
+                    continue;
+                }
+                let (s, p) = tuple(&visible);
+                let names = visible
+                    .iter()
+                    .map(|f| snake(&f.name))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                writeln!(
+                    out,
+                    "        {s}.prop_map(|{p}| Method::{n}({n} {{ {names} }})).boxed(),"
+                )
+                .unwrap();
             }
-            let (s, p) = tuple(&visible);
-            let names = visible
-                .iter()
-                .map(|f| snake(&f.name))
-                .collect::<Vec<_>>()
-                .join(", ");
-            writeln!(
-                out,
-                "        {s}.prop_map(|{p}| Method::{n}({n} {{ {names} }})).boxed(),"
-            )
-            .unwrap();
         }
+        writeln!(out, "    ]).boxed()\n}}\n").unwrap();
     }
-    writeln!(out, "    ]).boxed()\n}}\n").unwrap();
     for c in spec.class.iter().filter(|c| !c.properties.is_empty()) {
         let n = format!("{}Properties", camel(&c.name));
         let fields: Vec<&Field> = c.properties.iter().collect();
@@ -712,6 +725,16 @@ fn main() {
     .unwrap();
     writeln!(
         out,
+        "    /// Whether the method (class, method) carries content, before decoding it.\n    #[inline]\n    pub fn carries_content(class_id: u16, method_id: u16) -> bool {{\n        matches!((class_id, method_id), {})\n    }}",
+        all.iter()
+            .filter(|(_, m, _)| m.content)
+            .map(|(c, m, _)| format!("({}, {})", c.id, m.id))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )
+    .unwrap();
+    writeln!(
+        out,
         "    /// Whether this method is a synchronous request that expects a reply.\n    pub fn is_synchronous_request(&self) -> bool {{\n        matches!(self, {})\n    }}",
         all.iter()
             .filter(|(_, m, _)| m.reply.is_some())
@@ -737,18 +760,40 @@ fn main() {
     writeln!(out, "        }}\n    }}").unwrap();
     writeln!(
         out,
-        "    /// Decodes arguments for (class, method); `None` when the pair is unknown.\n    pub(crate) fn decode_args<'a>(class_id: u16, method_id: u16, i: &'a [u8], src: &Bytes) -> Option<WireResult<'a, Method>> {{\n        Some(match (class_id, method_id) {{"
+        "    /// Decodes the arguments of (class, method), which must use every octet of `i`.\n    /// The method is built in place: no intermediate `Result` of a different layout.\n    #[inline]\n    pub(crate) fn decode_args(class_id: u16, method_id: u16, i: &[u8], src: &Bytes) -> Result<Method, ArgsError> {{\n        match (class_id, method_id) {{"
     )
     .unwrap();
     for (c, m, n) in &all {
         writeln!(
             out,
-            "            ({}, {}) => {n}::decode_fields(i, src).map(|(i, m)| (i, Method::{n}(m))),",
+            "            ({}, {}) => whole({n}::decode_fields(i, src)).map(Method::{n}),",
             c.id, m.id
         )
         .unwrap();
     }
-    writeln!(out, "            _ => return None,\n        }})\n    }}").unwrap();
+    writeln!(
+        out,
+        "            _ => Err(ArgsError::UnknownMethod),\n        }}\n    }}"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    /// [`Method::decode_args`] for the content methods only (see [`Method::carries_content`]),\n    /// inlined, writing the method into `out` (which is left as it was on failure): the\n    /// hot path builds the method where it ends up instead of moving it there.\n    #[inline(always)]\n    pub(crate) fn decode_content_into(class_id: u16, method_id: u16, i: &[u8], src: &Bytes, out: &mut Method) -> Result<(), ArgsError> {{\n        match (class_id, method_id) {{"
+    )
+    .unwrap();
+    for (c, m, n) in all.iter().filter(|(_, m, _)| m.content) {
+        writeln!(
+            out,
+            "            ({}, {}) => {{ *out = Method::{n}(whole({n}::decode_fields(i, src))?); Ok(()) }}",
+            c.id, m.id
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        "            _ => Err(ArgsError::UnknownMethod),\n        }}\n    }}"
+    )
+    .unwrap();
     writeln!(
         out,
         "    /// The method's name for (class, method) ids, for error messages.\n    pub fn name_of(class_id: u16, method_id: u16) -> Option<&'static str> {{\n        match (class_id, method_id) {{"

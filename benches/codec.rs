@@ -2,6 +2,9 @@
 //! header + 16-octet body) into a `Content`, and of encoding a publish and a deliver.
 //!
 //! Run: `cargo bench --bench codec`. Figures are per message (Throughput::Elements).
+//! The `decode` group uses the codec's whole-content fast path
+//! (`FrameCodec::set_whole_content`); `decode_by_frame` is the same without it, frame by
+//! frame (as the broker's connection loop decodes today).
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -40,7 +43,13 @@ fn wire(method: &Method, n: usize) -> BytesMut {
 }
 
 fn decode(c: &mut Criterion) {
-    let mut g = c.benchmark_group("decode");
+    decode_group(c, "decode", true);
+    decode_group(c, "decode_by_frame", false);
+}
+
+/// Bytes in, `Content`s out, per message; `whole`: the codec's whole-content fast path.
+fn decode_group(c: &mut Criterion, group: &str, whole: bool) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(BATCH as u64));
     for (name, method) in [("publish_16B", publish()), ("deliver_16B", deliver())] {
         let input = wire(&method, BATCH);
@@ -49,12 +58,23 @@ fn decode(c: &mut Criterion) {
                 || input.clone(),
                 |mut buf| {
                     let mut codec = FrameCodec::new(131072);
+                    codec.set_whole_content(whole);
                     let mut asm = ContentAssembler::new();
                     let mut n = 0;
-                    while let Some(frame) = codec.decode(&mut buf).unwrap() {
-                        if let Some(Assembled::Content(c)) = asm.push(frame).unwrap() {
-                            black_box(&c);
-                            n += 1;
+                    // Matched as the broker's connection loop does: `Ok(Some(frame))`.
+                    loop {
+                        let frame = match codec.decode(&mut buf) {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(e) => panic!("{e}"),
+                        };
+                        match asm.push(frame) {
+                            Ok(Some(Assembled::Content(c))) => {
+                                black_box(&c);
+                                n += 1;
+                            }
+                            Ok(_) => {}
+                            Err(e) => panic!("{e}"),
                         }
                     }
                     assert_eq!(n, BATCH);

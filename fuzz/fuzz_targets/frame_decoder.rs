@@ -1,7 +1,7 @@
 //! Fuzzes everything a peer's bytes reach before the broker acts on them: frame splitting
 //! (sizes, frame-end, frame_max), method decoding, content-header properties (every
-//! property, read through the accessors and decoded whole), field tables, and the content
-//! assembler. Any panic, hang or out-of-bounds access is a bug.
+//! property, read through the accessors and decoded whole), field tables, the content
+//! assembler, and the codec's whole-content fast path. Any panic, hang or out-of-bounds access is a bug.
 #![no_main]
 
 use bytes::BytesMut;
@@ -23,12 +23,19 @@ fuzz_target!(|data: &[u8]| {
         _ => 8 + u32::from(mode),
     };
     let mut codec = FrameCodec::new(frame_max);
+    // Half the inputs go through the whole-content fast path.
+    codec.set_whole_content(mode & 4 != 0);
     let mut buf = BytesMut::from(rest);
     let mut assembler = ContentAssembler::new();
     loop {
         match codec.decode(&mut buf) {
             Ok(Some(frame)) => {
-                if let Frame::Header { properties, .. } = &frame {
+                if let Frame::Header { properties, .. }
+                | Frame::Content {
+                    content: warren::protocol::Content { properties, .. },
+                    ..
+                } = &frame
+                {
                     let _ = properties.decode().expect("checked properties decode");
                     let _ = properties.headers();
                     let _ = properties.cluster_id();

@@ -113,20 +113,27 @@ impl ContentAssembler {
         e
     }
 
-    fn complete(&mut self) -> Assembled {
+    #[inline]
+    fn complete(&mut self, body: Bytes) -> Assembled {
         self.stage = Stage::Idle;
+        let method = match self.method.take() {
+            Some(m) => m,
+            None => unreachable!("a pending content method"),
+        };
         Assembled::Content(Content {
-            method: self.method.take().expect("a pending content method"),
+            method,
             properties: std::mem::take(&mut self.properties),
-            body: std::mem::take(&mut self.body).finish(),
+            body,
         })
     }
 
-    /// Feeds one frame of this channel. `Ok(None)` means more frames are needed.
+    /// Feeds one frame of this channel. `Ok(None)` means more frames are needed. A
+    /// [`Frame::Content`] (from a codec decoding whole contents) is handed on as it is.
     #[inline]
     pub fn push(&mut self, frame: Frame) -> Result<Option<Assembled>, AmqpError> {
-        match (self.stage, frame) {
-            (Stage::Idle, Frame::Method { method, .. }) => {
+        // Matched on the frame alone (not a `(stage, frame)` tuple, which would copy it).
+        match frame {
+            Frame::Method { method, .. } if self.stage == Stage::Idle => {
                 if method.has_content() {
                     self.method = Some(method);
                     self.stage = Stage::Header;
@@ -135,56 +142,82 @@ impl ContentAssembler {
                     Ok(Some(Assembled::Method(method)))
                 }
             }
-            (Stage::Idle, _) => Err(AmqpError::unexpected_frame(
-                "expected method frame, got non method frame instead",
-            )),
-            (
-                Stage::Header,
-                Frame::Header {
-                    class_id,
-                    body_size,
-                    properties,
-                    ..
-                },
-            ) => {
+            Frame::Content { content, .. } if self.stage == Stage::Idle => {
+                Ok(Some(Assembled::Content(content)))
+            }
+            Frame::Header {
+                class_id,
+                body_size,
+                properties,
+                ..
+            } if self.stage == Stage::Header => {
                 let expected = self.pending_class();
                 if class_id != expected {
-                    return Err(self.fail(AmqpError::unexpected_frame(format!(
-                        "expected content header for class {expected}, got one for class {class_id} instead"
-                    ))));
+                    return Err(self.wrong_class(expected, class_id));
                 }
                 self.properties = properties;
                 if body_size == 0 {
-                    return Ok(Some(self.complete()));
+                    return Ok(Some(self.complete(Bytes::new())));
                 }
                 self.size = body_size;
                 self.stage = Stage::Body;
                 Ok(None)
             }
-            (Stage::Header, _) => {
-                let expected = self.pending_class();
-                Err(self.fail(AmqpError::unexpected_frame(format!(
-                    "expected content header for class {expected}, got non content header frame instead"
-                ))))
-            }
-            (Stage::Body, Frame::Body { payload, .. }) => {
+            Frame::Body { payload, .. } if self.stage == Stage::Body => {
+                // The usual case: the whole body in one frame.
+                if matches!(self.body, Body::Empty) && payload.len() as u64 == self.size {
+                    return Ok(Some(self.complete(payload)));
+                }
                 let have = self.body.len() as u64 + payload.len() as u64;
                 if have > self.size {
-                    let size = self.size;
-                    return Err(self.fail(AmqpError::unexpected_frame(format!(
-                        "content body of {have} octets exceeds the announced body size {size}"
-                    ))));
+                    return Err(self.too_long(have));
                 }
                 self.body.push(payload, self.size);
                 if have == self.size {
-                    Ok(Some(self.complete()))
+                    let body = std::mem::take(&mut self.body).finish();
+                    Ok(Some(self.complete(body)))
                 } else {
                     Ok(None)
                 }
             }
-            (Stage::Body, _) => Err(self.fail(AmqpError::unexpected_frame(
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wrong_class(&mut self, expected: u16, class_id: u16) -> AmqpError {
+        self.fail(AmqpError::unexpected_frame(format!(
+            "expected content header for class {expected}, got one for class {class_id} instead"
+        )))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_long(&mut self, have: u64) -> AmqpError {
+        let size = self.size;
+        self.fail(AmqpError::unexpected_frame(format!(
+            "content body of {have} octets exceeds the announced body size {size}"
+        )))
+    }
+
+    /// A frame of the wrong kind for the stage.
+    #[cold]
+    #[inline(never)]
+    fn unexpected(&mut self) -> AmqpError {
+        match self.stage {
+            Stage::Idle => {
+                AmqpError::unexpected_frame("expected method frame, got non method frame instead")
+            }
+            Stage::Header => {
+                let expected = self.pending_class();
+                self.fail(AmqpError::unexpected_frame(format!(
+                    "expected content header for class {expected}, got non content header frame instead"
+                )))
+            }
+            Stage::Body => self.fail(AmqpError::unexpected_frame(
                 "expected content body, got non content body frame instead",
-            ))),
+            )),
         }
     }
 }

@@ -6,8 +6,8 @@ use super::properties::{EncodedProperties, property_flags};
 use super::table::{FieldTable, check_field_table};
 use super::types::{LongStr, ShortStr};
 use super::wire::{
-    WireResult, be_u8, be_u16, be_u32, be_u64, field_table, long_str, put_field_table,
-    put_long_str, put_short_str, short_str, skip, skip_long_str, skip_short_str,
+    ArgsError, WireResult, be_u8, be_u16, be_u32, be_u64, field_table, long_str, put_field_table,
+    put_long_str, put_short_str, short_str, skip, skip_long_str, skip_short_str, whole,
 };
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -33,6 +33,25 @@ impl<I> ParseError<I> for WireError {
 
 pub(crate) type WireResult<'a, T> = nom::IResult<&'a [u8], T, WireError>;
 
+/// Why a method's arguments could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArgsError {
+    /// No method has this (class, method) pair.
+    UnknownMethod,
+    /// The arguments are malformed, or octets are left after them.
+    Wire(WireError),
+}
+
+/// A whole-input decode: the value if every octet was used.
+#[inline(always)]
+pub(crate) fn whole<T>(r: WireResult<'_, T>) -> Result<T, ArgsError> {
+    match r {
+        Ok(([], v)) => Ok(v),
+        Ok(_) | Err(nom::Err::Incomplete(_)) => Err(ArgsError::Wire(WireError::Truncated)),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(ArgsError::Wire(e)),
+    }
+}
+
 pub(crate) fn fail<T>(e: WireError) -> Result<T, nom::Err<WireError>> {
     Err(nom::Err::Error(e))
 }
@@ -46,16 +65,30 @@ pub(crate) fn take(i: &[u8], n: usize) -> WireResult<'_, &[u8]> {
     Ok((b, a))
 }
 
+/// `s`, which lies within `src`, as a slice of `src` (no copy; one reference count).
+#[inline(always)]
+fn sub_bytes(src: &Bytes, s: &[u8]) -> Bytes {
+    // Cheaper than `slice_ref`, which checks the bounds twice; `slice` still checks them.
+    let at = (s.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+    debug_assert!(at <= src.len() && s.len() <= src.len() - at);
+    src.slice(at..at + s.len())
+}
+
+#[inline(always)]
 pub(crate) fn short_str<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, ShortStr> {
-    let (i, len) = be_u8(i)?;
-    let (i, s) = take(i, len as usize)?;
-    Ok((i, ShortStr(src.slice_ref(s))))
+    let Some((&len, i)) = i.split_first() else {
+        return fail(WireError::Truncated);
+    };
+    let Some((s, i)) = i.split_at_checked(len as usize) else {
+        return fail(WireError::Truncated);
+    };
+    Ok((i, ShortStr(sub_bytes(src, s))))
 }
 
 pub(crate) fn long_bytes<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, Bytes> {
     let (i, len) = be_u32(i)?;
     let (i, s) = take(i, len as usize)?;
-    Ok((i, src.slice_ref(s)))
+    Ok((i, sub_bytes(src, s)))
 }
 
 pub(crate) fn long_str<'a>(i: &'a [u8], src: &Bytes) -> WireResult<'a, LongStr> {
