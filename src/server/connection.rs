@@ -136,6 +136,8 @@ async fn handshake_and_run(
         tx_ticket: 0,
     };
     codec.set_frame_max(hs.frame_max);
+    // Decode a publish whose header and body arrived with it in one go (the usual case).
+    codec.set_whole_content(true);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
     conn.cleanup();
     outbox.close();
@@ -334,6 +336,14 @@ impl Connection {
             return Ok(None);
         }
         if channel == 0 {
+            // A content method on channel 0 fails as its method frame alone would.
+            let frame = match frame {
+                Frame::Content { content, .. } => Frame::Method {
+                    channel,
+                    method: content.method,
+                },
+                f => f,
+            };
             let Frame::Method { method, .. } = frame else {
                 return Err(AmqpError::unexpected_frame(
                     "expected method frame, got non method frame instead",
@@ -374,11 +384,14 @@ impl Connection {
                     method: Method::ChannelOpen(_),
                     ..
                 } => self.open_channel(id),
-                Frame::Method { method, .. } => Err(AmqpError::new(
-                    reply_code::CHANNEL_ERROR,
-                    "expected 'channel.open'",
-                )
-                .caused_by(&method)),
+                Frame::Method { method, .. }
+                | Frame::Content {
+                    content: Content { method, .. },
+                    ..
+                } => Err(
+                    AmqpError::new(reply_code::CHANNEL_ERROR, "expected 'channel.open'")
+                        .caused_by(&method),
+                ),
                 _ => Err(AmqpError::new(
                     reply_code::CHANNEL_ERROR,
                     "expected 'channel.open'",
