@@ -37,16 +37,6 @@ fn body(base: &[u8], id: u64) -> Vec<u8> {
     b
 }
 
-/// The next delivery, allowing for a slow disk (the common helper waits 5 s).
-async fn next_delivery(deliveries: &mut Deliveries) -> lapin::message::Delivery {
-    match deliveries.event_within(Duration::from_secs(30)).await {
-        Some(Ok(Some(d))) => d,
-        Some(Ok(None)) => panic!("the consumer was cancelled"),
-        Some(Err(e)) => panic!("consumer error: {e}"),
-        None => panic!("no delivery within 30 s"),
-    }
-}
-
 #[tokio::test]
 async fn a_gibibyte_through_a_durable_queue_leaves_the_disk_empty() {
     durable::bounded(Duration::from_secs(300), gibibyte_round_trip()).await;
@@ -98,7 +88,7 @@ async fn gibibyte_round_trip() {
         let base = base.clone();
         tokio::spawn(async move {
             for id in 0..count {
-                let d = next_delivery(&mut deliveries).await;
+                let d = common::next_slow_delivery(&mut deliveries).await;
                 assert_eq!(d.data.len(), SIZE, "message {id}: length");
                 let got = u64::from_le_bytes(d.data[..8].try_into().unwrap());
                 assert_eq!(got, id, "messages arrive in order");

@@ -41,16 +41,6 @@ fn body(id: u64, size: usize) -> Vec<u8> {
     b
 }
 
-/// The next delivery, allowing for a slow disk (the common helper waits 5 s).
-async fn next_delivery(deliveries: &mut Deliveries) -> lapin::message::Delivery {
-    match deliveries.event_within(Duration::from_secs(30)).await {
-        Some(Ok(Some(d))) => d,
-        Some(Ok(None)) => panic!("the consumer was cancelled"),
-        Some(Err(e)) => panic!("consumer error: {e}"),
-        None => panic!("no delivery within 30 s"),
-    }
-}
-
 #[tokio::test]
 async fn paged_queue_keeps_memory_bounded_and_delivers_everything() {
     durable::bounded(Duration::from_secs(300), fill_and_drain_a_paged_queue()).await;
@@ -133,7 +123,7 @@ async fn fill_and_drain_a_paged_queue() {
         .unwrap(),
     );
     for id in 0..count {
-        let d = next_delivery(&mut deliveries).await;
+        let d = common::next_slow_delivery(&mut deliveries).await;
         let got = u64::from_le_bytes(d.data[..8].try_into().unwrap());
         assert_eq!(got, id, "messages arrive in order");
         assert!(d.data == body(id, size), "message {id}: body intact");

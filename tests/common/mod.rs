@@ -203,3 +203,13 @@ pub async fn confirming_channel(conn: &Connection) -> lapin::Channel {
         .unwrap();
     ch
 }
+
+/// The next delivery, allowing 30 s for a slow disk (durability tests).
+pub async fn next_slow_delivery(deliveries: &mut Deliveries) -> lapin::message::Delivery {
+    match deliveries.event_within(Duration::from_secs(30)).await {
+        Some(Ok(Some(d))) => d,
+        Some(Ok(None)) => panic!("the consumer was cancelled"),
+        Some(Err(e)) => panic!("consumer error: {e}"),
+        None => panic!("no delivery within 30 s"),
+    }
+}
