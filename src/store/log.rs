@@ -249,8 +249,9 @@ impl QueueFiles {
             let mut data = Bytes::from(data);
             if record::read_message(&data, 0).is_none() && data.len() >= 4 {
                 // One record larger than what was read: read all of it.
+                // A corrupt length must not make it allocate more than the segment holds.
                 let len = u32::from_be_bytes(data[0..4].try_into().unwrap()) as u64 + 8;
-                data = Bytes::from(read_at(&file, offset, len)?);
+                data = Bytes::from(read_at(&file, offset, len.min(seg.size - offset))?);
             }
             let seg = self.segments.get_mut(&first).unwrap();
             if seg.page_marks.is_none() {
