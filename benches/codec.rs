@@ -59,7 +59,7 @@ fn decode_group(c: &mut Criterion, group: &str, whole: bool) {
                 |mut buf| {
                     let mut codec = FrameCodec::new(131072);
                     codec.set_whole_content(whole);
-                    let mut asm = ContentAssembler::new();
+                    let mut asm = ContentAssembler::default();
                     let mut n = 0;
                     // Matched as the broker's connection loop does: `Ok(Some(frame))`.
                     loop {

@@ -43,7 +43,7 @@ static GLOBAL: Counting = Counting;
 fn decode_all(mut buf: BytesMut, whole: bool) -> usize {
     let mut codec = FrameCodec::new(131072);
     codec.set_whole_content(whole);
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let mut n = 0;
     // Matched as the broker's connection loop does (`Ok(Some(frame))`), not unwrapped.
     loop {

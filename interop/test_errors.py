@@ -227,3 +227,19 @@ def test_reply_code_classes(connection, channel, unique):
         ch.exchange_declare(unique("ex"), "not-a-type")
     assert 500 <= hard.value.reply_code < 600
     assert connection.is_closed
+
+
+def test_message_over_max_size_406_closes_only_the_channel(connection, channel):
+    """RabbitMQ's default max_message_size is 128 MiB: one octet more closes the channel."""
+    q = declare_queue(channel)
+    publisher = connection.channel()
+    max_size = 128 * 1024 * 1024
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        publisher.basic_publish("", q, b"x" * (max_size + 1))
+        publisher.queue_declare(q, passive=True)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - message size {max_size + 1} is larger than configured max size {max_size}"
+    )
+    assert connection.is_open
+    assert channel.queue_declare(q, passive=True).method.message_count == 0

@@ -29,6 +29,9 @@ pub const ENV_PREFIX: &str = "WARREN_";
 /// Separator between section and key in an environment variable name.
 pub const ENV_SEPARATOR: &str = "__";
 
+/// The largest `amqp.max_message_size` allowed (RabbitMQ's ceiling too).
+pub const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 << 20;
+
 /// The smallest `amqp.frame_max` allowed (AMQP 0-9-1's `frame-min-size`, as in RabbitMQ).
 pub const MIN_FRAME_MAX: u32 = 4096;
 
@@ -107,6 +110,8 @@ pub struct AmqpConfig {
     pub frame_max: u32,
     pub channel_max: u16,
     pub heartbeat: u16,
+    /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
+    pub max_message_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -141,6 +146,7 @@ impl Default for Config {
                 frame_max: 131072,
                 channel_max: 2047,
                 heartbeat: 60,
+                max_message_size: 128 << 20,
             },
             storage: StorageConfig {
                 dir: PathBuf::from("data"),
@@ -298,6 +304,15 @@ impl Config {
             return Err(invalid(
                 "amqp.channel_max",
                 "must be at least 1".to_string(),
+            ));
+        }
+        if !(1..=MAX_MESSAGE_SIZE_LIMIT).contains(&self.amqp.max_message_size) {
+            return Err(invalid(
+                "amqp.max_message_size",
+                format!(
+                    "{} is outside 1..={MAX_MESSAGE_SIZE_LIMIT} (512 MiB, RabbitMQ's limit)",
+                    self.amqp.max_message_size
+                ),
             ));
         }
         if self.storage.dir.as_os_str().is_empty() {

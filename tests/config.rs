@@ -83,6 +83,7 @@ fn default_values() {
     assert_eq!(c.amqp.frame_max, 131072);
     assert_eq!(c.amqp.channel_max, 2047);
     assert_eq!(c.amqp.heartbeat, 60);
+    assert_eq!(c.amqp.max_message_size, 128 << 20);
     assert_eq!(c.storage.dir, PathBuf::from("data"));
     assert_eq!(c.auth.default_user, "guest");
     assert_eq!(c.auth.default_pass, "guest");
@@ -108,7 +109,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 13);
+    assert_eq!(keys, 14);
 }
 
 #[test]
@@ -278,6 +279,16 @@ fn bad_values_in_file_name_the_key() {
             "[amqp]\nchannel_max = 70000\n",
             "amqp.channel_max",
             &["invalid value for `amqp.channel_max`", "16 bit"],
+        ),
+        (
+            "[amqp]\nmax_message_size = 0\n",
+            "amqp.max_message_size",
+            &["invalid value for `amqp.max_message_size`", "512 MiB"],
+        ),
+        (
+            "[amqp]\nmax_message_size = 600000000\n",
+            "amqp.max_message_size",
+            &["invalid value for `amqp.max_message_size`", "outside 1..="],
         ),
         (
             "[amqp]\nheartbeat = -1\n",

@@ -58,7 +58,7 @@ fn decoding_small_messages_does_not_allocate_per_frame() {
         );
     }
     let mut codec = FrameCodec::new(131072);
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let mut messages = Vec::with_capacity(N);
     COUNTING.with(|c| c.set(true));
     let before = ALLOCS.load(Ordering::Relaxed);

@@ -111,7 +111,7 @@ fn basic_publish_header_and_body() {
 
     let mut codec = FrameCodec::new(131072);
     let mut buf = BytesMut::from(&wire[..]);
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let mut got = None;
     while let Some(f) = codec.decode(&mut buf).unwrap() {
         got = asm.push(f).unwrap();

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     // Half the inputs go through the whole-content fast path.
     codec.set_whole_content(mode & 4 != 0);
     let mut buf = BytesMut::from(rest);
-    let mut assembler = ContentAssembler::new();
+    let mut assembler = ContentAssembler::default();
     loop {
         match codec.decode(&mut buf) {
             Ok(Some(frame)) => {

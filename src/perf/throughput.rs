@@ -215,7 +215,7 @@ pub async fn consumer(
     c.expect(|m| matches!(m, Method::BasicConsumeOk(_)))
         .await
         .map_err(err)?;
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let (mut unacked, mut last_tag) = (0u64, 0u64);
     let mut lat = Vec::new();
     let ack = |tag| -> Method {

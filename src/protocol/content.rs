@@ -34,9 +34,17 @@ enum Stage {
     Body,
 }
 
+/// The most a multi-frame body reserves before its octets arrive.
+const PREALLOCATE_MAX: u64 = 1 << 20;
+
+/// RabbitMQ's default `max_message_size` (128 MiB): larger content is refused with
+/// PRECONDITION_FAILED, which closes the channel.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 << 20;
+
 /// Body parts received so far. A body that fits in one frame stays the frame's own `Bytes`;
-/// only bodies spread over several frames are gathered into one buffer (one allocation of
-/// exactly the announced size).
+/// only bodies spread over several frames are gathered into one buffer. That buffer is
+/// sized from the announced size, but never more than [`PREALLOCATE_MAX`] up front: the
+/// announcement is the peer's word, and memory is only committed as octets arrive.
 #[derive(Debug, Default)]
 enum Body {
     #[default]
@@ -58,7 +66,7 @@ impl Body {
         *self = match std::mem::take(self) {
             Body::Empty => Body::One(part),
             Body::One(first) => {
-                let mut all = BytesMut::with_capacity(size as usize);
+                let mut all = BytesMut::with_capacity(size.min(PREALLOCATE_MAX) as usize);
                 all.put_slice(&first);
                 all.put_slice(&part);
                 Body::Many(all)
@@ -81,18 +89,33 @@ impl Body {
 
 /// Per-channel state machine: method, then a header, then bodies until body-size is
 /// reached. Any other frame in between is UNEXPECTED_FRAME (505), as in RabbitMQ.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ContentAssembler {
     stage: Stage,
     method: Option<Method>,
     properties: EncodedProperties,
     size: u64,
     body: Body,
+    max_size: u64,
+}
+
+impl Default for ContentAssembler {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_MESSAGE_SIZE)
+    }
 }
 
 impl ContentAssembler {
-    pub fn new() -> Self {
-        Self::default()
+    /// An assembler that refuses content larger than `max_size` octets.
+    pub fn new(max_size: u64) -> Self {
+        Self {
+            stage: Stage::Idle,
+            method: None,
+            properties: EncodedProperties::default(),
+            size: 0,
+            body: Body::Empty,
+            max_size,
+        }
     }
 
     /// Whether content is half-received.
@@ -109,7 +132,7 @@ impl ContentAssembler {
             Some(m) => e.caused_by(m),
             None => e,
         };
-        *self = Self::default();
+        *self = Self::new(self.max_size);
         e
     }
 
@@ -143,6 +166,10 @@ impl ContentAssembler {
                 }
             }
             Frame::Content { content, .. } if self.stage == Stage::Idle => {
+                let size = content.body.len() as u64;
+                if size > self.max_size {
+                    return Err(self.too_large(size).caused_by(&content.method));
+                }
                 Ok(Some(Assembled::Content(content)))
             }
             Frame::Header {
@@ -158,6 +185,12 @@ impl ContentAssembler {
                 self.properties = properties;
                 if body_size == 0 {
                     return Ok(Some(self.complete(Bytes::new())));
+                }
+                if body_size > self.max_size {
+                    // Refused before its body arrives: the channel closes, and the body
+                    // frames that follow are dropped with everything else it receives.
+                    let e = self.too_large(body_size);
+                    return Err(self.fail(e));
                 }
                 self.size = body_size;
                 self.stage = Stage::Body;
@@ -199,6 +232,18 @@ impl ContentAssembler {
         self.fail(AmqpError::unexpected_frame(format!(
             "content body of {have} octets exceeds the announced body size {size}"
         )))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self, size: u64) -> AmqpError {
+        AmqpError::channel(
+            reply_code::PRECONDITION_FAILED,
+            format!(
+                "message size {size} is larger than configured max size {}",
+                self.max_size
+            ),
+        )
     }
 
     /// A frame of the wrong kind for the stage.

@@ -195,7 +195,7 @@ proptest! {
         encode_content(&mut buf, 3, &method, &props, &body, frame_max);
         // Only the body frames are bound by frame_max here; the header may be larger.
         let mut codec = FrameCodec::new(0);
-        let mut asm = ContentAssembler::new();
+        let mut asm = ContentAssembler::default();
         let mut out = None;
         for f in decode_all(&mut codec, &mut buf) {
             if let Frame::Body { payload, .. } = &f {
@@ -212,7 +212,7 @@ proptest! {
     fn arbitrary_frames_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512), frame_max in prop_oneof![Just(0u32), 8u32..1024]) {
         let mut codec = FrameCodec::new(frame_max);
         let mut buf = BytesMut::from(&data[..]);
-        let mut asm = ContentAssembler::new();
+        let mut asm = ContentAssembler::default();
         while let Ok(Some(f)) = codec.decode(&mut buf) {
             let _ = asm.push(f);
         }
@@ -295,7 +295,7 @@ fn bad_frame_end_is_frame_error() {
 
 #[test]
 fn method_between_header_and_body_is_unexpected_frame() {
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let publish: Method = BasicPublish::default().into();
     assert_eq!(
         asm.push(Frame::Method {
@@ -312,7 +312,7 @@ fn method_between_header_and_body_is_unexpected_frame() {
         .unwrap_err();
     assert_eq!(err.code, reply_code::UNEXPECTED_FRAME);
     assert_eq!((err.class_id, err.method_id), (60, 40));
-    let mut asm = ContentAssembler::new();
+    let mut asm = ContentAssembler::default();
     let err = asm
         .push(Frame::Body {
             channel: 1,
@@ -320,6 +320,55 @@ fn method_between_header_and_body_is_unexpected_frame() {
         })
         .unwrap_err();
     assert_eq!(err.code, reply_code::UNEXPECTED_FRAME);
+}
+
+fn header(body_size: u64) -> Frame {
+    Frame::Header {
+        channel: 1,
+        class_id: 60,
+        body_size,
+        properties: EncodedProperties::default(),
+    }
+}
+
+fn publish_frame() -> Frame {
+    Frame::Method {
+        channel: 1,
+        method: BasicPublish::default().into(),
+    }
+}
+
+/// A header announcing more than the maximum message size is refused at once, as a soft
+/// PRECONDITION_FAILED on basic.publish (RabbitMQ's reply), and the assembler is ready for
+/// the next method.
+#[test]
+fn oversized_content_is_precondition_failed() {
+    let mut asm = ContentAssembler::new(1000);
+    assert_eq!(asm.push(publish_frame()), Ok(None));
+    let err = asm.push(header(1001)).unwrap_err();
+    assert_eq!(err.code, reply_code::PRECONDITION_FAILED);
+    assert!(!err.is_hard());
+    assert_eq!((err.class_id, err.method_id), (60, 40));
+    assert!(err.text.contains("message size 1001"), "{}", err.text);
+    assert!(!asm.is_busy());
+    assert_eq!(asm.push(publish_frame()), Ok(None));
+    assert_eq!(asm.push(header(1000)), Ok(None));
+}
+
+/// The announced body size is the peer's word: a multi-frame body reserves at most a
+/// bounded buffer up front (this test aborts on an allocation of the announced size).
+#[test]
+fn announced_body_size_is_not_preallocated() {
+    let mut asm = ContentAssembler::new(u64::MAX);
+    assert_eq!(asm.push(publish_frame()), Ok(None));
+    assert_eq!(asm.push(header(1 << 55)), Ok(None));
+    for _ in 0..3 {
+        let body = Frame::Body {
+            channel: 1,
+            payload: Bytes::from_static(b"part"),
+        };
+        assert_eq!(asm.push(body), Ok(None));
+    }
 }
 
 #[test]
@@ -395,7 +444,7 @@ fn small_content_is_one_frame_with_whole_content() {
             let mut expected = BytesMut::new();
             encode_content(&mut expected, channel, &method, &props, body, 131072);
             assert_eq!(again, expected);
-            let mut asm = ContentAssembler::new();
+            let mut asm = ContentAssembler::default();
             assert_eq!(
                 asm.push(decoded.into_iter().next().unwrap()),
                 Ok(Some(Assembled::Content(content)))

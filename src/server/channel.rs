@@ -55,10 +55,16 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub fn new(id: u16, connection_id: u64, outbox: Arc<Outbox>, cancel_notify: bool) -> Self {
+    pub fn new(
+        id: u16,
+        connection_id: u64,
+        outbox: Arc<Outbox>,
+        cancel_notify: bool,
+        max_message_size: u64,
+    ) -> Self {
         Self {
             link: Arc::new(ChannelLink::new(id, connection_id, outbox, cancel_notify)),
-            assembler: ContentAssembler::new(),
+            assembler: ContentAssembler::new(max_message_size),
             closing: false,
             confirms: None,
             tx: None,

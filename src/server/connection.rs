@@ -417,19 +417,16 @@ impl Connection {
             }
             return Ok(());
         }
-        let assembled = match ch.assembler.push(frame) {
-            Ok(Some(a)) => a,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(e),
-        };
         let span = tracing::debug_span!("channel", id);
         let _enter = span.enter();
-        let result = match assembled {
-            content::Assembled::Method(m) => {
+        let result = match ch.assembler.push(frame) {
+            Ok(None) => return Ok(()),
+            Ok(Some(content::Assembled::Method(m))) => {
                 let r = self.handle_method(id, &m);
                 r.map_err(|e| e.caused_by(&m))
             }
-            content::Assembled::Content(c) => self.handle_content(id, c),
+            Ok(Some(content::Assembled::Content(c))) => self.handle_content(id, c),
+            Err(e) => Err(e),
         };
         match result {
             Err(e) if !e.is_hard() => {
@@ -460,6 +457,7 @@ impl Connection {
             self.id,
             self.outbox.clone(),
             self.cancel_notify,
+            self.shared.config.amqp.max_message_size,
         )));
         self.open_channels += 1;
         self.send(id, ChannelOpenOk {}.into());
