@@ -1173,3 +1173,83 @@ async fn priority_queue_delivers_highest_priority_first() {
     assert_eq!(order, ["high", "high2", "mid", "low", "none"]);
     f.cleanup().await;
 }
+
+/// Bodies of every size around the point where the broker shares them instead of copying
+/// (4 KiB) and past frame_max (many body frames) arrive whole and in order, interleaved
+/// with small ones: through basic.deliver, basic.get-ok and basic.return.
+#[tokio::test]
+async fn large_bodies_arrive_whole_through_deliver_get_and_return() {
+    let broker = TestBroker::start().await;
+    let f = Fixture::new(&broker).await;
+    let sizes = [
+        4095usize,
+        4096,
+        16 << 10,
+        10,
+        131_064,
+        131_065,
+        400_000,
+        0,
+        5000,
+    ];
+    let bodies: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect())
+        .collect();
+    for b in &bodies {
+        f.publish_props(b, BasicProperties::default()).await;
+    }
+    let ch = f.channel().await;
+    let mut deliveries = f
+        .consume(
+            &ch,
+            "large",
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    for (i, d) in deliveries.take(bodies.len()).await.iter().enumerate() {
+        assert_eq!(d.data.len(), sizes[i], "delivery {i}");
+        assert!(d.data == bodies[i], "delivery {i} differs");
+    }
+    ch.basic_cancel("large".into(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+
+    f.publish_props(&bodies[6], BasicProperties::default())
+        .await;
+    let got = ch
+        .basic_get(f.queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("a message");
+    assert!(got.delivery.data == bodies[6], "basic.get-ok body differs");
+
+    let confirm = f
+        .publisher
+        .basic_publish(
+            "".into(),
+            format!("nowhere-{}", unique()).as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            &bodies[2],
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    let returned = within("confirm", confirm)
+        .await
+        .unwrap()
+        .take_message()
+        .expect("the returned message");
+    assert!(
+        returned.delivery.data == bodies[2],
+        "basic.return body differs"
+    );
+    f.cleanup().await;
+}

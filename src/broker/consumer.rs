@@ -11,7 +11,7 @@
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
-use crate::protocol::{BasicDeliver, Method, ShortStr, encode_content};
+use crate::protocol::{BasicDeliver, Method, ShortStr};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -208,14 +208,6 @@ fn write_deliver(
         exchange: message.exchange.clone(),
         routing_key: message.routing_key.clone(),
     });
-    link.outbox.push(|buf, frame_max| {
-        encode_content(
-            buf,
-            link.id,
-            &method,
-            &message.properties,
-            &message.body,
-            frame_max,
-        )
-    });
+    link.outbox
+        .push_content(link.id, &method, &message.properties, &message.body);
 }

@@ -1,10 +1,12 @@
-//! A connection's outgoing bytes: a buffer that any task may append frames to, and a
-//! doorbell that wakes the connection's writer task, which swaps the buffer out wholesale
-//! and writes it with one syscall. Frames are appended whole under the lock, so a
-//! message's method, header and body frames are never interleaved with another's.
+//! A connection's outgoing bytes: an [`Output`] that any task may append frames to, and a
+//! doorbell that wakes the connection's writer task, which swaps it out wholesale and
+//! writes it with one (vectored) syscall. Frames are appended whole under the lock, so a
+//! message's method, header and body frames are never interleaved with another's. Large
+//! bodies are shared with the queue's message, not copied (see [`Output`]).
 
 use super::queue::Queue;
-use bytes::BytesMut;
+use crate::protocol::{EncodedProperties, Method, Output};
+use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -16,7 +18,7 @@ use tokio::sync::Notify;
 
 #[derive(Debug)]
 pub struct Outbox {
-    buf: Mutex<BytesMut>,
+    buf: Mutex<Output>,
     bell: Notify,
     closed: AtomicBool,
     frame_max: AtomicU32,
@@ -29,7 +31,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(frame_max: u32) -> Self {
         Self {
-            buf: Mutex::new(BytesMut::with_capacity(4096)),
+            buf: Mutex::new(Output::with_capacity(4096)),
             bell: Notify::new(),
             closed: AtomicBool::new(false),
             frame_max: AtomicU32::new(frame_max),
@@ -44,9 +46,28 @@ impl Outbox {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        let mut buf = self.buf.lock().unwrap();
-        f(&mut buf, self.frame_max.load(Ordering::Relaxed));
-        self.pending.store(buf.len(), Ordering::SeqCst);
+        let mut out = self.buf.lock().unwrap();
+        f(out.buf(), self.frame_max.load(Ordering::Relaxed));
+        self.pending.store(out.len(), Ordering::SeqCst);
+        true
+    }
+
+    /// Appends a content method with its header and body (shared, not copied, when large).
+    /// Like [`Outbox::push`], does not wake the writer.
+    pub fn push_content(
+        &self,
+        channel: u16,
+        method: &Method,
+        properties: &EncodedProperties,
+        body: &Bytes,
+    ) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut out = self.buf.lock().unwrap();
+        let frame_max = self.frame_max.load(Ordering::Relaxed);
+        out.push_content(channel, method, properties, body, frame_max);
+        self.pending.store(out.len(), Ordering::SeqCst);
         true
     }
 
@@ -87,7 +108,7 @@ impl Outbox {
 
     /// Takes everything buffered, leaving an empty buffer (keeping its capacity when the
     /// taken part is the whole allocation).
-    pub fn take(&self, spare: &mut BytesMut) {
+    pub fn take(&self, spare: &mut Output) {
         let mut buf = self.buf.lock().unwrap();
         std::mem::swap(&mut *buf, spare);
         self.pending.store(0, Ordering::SeqCst);

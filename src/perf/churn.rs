@@ -93,8 +93,8 @@ async fn client(
                     .into(),
                 ),
             };
-            encode_method(&mut c.wbuf, 1, &first);
-            encode_method(&mut c.wbuf, 1, &second);
+            encode_method(c.wbuf.buf(), 1, &first);
+            encode_method(c.wbuf.buf(), 1, &second);
         }
         c.flush().await.map_err(err)?;
         for _ in 0..2 * inflight {
@@ -166,7 +166,7 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>, kind: Churn) -> Result<(), Stri
                     ..Default::default()
                 }
                 .into();
-                encode_method(&mut setup.wbuf, 1, &m);
+                encode_method(setup.wbuf.buf(), 1, &m);
             }
             setup.flush().await.map_err(err)?;
             for _ in 0..args.bindings {

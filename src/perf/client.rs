@@ -11,7 +11,7 @@ use tokio_util::codec::Decoder;
 pub struct Client {
     socket: TcpStream,
     rbuf: BytesMut,
-    pub wbuf: BytesMut,
+    pub wbuf: Output,
     codec: FrameCodec,
     pub frame_max: u32,
 }
@@ -70,7 +70,7 @@ impl Client {
         let mut c = Client {
             socket,
             rbuf: BytesMut::with_capacity(buffer),
-            wbuf: BytesMut::with_capacity(buffer),
+            wbuf: Output::with_capacity(buffer),
             codec: FrameCodec::new(0),
             frame_max: 131072,
         };
@@ -99,7 +99,7 @@ impl Client {
             t.frame_max
         };
         encode_method(
-            &mut c.wbuf,
+            c.wbuf.buf(),
             0,
             &ConnectionTuneOk {
                 channel_max: t.channel_max,
@@ -119,7 +119,7 @@ impl Client {
         c.expect(|m| matches!(m, Method::ConnectionOpenOk(_)))
             .await?;
         for ch in 1..=channels {
-            encode_method(&mut c.wbuf, ch, &ChannelOpen {}.into());
+            encode_method(c.wbuf.buf(), ch, &ChannelOpen {}.into());
         }
         c.flush().await?;
         for _ in 0..channels {
@@ -148,15 +148,14 @@ impl Client {
 
     /// Sends one method now.
     pub async fn send(&mut self, channel: u16, m: Method) -> Result<(), CodecError> {
-        encode_method(&mut self.wbuf, channel, &m);
+        encode_method(self.wbuf.buf(), channel, &m);
         self.flush().await
     }
 
     /// Writes everything buffered.
     pub async fn flush(&mut self) -> Result<(), CodecError> {
         if !self.wbuf.is_empty() {
-            self.socket.write_all(&self.wbuf).await?;
-            self.wbuf.clear();
+            self.wbuf.write_to(&mut self.socket).await?;
         }
         Ok(())
     }
@@ -190,7 +189,7 @@ impl Client {
             if let Some(f) = self.codec.decode(&mut self.rbuf)? {
                 return Ok(f);
             }
-            if self.socket.read_buf(&mut self.rbuf).await? == 0 {
+            if !self.read_more().await? {
                 return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
             }
         }
@@ -203,6 +202,10 @@ impl Client {
 
     /// Waits for more input; false at end of stream.
     pub async fn read_more(&mut self) -> Result<bool, CodecError> {
+        // Large reads: few syscalls, and no new buffer per large frame.
+        if self.rbuf.capacity() - self.rbuf.len() < 16 << 10 {
+            self.rbuf.reserve(64 << 10);
+        }
         Ok(self.socket.read_buf(&mut self.rbuf).await? > 0)
     }
 }

@@ -8,6 +8,7 @@ pub mod content;
 pub mod error;
 pub mod frame;
 mod generated;
+pub mod output;
 pub mod properties;
 pub mod table;
 pub mod types;
@@ -19,6 +20,7 @@ pub use frame::{
     Frame, FrameCodec, HeaderCheck, check_protocol_header, encode_heartbeat, encode_method,
 };
 pub use generated::*;
+pub use output::Output;
 pub use properties::EncodedProperties;
 pub use table::{Decimal, FieldTable, FieldValue};
 pub use types::{LongStr, ShortStr};

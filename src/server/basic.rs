@@ -163,9 +163,8 @@ impl Connection {
                 exchange: p.exchange.clone(),
                 routing_key: p.routing_key.clone(),
             });
-            self.outbox.push(|buf, frame_max| {
-                encode_content(buf, ch, &m, &message.properties, &message.body, frame_max)
-            });
+            self.outbox
+                .push_content(ch, &m, &message.properties, &message.body);
         }
         let mut accepted = true;
         for q in &out {
@@ -377,16 +376,8 @@ impl Connection {
             routing_key: qm.message.routing_key.clone(),
             message_count,
         });
-        self.outbox.push(|buf, frame_max| {
-            encode_content(
-                buf,
-                ch,
-                &method,
-                &qm.message.properties,
-                &qm.message.body,
-                frame_max,
-            )
-        });
+        self.outbox
+            .push_content(ch, &method, &qm.message.properties, &qm.message.body);
         if !m.no_ack {
             qm.mark_delivered();
             d.unacked.push_back(Unacked {

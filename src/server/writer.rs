@@ -1,11 +1,11 @@
 //! The writer task of a connection: waits for the outbox's doorbell, swaps the buffer out
-//! and writes it in one call; sends heartbeats when the connection is otherwise idle.
+//! and writes it in one (vectored) call; sends heartbeats when the connection is otherwise idle.
 
 use crate::broker::deadletter::dead_letter_all;
 use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
+use crate::protocol::Output;
 use crate::protocol::encode_heartbeat;
-use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -18,7 +18,7 @@ pub async fn run(
     outbox: Arc<Outbox>,
     heartbeat: Arc<std::sync::atomic::AtomicU32>,
 ) {
-    let mut spare = BytesMut::with_capacity(1024);
+    let mut spare = Output::with_capacity(1024);
     let mut last_write = Instant::now();
     loop {
         let hb = heartbeat.load(std::sync::atomic::Ordering::Relaxed);
@@ -38,16 +38,15 @@ pub async fn run(
         }
         outbox.take(&mut spare);
         if !spare.is_empty() {
-            if socket.write_all(&spare).await.is_err() {
+            if spare.write_to(&mut socket).await.is_err() {
                 outbox.close();
                 return;
             }
             last_write = Instant::now();
-            spare.clear();
             redeliver_stalled(&outbox);
             // Keep a modest buffer between bursts rather than the largest one ever needed.
             if spare.capacity() > 1 << 20 {
-                spare = BytesMut::with_capacity(1024);
+                spare = Output::with_capacity(1024);
             }
         }
         if outbox.is_closed() && outbox.is_empty() {
