@@ -16,7 +16,9 @@ use common::Deliveries;
 use durable::{
     Sampler, TempDir, confirmation, confirming_channel, durable_queue, message_count, rss_of,
 };
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Confirmation, PublisherConfirm};
 use raw::RawClient;
@@ -155,6 +157,63 @@ async fn fill_and_drain_a_paged_queue() {
     );
     conn.close(200, "OK".into()).await.unwrap();
     broker.terminate().await;
+}
+
+/// basic.get drains a queue whose messages are almost all paged out, in order: each get
+/// past the in-memory part waits for the store to read the next messages back.
+#[tokio::test]
+async fn basic_get_drains_a_paged_out_queue_in_order() {
+    durable::bounded(Duration::from_secs(120), async {
+        let dir = TempDir::new("paging-get");
+        let broker =
+            durable::start_with(dir.path(), &[("WARREN_MEMORY__PAGING_THRESHOLD", "64KiB")]).await;
+        let conn = broker.connect().await;
+        let publisher = confirming_channel(&conn).await;
+        let queue = "q.paging-get";
+        publisher
+            .queue_declare(queue.into(), durable_queue(), FieldTable::default())
+            .await
+            .unwrap();
+        let (count, size) = (400u64, 4096);
+        let mut confirms = Vec::new();
+        for id in 0..count {
+            let confirm = publisher
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    &body(id, size),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .unwrap();
+            confirms.push(confirm);
+        }
+        for c in confirms {
+            assert_eq!(confirmation(c).await, Confirmation::Ack(None));
+        }
+        let ch = conn.create_channel().await.unwrap();
+        for id in 0..count {
+            let got = ch
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("message {id} missing"));
+            assert!(
+                got.delivery.data == body(id, size),
+                "message {id}: in order, intact"
+            );
+            assert_eq!(got.message_count as u64, count - id - 1);
+        }
+        let empty = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap();
+        assert!(empty.is_none());
+        conn.close(200, "OK".into()).await.unwrap();
+        broker.terminate().await;
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -601,7 +601,7 @@ impl Queue {
                     self.page_in_below().max(64 << 10),
                     Some(done),
                 );
-                if wait.recv().is_err() {
+                if wait_for_store(&wait).is_err() {
                     return None;
                 }
                 s = self.lock();
@@ -851,5 +851,18 @@ pub fn requeue_unacked(unacked: Vec<Unacked>, fx: &mut Effects) {
     }
     for (q, msgs) in groups {
         q.requeue(msgs, fx);
+    }
+}
+
+/// Waits for the store's writer thread. On a worker of the multi-threaded runtime the wait
+/// goes through `block_in_place`, so the worker's other tasks move to another thread
+/// instead of stalling behind a disk read.
+fn wait_for_store(wait: &std::sync::mpsc::Receiver<()>) -> Result<(), std::sync::mpsc::RecvError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| wait.recv())
+        }
+        _ => wait.recv(),
     }
 }
