@@ -66,6 +66,29 @@ impl Fixture {
         );
     }
 
+    /// Publishes a mandatory message to a queue that does not exist; returns what came back.
+    async fn publish_to_no_queue(&self, payload: &[u8]) -> lapin::message::BasicReturnMessage {
+        let confirm = self
+            .publisher
+            .basic_publish(
+                "".into(),
+                format!("no-such-queue-{}", unique()).into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        within("confirm", confirm)
+            .await
+            .unwrap()
+            .take_message()
+            .expect("the returned message")
+    }
+
     async fn publish(&self, payload: &str) {
         self.publish_props(payload.as_bytes(), BasicProperties::default())
             .await;
@@ -826,25 +849,7 @@ async fn mandatory_unroutable_message_is_returned() {
     assert_eq!(returned.delivery.properties, props);
 
     // Same through the default exchange to a queue that does not exist.
-    let confirm = f
-        .publisher
-        .basic_publish(
-            "".into(),
-            format!("no-such-queue-{}", unique()).into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            b"x",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap();
-    let returned = within("confirm", confirm)
-        .await
-        .unwrap()
-        .take_message()
-        .expect("returned");
+    let returned = f.publish_to_no_queue(b"x").await;
     assert_eq!(returned.reply_code, 312);
 
     // Mandatory but routable: nothing returned. Not mandatory and unroutable: dropped.
@@ -1228,25 +1233,7 @@ async fn large_bodies_arrive_whole_through_deliver_get_and_return() {
         .expect("a message");
     assert!(got.delivery.data == bodies[6], "basic.get-ok body differs");
 
-    let confirm = f
-        .publisher
-        .basic_publish(
-            "".into(),
-            format!("nowhere-{}", unique()).as_str().into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
-            &bodies[2],
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap();
-    let returned = within("confirm", confirm)
-        .await
-        .unwrap()
-        .take_message()
-        .expect("the returned message");
+    let returned = f.publish_to_no_queue(&bodies[2]).await;
     assert!(
         returned.delivery.data == bodies[2],
         "basic.return body differs"
