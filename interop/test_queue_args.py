@@ -742,6 +742,15 @@ def test_sac_connection_close_hands_over(connect, cch, unique):
     ("x-overflow", "bogus", "invalid_overflow"),
     ("x-overflow", 5, "{unacceptable_type,signedint}"),
     ("x-single-active-consumer", "yes", "{unacceptable_type,longstr}"),
+    ("x-queue-type", "bogus", '"unsupported queue type \'bogus\'"'),
+    ("x-queue-type", "Classic", '"unsupported queue type \'Classic\'"'),
+    ("x-queue-type", 5, "{unacceptable_type,signedint}"),
+    ("x-queue-mode", "bogus", '"unsupported queue mode \'bogus\'"'),
+    ("x-queue-mode", 1, "{unacceptable_type,signedint}"),
+    ("x-queue-version", 3, '"unsupported queue version \'3\'"'),
+    ("x-queue-version", 0, '"unsupported queue version \'0\'"'),
+    ("x-queue-version", -1, "{value_negative,-1}"),
+    ("x-queue-version", "1", '"expected integer, got longstr"'),
 ])
 def test_invalid_argument_406(connection, unique, arg, value, detail):
     name = unique("q")
@@ -753,6 +762,87 @@ def test_invalid_argument_406(connection, unique, arg, value, detail):
     with pytest.raises(exc.ChannelClosedByBroker) as info:
         connection.channel().queue_declare(name, passive=True)
     assert info.value.reply_code == 404
+
+
+@pytest.mark.parametrize("args,reported,detail", [
+    ({"x-max-length": -1, "x-message-ttl": -1}, "x-message-ttl", "{value_negative,-1}"),
+    ({"x-message-ttl": -1, "x-expires": 0}, "x-expires", "{value_zero,0}"),
+    ({"x-overflow": "bogus", "x-max-priority": 999}, "x-max-priority",
+     "{max_value_exceeded,999}"),
+    ({"x-max-length": -1, "x-dead-letter-routing-key": "k"}, "x-dead-letter-routing-key",
+     "routing_key_but_no_dlx_defined"),
+    ({"x-single-active-consumer": "no", "x-queue-version": 5}, "x-queue-version",
+     '"unsupported queue version \'5\'"'),
+    ({"x-queue-version": 5, "x-queue-mode": "bogus"}, "x-queue-mode",
+     '"unsupported queue mode \'bogus\'"'),
+    ({"x-max-length": -1, "x-queue-type": "bogus"}, "x-queue-type",
+     '"unsupported queue type \'bogus\'"'),
+], ids=["ttl-before-max-length", "expires-before-ttl", "priority-before-overflow",
+        "dlrk-before-max-length", "version-before-sac", "mode-before-version", "type-first"])
+def test_invalid_arguments_reported_in_rabbitmq_order(connection, unique, args, reported, detail):
+    """With several invalid arguments, RabbitMQ reports the first in its own fixed order
+    (x-queue-type first), whatever their order in the table."""
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, arguments=args)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == invalid_arg_text(reported, name, vhost_of(connection), detail)
+
+
+@pytest.mark.parametrize("args,arg,qtype", [
+    ({"x-delivery-limit": 5}, "x-delivery-limit", "rabbit_classic_queue"),
+    ({"x-max-in-memory-length": 5}, "x-max-in-memory-length", "rabbit_classic_queue"),
+    ({"x-max-in-memory-length": -5}, "x-max-in-memory-length", "rabbit_classic_queue"),
+    ({"x-max-age": "1D"}, "x-max-age", "rabbit_classic_queue"),
+    ({"x-dead-letter-strategy": "at-most-once"}, "x-dead-letter-strategy",
+     "rabbit_classic_queue"),
+    ({"x-delivery-limit": 5, "x-queue-type": "classic"}, "x-delivery-limit",
+     "rabbit_classic_queue"),
+    ({"x-queue-type": "quorum", "x-max-priority": 5}, "x-max-priority", "rabbit_quorum_queue"),
+    ({"x-queue-type": "quorum", "x-queue-mode": "lazy"}, "x-queue-mode", "rabbit_quorum_queue"),
+    ({"x-queue-type": "stream", "x-message-ttl": 5}, "x-message-ttl", "rabbit_stream_queue"),
+])
+def test_argument_of_another_queue_type_406(connection, unique, args, arg, qtype):
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, durable=True, arguments=args)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}' of queue type {qtype}")
+
+
+@pytest.mark.parametrize("qtype,flags,prop", [
+    ("quorum", {}, "non-durable"),
+    ("quorum", {"durable": True, "exclusive": True}, "exclusive-owner"),
+    ("quorum", {"exclusive": True, "auto_delete": True}, "auto-delete"),
+    ("quorum", {"exclusive": True}, "exclusive-owner"),
+    ("stream", {}, "non-durable"),
+    ("stream", {"durable": True, "auto_delete": True}, "auto-delete"),
+])
+def test_quorum_and_stream_queue_properties_406(connection, unique, qtype, flags, prop):
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, arguments={"x-queue-type": qtype}, **flags)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}'")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, passive=True)
+    assert info.value.reply_code == 404
+
+
+@pytest.mark.parametrize("first,second", [
+    (None, {"x-queue-type": "classic"}),
+    ({"x-queue-type": "classic"}, None),
+    ({"x-queue-type": "classic"}, {"x-queue-type": "classic"}),
+    ({"x-queue-mode": "lazy", "x-queue-version": 2}, {"x-queue-mode": "lazy", "x-queue-version": 2}),
+])
+def test_classic_queue_type_explicit_or_implicit_is_equivalent(channel, unique, first, second):
+    name = unique("q")
+    channel.queue_declare(name, arguments=first)
+    assert channel.queue_declare(name, arguments=second).method.queue == name
 
 
 def test_dead_letter_routing_key_without_exchange_406(connection, unique):
@@ -796,8 +886,16 @@ def test_max_priority_255_accepted(channel):
     ({"x-max-priority": 5}, {"x-max-priority": 6}, "received '6' but current is '5'"),
     ({"x-single-active-consumer": True}, None,
      "received none but current is the value 'true' of type 'bool'"),
+    (None, {"x-queue-type": "quorum"},
+     "received the value 'quorum' of type 'longstr' but current is none"),
+    ({"x-queue-version": 1}, {"x-queue-version": 2}, "received '2' but current is '1'"),
+    (None, {"x-queue-version": 1},
+     "received the value '1' of type 'signedint' but current is none"),
+    ({"x-queue-mode": "lazy"}, {"x-queue-mode": "default"},
+     "received 'default' but current is 'lazy'"),
 ], ids=["ttl-changed", "ttl-missing", "expires-added", "max-length-type", "dlx-changed",
-        "overflow-changed", "priority-changed", "sac-missing"])
+        "overflow-changed", "priority-changed", "sac-missing", "type-quorum-added",
+        "version-changed", "version-added", "mode-changed"])
 def test_redeclare_inequivalent_x_argument_406(connection, unique, first, second, detail):
     name = unique("q")
     ch = connection.channel()

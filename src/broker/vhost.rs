@@ -357,7 +357,17 @@ impl VHost {
         // validated, as RabbitMQ does; a new one is validated first.
         let args = match self.queue(name.as_bytes()) {
             Some(_) => QueueArgs::default(),
-            None => QueueArgs::parse(spec.arguments, &name, &self.name)?,
+            None => {
+                let args = QueueArgs::parse(spec.arguments, &name, &self.name)?;
+                args.queue_type.check_properties(
+                    &name,
+                    &self.name,
+                    spec.durable,
+                    spec.exclusive,
+                    spec.auto_delete,
+                )?;
+                args
+            }
         };
         let mut created = false;
         let q = self
@@ -710,6 +720,8 @@ fn check_args(
         let b = have.get(&key);
         // Integers compare by value whatever their width, as RabbitMQ compares them.
         let same = match (a, b) {
+            // A classic queue is one declared with x-queue-type 'classic' or without it.
+            _ if key == "x-queue-type" && is_classic(a) && is_classic(b) => true,
             (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
                 (Some(i), Some(j)) => i == j,
                 _ => x == y,
@@ -742,6 +754,14 @@ fn check_args(
     Ok(())
 }
 
+fn is_classic(v: Option<&FieldValue>) -> bool {
+    match v {
+        None => true,
+        Some(FieldValue::LongStr(s)) => s.as_bytes() == b"classic",
+        Some(_) => false,
+    }
+}
+
 /// The queue arguments RabbitMQ compares on redeclaration (others, unknown `x-` keys
 /// included, may differ freely).
 const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
@@ -755,6 +775,7 @@ const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
     "x-overflow",
     "x-queue-mode",
     "x-queue-type",
+    "x-queue-version",
     "x-single-active-consumer",
     "x-queue-master-locator",
     "x-max-in-memory-length",
