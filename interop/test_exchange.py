@@ -644,6 +644,25 @@ def test_exchange_bind_missing_404(connection, unique):
     assert info.value.reply_code == 404
 
 
+@pytest.mark.parametrize("op", ["bind", "unbind"])
+def test_exchange_bind_default_exchange_as_destination_403(channel, unique, op):
+    src = unique("src")
+    channel.exchange_declare(src, "direct", auto_delete=True)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        getattr(channel, f"exchange_{op}")("", src, "k")
+    assert info.value.reply_code == 403
+    assert info.value.reply_text == "ACCESS_REFUSED - operation not permitted on the default exchange"
+
+
+def test_exchange_bind_both_missing_reports_source(connection, channel, unique):
+    src, dst = unique("src"), unique("dst")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.exchange_bind(dst, src, "k")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == (
+        f"NOT_FOUND - no exchange '{src}' in vhost '{connection._impl.params.virtual_host}'")
+
+
 def test_unbind_nonexistent_is_ok(channel, unique):
     q = declare_queue(channel)
     channel.queue_unbind(q, "amq.direct", "never-bound")

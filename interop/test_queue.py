@@ -206,6 +206,36 @@ def test_exclusive_queue_locked_for_other_connection_405(connect, unique, op):
     assert info.value.reply_text == locked_text(name, vhost_of(owner))
 
 
+def test_exclusive_queue_unbind_from_other_connection(connect, unique):
+    """Unbinding a binding that does not exist is fine even on another connection's
+    exclusive queue (as is naming a missing exchange); removing an existing binding is 405."""
+    owner = connect()
+    och = owner.channel()
+    name = declare_queue(och, unique("excl"))
+    och.queue_bind(name, "amq.direct", "bound")
+    other = connect()
+    och2 = other.channel()
+    och2.queue_unbind(name, "amq.direct", "not-bound")
+    och2.queue_unbind(name, unique("missing"), "bound")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        other.channel().queue_unbind(name, "amq.direct", "bound")
+    assert info.value.reply_code == 405
+    assert info.value.reply_text == locked_text(name, vhost_of(owner))
+
+
+@pytest.mark.parametrize("exchange,code", [("missing", 404), ("", 403)])
+def test_exclusive_queue_bind_checks_exchange_before_lock(connect, unique, exchange, code):
+    """RabbitMQ checks the default exchange (403) and the exchange's existence (404)
+    before exclusive access (405)."""
+    owner = connect()
+    name = declare_queue(owner.channel(), unique("excl"))
+    other = connect().channel()
+    ex = unique("missing") if exchange == "missing" else exchange
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        other.queue_bind(name, ex, "k")
+    assert info.value.reply_code == code
+
+
 def test_exclusive_queue_publish_from_other_connection_allowed(connect, unique):
     owner = connect()
     och = owner.channel()
@@ -314,6 +344,23 @@ def test_bind_missing_exchange_404(connection, channel, unique):
     assert info.value.reply_code == 404
     assert info.value.reply_text == (
         f"NOT_FOUND - no exchange '{name}' in vhost '{vhost_of(connection)}'")
+
+
+def test_bind_missing_queue_and_exchange_reports_exchange(connection, channel, unique):
+    queue, ex = unique("missing-q"), unique("missing-x")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.queue_bind(queue, ex, "k")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == f"NOT_FOUND - no exchange '{ex}' in vhost '{vhost_of(connection)}'"
+
+
+@pytest.mark.parametrize("op", ["bind", "unbind"])
+def test_bind_missing_queue_to_default_exchange_403(channel, unique, op):
+    """The default-exchange check comes before the queue's existence, for unbind too."""
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        getattr(channel, f"queue_{op}")(unique("missing"), "", "k")
+    assert info.value.reply_code == 403
+    assert info.value.reply_text == "ACCESS_REFUSED - operation not permitted on the default exchange"
 
 
 def test_queue_delete_removes_bindings(channel, unique):
@@ -444,6 +491,40 @@ def test_empty_queue_name_means_last_declared(raw):
     r.expect(spec.Queue.PurgeOk)
     r.send_method(1, spec.Queue.Delete(queue=""))
     r.expect(spec.Queue.DeleteOk)
+
+
+def test_empty_queue_name_and_routing_key_bind_by_queue_name(raw):
+    """AMQP 0-9-1: with an empty queue name and an empty routing key, queue.bind and
+    queue.unbind use the last declared queue's name as the routing key too."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Queue.Bind(queue="", exchange="amq.direct", routing_key=""))
+    r.expect(spec.Queue.BindOk)
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=""), b"by-empty")
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=ok.queue), b"by-name")
+    r.send_method(1, spec.Basic.Get(queue="", no_ack=True))
+    _, get_ok = r.expect(spec.Basic.GetOk)
+    assert get_ok.routing_key == ok.queue
+    assert get_ok.message_count == 0
+    r.send_method(1, spec.Queue.Unbind(queue="", exchange="amq.direct", routing_key=""))
+    r.expect(spec.Queue.UnbindOk)
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=ok.queue), b"gone")
+    r.send_method(1, spec.Basic.Get(queue="", no_ack=True))
+    r.expect(spec.Basic.GetEmpty)
+
+
+def test_passive_declare_empty_name_after_declare_404(raw):
+    """Passive declare with an empty name does not mean the last declared queue."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Queue.Declare(queue="", passive=True))
+    _, close = r.expect(spec.Channel.Close)
+    assert close.reply_code == 404
+    assert close.reply_text == f"NOT_FOUND - no queue '' in vhost '{r.vhost}'"
 
 
 def test_empty_queue_name_without_previous_declare_404(raw):

@@ -515,12 +515,28 @@ impl VHost {
         Ok(())
     }
 
+    /// RabbitMQ's first check on every bind and unbind: neither end may be the default
+    /// exchange (`destination` is None when it is a queue).
+    pub fn check_binding_ends(
+        &self,
+        source: &ShortStr,
+        destination: Option<&ShortStr>,
+    ) -> Result<(), AmqpError> {
+        if source.is_empty() || destination.is_some_and(|d| d.is_empty()) {
+            return Err(default_exchange_refused());
+        }
+        Ok(())
+    }
+
+    /// Removes a binding. A missing source or binding is no error; `access` runs only
+    /// when the binding exists (RabbitMQ checks exclusive access then).
     pub fn unbind(
         &self,
         source: &ShortStr,
         destination: Destination,
         routing_key: &ShortStr,
         arguments: &FieldTable,
+        access: impl FnOnce() -> Result<(), AmqpError>,
     ) -> Result<(), AmqpError> {
         if source.is_empty() {
             return Err(default_exchange_refused());
@@ -533,6 +549,10 @@ impl VHost {
         else {
             return Ok(());
         };
+        if !ex.has_binding(&b) {
+            return Ok(());
+        }
+        access()?;
         if ex.unbind(&b) {
             if let Some(mut def) = def {
                 def.vhost = ShortStr::from(self.name.as_str());

@@ -326,4 +326,21 @@ impl Connection {
             AmqpError::channel(reply_code::NOT_FOUND, "no previously declared queue")
         })
     }
+
+    /// The queue and routing key of a queue.bind/unbind: an empty queue name means the
+    /// channel's last declared queue, and then an empty routing key means its name too.
+    pub(crate) fn binding_queue(
+        &mut self,
+        ch: u16,
+        queue: &ShortStr,
+        routing_key: &ShortStr,
+    ) -> Result<(ShortStr, ShortStr), AmqpError> {
+        let name = self.queue_name(ch, queue)?;
+        let key = if queue.is_empty() && routing_key.is_empty() {
+            name.clone()
+        } else {
+            routing_key.clone()
+        };
+        Ok((name, key))
+    }
 }

@@ -35,6 +35,10 @@ impl Connection {
     }
 
     pub(crate) fn exchange_bind(&mut self, ch: u16, m: &ExchangeBind) -> Result<(), AmqpError> {
+        self.vhost
+            .check_binding_ends(&m.source, Some(&m.destination))?;
+        // The source is looked up (404) before the destination, as RabbitMQ does.
+        self.vhost.existing_exchange(&m.source)?;
         let dest = self.vhost.existing_exchange(&m.destination)?;
         self.vhost.bind(
             &m.source,
@@ -49,12 +53,15 @@ impl Connection {
     }
 
     pub(crate) fn exchange_unbind(&mut self, ch: u16, m: &ExchangeUnbind) -> Result<(), AmqpError> {
+        self.vhost
+            .check_binding_ends(&m.source, Some(&m.destination))?;
         if let Some(dest) = self.vhost.exchange(m.destination.as_bytes()) {
             self.vhost.unbind(
                 &m.source,
                 Destination::Exchange(dest),
                 &m.routing_key,
                 &m.arguments,
+                || Ok(()),
             )?;
         }
         if !m.nowait {
