@@ -79,8 +79,11 @@ impl VHost {
             ("amq.topic", ExchangeKind::Topic),
             ("amq.headers", ExchangeKind::Headers),
             ("amq.match", ExchangeKind::Headers),
+            // RabbitMQ's firehose tracer publishes here; clients may not.
+            ("amq.rabbitmq.trace", ExchangeKind::Topic),
         ] {
             let name = ShortStr::from(n);
+            let internal = n == "amq.rabbitmq.trace";
             v.exchanges.insert(
                 name.clone(),
                 Arc::new(Exchange::new(
@@ -88,7 +91,7 @@ impl VHost {
                     k,
                     true,
                     false,
-                    false,
+                    internal,
                     FieldTable::new(),
                 )),
             );
@@ -152,9 +155,15 @@ impl VHost {
             return self.existing_exchange(spec.name).map(|_| ());
         }
         let Some(kind) = ExchangeKind::parse(spec.kind.as_bytes()) else {
+            // RabbitMQ: '' names a type it knows of but has no module for.
+            let problem = if spec.kind.is_empty() {
+                "invalid"
+            } else {
+                "unknown"
+            };
             return Err(AmqpError::connection(
                 reply_code::COMMAND_INVALID,
-                format!("unknown exchange type '{}'", spec.kind),
+                format!("{problem} exchange type '{}'", spec.kind),
             ));
         };
         if spec.name.as_bytes().starts_with(b"amq.")
@@ -167,6 +176,19 @@ impl VHost {
                     spec.name
                 ),
             ));
+        }
+        // A new exchange's alternate-exchange must be a string (an existing exchange is
+        // only checked for equivalence).
+        if let Some(ae) = spec.arguments.get("alternate-exchange")
+            && !matches!(ae, FieldValue::LongStr(_))
+            && self.exchange(spec.name.as_bytes()).is_none()
+        {
+            return Err(precondition(format!(
+                "invalid type '{}' for arg 'alternate-exchange' in exchange '{}' in vhost '{}'",
+                type_name(ae),
+                spec.name,
+                self.name
+            )));
         }
         let mut created = false;
         let existing = self
