@@ -441,22 +441,64 @@ impl Connection {
         })
     }
 
-    /// Credit came back: let the queues these deliveries came from deliver again.
-    fn redispatch(&mut self, taken: &[Unacked]) {
-        let mut seen: Vec<&Arc<Queue>> = Vec::new();
+    /// Credit came back: let the queues these deliveries came from deliver again. Under
+    /// a global (per-channel) prefetch the credit is shared, so every queue this channel
+    /// consumes from may deliver again.
+    fn redispatch(&mut self, ch: u16, taken: &[Unacked]) {
+        let mut seen: Vec<Arc<Queue>> = Vec::new();
         for u in taken {
             if u.consumer.is_some() && !seen.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
-                seen.push(&u.queue);
+                seen.push(u.queue.clone());
             }
+        }
+        if !seen.is_empty() {
+            self.add_global_prefetch_queues(ch, &mut seen);
         }
         for q in seen {
             q.dispatch(&mut self.fx);
         }
     }
 
+    /// Adds the queues of this channel's consumers to `queues` when a global prefetch
+    /// limits them.
+    fn add_global_prefetch_queues(&mut self, ch: u16, queues: &mut Vec<Arc<Queue>>) {
+        let link = self.channel(ch).link.clone();
+        let d = link.deliveries.lock().unwrap();
+        if d.global_prefetch == 0 {
+            return;
+        }
+        for e in &d.consumers {
+            if !queues.iter().any(|q| Arc::ptr_eq(q, &e.queue)) {
+                queues.push(e.queue.clone());
+            }
+        }
+    }
+
+    /// After requeueing `taken`, wakes the channel's other queues held back by a global
+    /// prefetch (the requeued ones dispatch themselves).
+    fn wake_global_prefetch(&mut self, ch: u16, requeued: &[Arc<Queue>]) {
+        let mut queues = Vec::new();
+        self.add_global_prefetch_queues(ch, &mut queues);
+        for q in queues {
+            if !requeued.iter().any(|r| Arc::ptr_eq(r, &q)) {
+                q.dispatch(&mut self.fx);
+            }
+        }
+    }
+
+    fn queues_of(taken: &[Unacked]) -> Vec<Arc<Queue>> {
+        let mut queues: Vec<Arc<Queue>> = Vec::new();
+        for u in taken {
+            if !queues.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+                queues.push(u.queue.clone());
+            }
+        }
+        queues
+    }
+
     pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
-        self.redispatch(&taken);
+        self.redispatch(ch, &taken);
         Ok(())
     }
 
@@ -469,9 +511,11 @@ impl Connection {
     ) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
         if requeue {
+            let queues = Self::queues_of(&taken);
             requeue_unacked(taken, &mut self.fx);
+            self.wake_global_prefetch(ch, &queues);
         } else {
-            self.redispatch(&taken);
+            self.redispatch(ch, &taken);
             for u in taken {
                 self.fx
                     .dead_letter(&u.queue, u.message, DeathReason::Rejected);
@@ -492,12 +536,15 @@ impl Connection {
                 "requeue=false",
             ));
         }
-        let link = self.channel(ch).link.clone();
-        let taken = link.deliveries.lock().unwrap().take_all();
-        requeue_unacked(taken, &mut self.fx);
+        // RabbitMQ answers recover-ok before it redelivers.
         if reply {
             self.send(ch, BasicRecoverOk {}.into());
         }
+        let link = self.channel(ch).link.clone();
+        let taken = link.deliveries.lock().unwrap().take_all();
+        let queues = Self::queues_of(&taken);
+        requeue_unacked(taken, &mut self.fx);
+        self.wake_global_prefetch(ch, &queues);
         Ok(())
     }
 
@@ -509,20 +556,28 @@ impl Connection {
             ));
         }
         let channel = self.channel(ch);
-        if m.global {
-            let link = channel.link.clone();
-            let queues: Vec<Arc<Queue>> = {
-                let mut d = link.deliveries.lock().unwrap();
+        let link = channel.link.clone();
+        let wake = {
+            let mut d = link.deliveries.lock().unwrap();
+            let wake = if m.global {
                 d.global_prefetch = m.prefetch_count;
-                d.consumers.iter().map(|e| e.queue.clone()).collect()
+                true
+            } else {
+                channel.prefetch_count = m.prefetch_count;
+                // As RabbitMQ: a per-consumer qos lifts the channel's global limit.
+                std::mem::take(&mut d.global_prefetch) != 0
             };
-            for q in queues {
-                q.dispatch(&mut self.fx);
+            if wake {
+                d.consumers.iter().map(|e| e.queue.clone()).collect()
+            } else {
+                Vec::new()
             }
-        } else {
-            channel.prefetch_count = m.prefetch_count;
-        }
+        };
+        // qos-ok first: deliveries the new limit allows follow it.
         self.send(ch, BasicQosOk {}.into());
+        for q in wake {
+            q.dispatch(&mut self.fx);
+        }
         Ok(())
     }
 }
