@@ -400,8 +400,11 @@ impl Connection {
     }
 
     pub(crate) fn basic_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
-        if let Some(ops) = &mut self.channel(ch).tx {
-            ops.push(TxOp::Ack { tag, multiple });
+        if self.channel(ch).tx.is_some() {
+            let tags = self.claim_tags(ch, tag, multiple)?;
+            if let Some(ops) = &mut self.channel(ch).tx {
+                ops.push(TxOp::Ack { tags });
+            }
             return Ok(());
         }
         self.apply_ack(ch, tag, multiple)
@@ -414,12 +417,11 @@ impl Connection {
         multiple: bool,
         requeue: bool,
     ) -> Result<(), AmqpError> {
-        if let Some(ops) = &mut self.channel(ch).tx {
-            ops.push(TxOp::Nack {
-                tag,
-                multiple,
-                requeue,
-            });
+        if self.channel(ch).tx.is_some() {
+            let tags = self.claim_tags(ch, tag, multiple)?;
+            if let Some(ops) = &mut self.channel(ch).tx {
+                ops.push(TxOp::Nack { tags, requeue });
+            }
             return Ok(());
         }
         self.apply_nack(ch, tag, multiple, requeue)
@@ -496,10 +498,24 @@ impl Connection {
         queues
     }
 
+    /// Takes the unacked deliveries with these tags (those still there).
+    pub(crate) fn take_tags(&mut self, ch: u16, tags: &[u64]) -> Vec<Unacked> {
+        let link = self.channel(ch).link.clone();
+        let mut d = link.deliveries.lock().unwrap();
+        tags.iter()
+            .filter_map(|&t| d.take(t, false))
+            .flatten()
+            .collect()
+    }
+
     pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
-        self.redispatch(ch, &taken);
+        self.settle_ack(ch, &taken);
         Ok(())
+    }
+
+    pub(crate) fn settle_ack(&mut self, ch: u16, taken: &[Unacked]) {
+        self.redispatch(ch, taken);
     }
 
     pub(crate) fn apply_nack(
@@ -510,6 +526,11 @@ impl Connection {
         requeue: bool,
     ) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
+        self.settle_nack(ch, taken, requeue);
+        Ok(())
+    }
+
+    pub(crate) fn settle_nack(&mut self, ch: u16, taken: Vec<Unacked>, requeue: bool) {
         if requeue {
             let queues = Self::queues_of(&taken);
             requeue_unacked(taken, &mut self.fx);
@@ -521,7 +542,6 @@ impl Connection {
                     .dead_letter(&u.queue, u.message, DeathReason::Rejected);
             }
         }
-        Ok(())
     }
 
     pub(crate) fn basic_recover(
