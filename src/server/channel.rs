@@ -127,10 +127,12 @@ impl Channel {
     pub fn nack_confirm(&mut self, seq: u64, outbox: &Outbox) {
         self.flush_confirms(outbox);
         if let Some(c) = &mut self.confirms {
+            // Every earlier publish is confirmed by now, so RabbitMQ's coalescing makes
+            // this a multiple nack; requeue is its record default (true).
             let m = Method::BasicNack(BasicNack {
                 delivery_tag: seq,
-                multiple: false,
-                requeue: false,
+                multiple: true,
+                requeue: true,
             });
             c.acked = seq;
             outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
