@@ -196,6 +196,57 @@ def test_user_id_must_match_authenticated_user_406(connection, channel):
         f"user was '{user}'")
 
 
+@pytest.mark.parametrize("expiration,detail", [
+    ("abc", "no_integer"),
+    (" 5", "no_integer"),
+    ("+", "no_integer"),
+    ("1.5", '{leftover_string,".5"}'),
+    ("5 ", '{leftover_string," "}'),
+    ("-1", "{value_negative,-1}"),
+    ("315360000001", "{value_too_large,315360000001}"),
+    ("999999999999999999", "{value_too_large,999999999999999999}"),
+    # Erlang's ~p breaks a term that does not fit the line after its first element
+    ("9999999999999999999", "{value_too_large,\n" + " " * 43 + "9999999999999999999}"),
+    ("-9999999999999999999", "{value_negative,\n" + " " * 44 + "-9999999999999999999}"),
+    ("12" + "x" * 17, '{leftover_string,\n' + " " * 43 + '"' + "x" * 17 + '"}'),
+    ("1" + "x" * 17, '{leftover_string,"' + "x" * 17 + '"}'),
+])
+def test_invalid_expiration_406(connection, expiration, detail):
+    ch = connection.channel()
+    ch.confirm_delivery()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(expiration=expiration))
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == f"PRECONDITION_FAILED - invalid expiration '{expiration}': {detail}"
+
+
+@pytest.mark.parametrize("expiration", ["315360000000", "+5", "-0", "0007"])
+def test_valid_expiration_edge_cases(channel, expiration):
+    q = declare_queue(channel)
+    channel.confirm_delivery()
+    channel.basic_publish("", q, b"x", pika.BasicProperties(expiration=expiration))
+    channel.queue_declare(q, passive=True)
+
+
+@pytest.mark.parametrize("mode", [0, 3, 255])
+def test_unknown_delivery_mode_406(connection, mode):
+    ch = connection.channel()
+    ch.confirm_delivery()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(delivery_mode=mode))
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == f"PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}"
+
+
+def test_publish_checks_exchange_before_expiration(connection, unique):
+    ch = connection.channel()
+    missing = unique("missing")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish(missing, "k", b"x", pika.BasicProperties(expiration="bad"))
+        ch.queue_declare("", exclusive=True)
+    assert info.value.reply_code == 404
+
+
 def test_immediate_flag_not_implemented_540(raw):
     r = raw().handshake()
     r.open_channel(1)

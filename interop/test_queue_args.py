@@ -737,6 +737,8 @@ def test_sac_connection_close_hands_over(connect, cch, unique):
     ("x-expires", 0, "{value_zero,0}"),
     ("x-expires", -5, "{value_negative,-5}"),
     ("x-expires", "soon", '"expected integer, got longstr"'),
+    ("x-expires", 315360000001, "{value_too_large,315360000001}"),
+    ("x-message-ttl", 315360000001, "{value_too_large,315360000001}"),
     ("x-max-priority", 256, "{max_value_exceeded,256}"),
     ("x-max-priority", -1, "{value_negative,-1}"),
     ("x-overflow", "bogus", "invalid_overflow"),
@@ -862,6 +864,13 @@ def test_dead_letter_exchange_wrong_type_406(connection, unique):
     assert info.value.reply_text == (
         f"PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in "
         f"queue '{name}' in vhost '{vhost_of(connection)}'")
+
+
+@pytest.mark.parametrize("arg", ["x-message-ttl", "x-expires"])
+def test_ten_year_ttl_accepted(channel, arg):
+    """RabbitMQ's limit for TTLs is 10 years (315360000000 ms), not 2^32-1 ms."""
+    declare_queue(channel, arguments={arg: 4294967296})
+    declare_queue(channel, arguments={arg: 315360000000})
 
 
 def test_max_priority_255_accepted(channel):

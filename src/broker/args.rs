@@ -211,10 +211,9 @@ impl QueueArgs {
                 other => Err(unacceptable(key, other)),
             }
         };
-        // RabbitMQ's largest timer: 2^32-1 ms.
         let timer = |key: &str, v: &FieldValue, min: i64| -> Result<Duration, AmqpError> {
             let n = int(key, v, min)?;
-            if n > 4_294_967_295 {
+            if n > MAX_EXPIRY_MS as i64 {
                 return Err(invalid(
                     key,
                     queue,
@@ -338,31 +337,47 @@ impl QueueArgs {
     }
 }
 
+/// RabbitMQ's longest TTL / expiry (10 years, in milliseconds).
+pub const MAX_EXPIRY_MS: u64 = 315_360_000_000;
+
+/// `{Tag,Value}` as Erlang's `~p` prints it after `col` characters of text: on one line
+/// when it fits (RabbitMQ's line width), else broken after the comma with the value
+/// aligned under the tuple's first element.
+fn pretty_tuple(col: usize, tag: &str, value: &str) -> String {
+    let flat = format!("{{{tag},{value}}}");
+    if col + flat.len() <= 78 {
+        flat
+    } else {
+        format!("{{{tag},\n{}{value}}}", " ".repeat(col + 1))
+    }
+}
+
 /// The per-message `expiration` property in milliseconds, validated as RabbitMQ does
-/// (its texts: `no_integer`, `{value_negative,-1}`, `{leftover_string,".5"}`).
+/// (Erlang's `string:to_integer`: an optional sign, digits, nothing after; its texts:
+/// `no_integer`, `{value_negative,-1}`, `{value_too_large,N}`, `{leftover_string,".5"}`).
 pub fn message_expiration(expiration: &ShortStr) -> Result<Duration, AmqpError> {
     let s = expiration.as_bytes();
-    let digits_start = usize::from(s.first() == Some(&b'-'));
+    let digits_start = usize::from(matches!(s.first(), Some(b'-' | b'+')));
     let digits = s[digits_start..]
         .iter()
         .take_while(|b| b.is_ascii_digit())
         .count();
+    let col = "invalid expiration '".len() + s.len() + "': ".len();
+    let number = String::from_utf8_lossy(&s[..digits_start + digits]);
     let detail = if digits == 0 {
         "no_integer".to_string()
     } else if digits_start + digits < s.len() {
-        format!(
-            "{{leftover_string,\"{}\"}}",
-            String::from_utf8_lossy(&s[digits_start + digits..])
-        )
-    } else if digits_start == 1 {
-        format!("{{value_negative,{}}}", String::from_utf8_lossy(s))
+        let rest = String::from_utf8_lossy(&s[digits_start + digits..]);
+        pretty_tuple(col, "leftover_string", &format!("\"{rest}\""))
     } else {
-        match std::str::from_utf8(s)
-            .ok()
-            .and_then(|t| t.parse::<u64>().ok())
-        {
-            Some(ms) => return Ok(Duration::from_millis(ms)),
-            None => "no_integer".to_string(),
+        // Erlang prints the integer without a '+' sign or leading zeros.
+        let magnitude = number[digits_start..].trim_start_matches('0');
+        let magnitude = if magnitude.is_empty() { "0" } else { magnitude };
+        let negative = s[0] == b'-' && magnitude != "0";
+        match magnitude.parse::<u64>() {
+            Ok(ms) if !negative && ms <= MAX_EXPIRY_MS => return Ok(Duration::from_millis(ms)),
+            _ if negative => pretty_tuple(col, "value_negative", &format!("-{magnitude}")),
+            _ => pretty_tuple(col, "value_too_large", magnitude),
         }
     };
     Err(AmqpError::channel(

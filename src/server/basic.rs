@@ -52,9 +52,6 @@ impl Connection {
         if self.shared.alarm.borrow().is_some() {
             self.must_block = true;
         }
-        if let Some(e) = content.properties.expiration() {
-            message_expiration(&e)?;
-        }
         let ex = self.vhost.existing_exchange(&p.exchange)?;
         if ex.internal {
             return Err(AmqpError::channel(
@@ -74,6 +71,20 @@ impl Connection {
                     "user_id property set to '{user_id}' but authenticated user was '{}'",
                     self.user
                 ),
+            ));
+        }
+        // RabbitMQ's order: exchange (404), internal (403), user_id, expiration, then
+        // the message itself (delivery mode).
+        if let Some(e) = content.properties.expiration() {
+            message_expiration(&e)?;
+        }
+        if let Some(mode) = content.properties.delivery_mode()
+            && mode != 1
+            && mode != 2
+        {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!("invalid message: {{delivery_mode_unknown,{mode}}}"),
             ));
         }
         let mut content = content;
