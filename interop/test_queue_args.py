@@ -548,6 +548,57 @@ def test_second_death_same_queue_and_reason_increments_count(cch, unique):
             props.headers["x-first-death-exchange"]) == (q, "rejected", "")
 
 
+def dead_letter_with_headers(cch, unique, headers):
+    """Publishes with `headers` to a queue that dead-letters rejections to another;
+    returns the dead-lettered message's headers."""
+    dq = declare_queue(cch)
+    name = unique("q")
+    q = declare_queue(cch, name,
+                      arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dq})
+    cch.basic_publish("", q, b"m", P(headers=headers))
+    reject_one(cch, q)
+    return q, get_message(cch, dq, auto_ack=True)[1].headers
+
+
+def test_dead_lettered_headers_are_sorted_by_name(cch, unique):
+    q, headers = dead_letter_with_headers(cch, unique, {"zz": 1, "a": 2, "x-death2": 3, "m": 4})
+    assert list(headers) == ["a", "m", "x-death", "x-death2", "x-first-death-exchange",
+                             "x-first-death-queue", "x-first-death-reason", "zz"]
+    # a first x-death entry keeps RabbitMQ's own field order
+    assert list(headers["x-death"][0]) == ["count", "reason", "queue", "time", "exchange",
+                                           "routing-keys"]
+
+
+def test_x_death_of_another_type_is_replaced_without_first_death_headers(cch, unique):
+    q, headers = dead_letter_with_headers(cch, unique, {"x-death": "not-a-list"})
+    assert [k for k in headers if k.startswith("x-first-death")] == []
+    [death] = headers["x-death"]
+    assert (death["count"], death["reason"], death["queue"]) == (1, "rejected", q)
+
+
+def test_client_x_death_array_gets_a_sorted_entry_and_no_first_death_headers(cch, unique):
+    other = {"queue": "elsewhere", "reason": "expired", "count": 3}
+    q, headers = dead_letter_with_headers(cch, unique, {"x-death": [other]})
+    assert [k for k in headers if k.startswith("x-first-death")] == []
+    new, old = headers["x-death"]
+    assert list(new) == sorted(new) == ["count", "exchange", "queue", "reason",
+                                        "routing-keys", "time"]
+    assert (new["count"], new["queue"]) == (1, q)
+    assert old == other
+
+
+def test_matching_x_death_entry_counted_up_as_long_and_sorted(cch, unique):
+    name = unique("q")
+    q = declare_queue(cch, name,
+                      arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name})
+    cch.basic_publish("", q, b"m", P(headers={
+        "x-death": [{"queue": q, "reason": "rejected", "count": 3, "zeta": 1}]}))
+    reject_one(cch, q)
+    [death] = get_message(cch, q, auto_ack=True)[1].headers["x-death"]
+    assert death["count"] == 4 and type(death["count"]) is long
+    assert list(death) == ["count", "queue", "reason", "zeta"]
+
+
 def test_dead_letter_cycle_of_expiries_is_dropped(cch, unique):
     """A -> (expired) -> B -> (expired) -> back to A is a cycle: RabbitMQ drops the
     message for A. The observer queues show each hop happened exactly once."""
