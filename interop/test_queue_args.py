@@ -324,6 +324,26 @@ def test_max_length_drop_head_dead_letters_maxlen(cch, unique):
         assert props.headers["x-first-death-reason"] == "maxlen"
 
 
+def test_requeued_message_counts_against_max_length(cch, unique):
+    """Unacked messages do not count against x-max-length, but a requeued one does: with
+    drop-head the queue drops (and dead-letters, reason maxlen) from the head at once."""
+    dlq = declare_queue(cch)
+    q = declare_queue(cch, arguments={"x-max-length": 2, "x-dead-letter-exchange": "",
+                                      "x-dead-letter-routing-key": dlq})
+    cch.basic_publish("", q, b"0")
+    cch.basic_publish("", q, b"1")
+    method, _, _ = get_message(cch, q)
+    cch.basic_publish("", q, b"2")
+    cch.basic_publish("", q, b"3")  # ready [1, 2, 3]: "1" dropped
+    assert count(cch, q) == 2
+    cch.basic_reject(method.delivery_tag, requeue=True)  # "0" back at the head: dropped
+    assert count(cch, q) == 2
+    assert [m[2] for m in drain(cch, q)] == [b"2", b"3"]
+    dead = drain(cch, dlq)
+    assert [m[2] for m in dead] == [b"1", b"0"]
+    assert [m[1].headers["x-death"][0]["reason"] for m in dead] == ["maxlen", "maxlen"]
+
+
 def test_max_length_bytes_drop_head(cch):
     q = declare_queue(cch, arguments={"x-max-length-bytes": 10})
     for body in (b"aaaa", b"bbbb", b"cccc"):  # 12 bytes > 10: the head goes
