@@ -141,6 +141,29 @@ def test_redeclare_different_arguments_406(connection, unique, cleanup):
         "is none")
 
 
+def test_exclusive_queue_is_never_durable(channel, unique):
+    """RabbitMQ ignores durable=true on an exclusive queue: redeclaring it with either
+    durable flag is equivalent."""
+    name = unique("q")
+    channel.queue_declare(name, exclusive=True, durable=True)
+    channel.queue_declare(name, exclusive=True, durable=False)
+    channel.queue_declare(name, exclusive=True, durable=True)
+
+
+def test_redeclare_reports_arguments_in_rabbitmq_order(connection, unique):
+    """With several inequivalent arguments RabbitMQ reports the first in its own order
+    (x-message-ttl before x-max-length), whatever the table order."""
+    name = unique("q")
+    ch = connection.channel()
+    ch.queue_declare(name, arguments={"x-max-length": 1, "x-message-ttl": 5})
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.queue_declare(name, arguments={"x-max-length": 2, "x-message-ttl": 6})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}': received '6' but current is '5'")
+
+
 def test_redeclare_non_exclusive_as_exclusive_405(connection, unique, cleanup):
     name = cleanup.queue(unique("q"))
     ch = connection.channel()

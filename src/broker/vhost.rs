@@ -375,6 +375,8 @@ impl VHost {
             spec.name.clone()
         };
         let owner = spec.exclusive.then_some(spec.connection);
+        // As RabbitMQ: an exclusive queue is never durable, whatever the flag says.
+        let durable = spec.durable && !spec.exclusive;
         // An existing queue is checked for equivalence (below) before the arguments are
         // validated, as RabbitMQ does; a new one is validated first.
         let args = match self.queue(name.as_bytes()) {
@@ -384,7 +386,7 @@ impl VHost {
                 args.queue_type.check_properties(
                     &name,
                     &self.name,
-                    spec.durable,
+                    durable,
                     spec.exclusive,
                     spec.auto_delete,
                 )?;
@@ -399,7 +401,7 @@ impl VHost {
                 created = true;
                 Arc::new(Queue::new(
                     name.clone(),
-                    spec.durable,
+                    durable,
                     owner,
                     spec.auto_delete,
                     spec.arguments.clone(),
@@ -427,12 +429,12 @@ impl VHost {
         if !q.accessible_by(spec.connection) || q.exclusive_owner.is_some() != spec.exclusive {
             return Err(self.locked(&name));
         }
-        if q.durable != spec.durable {
+        if q.durable != durable {
             return Err(self.inequivalent(
                 "queue",
                 &name,
                 "durable",
-                &spec.durable.to_string(),
+                &durable.to_string(),
                 &q.durable.to_string(),
             ));
         }
@@ -747,19 +749,15 @@ fn check_args(
     have: &FieldTable,
     checked: &[&str],
 ) -> Result<(), AmqpError> {
-    let relevant = |k: &ShortStr| {
-        checked.iter().any(|c| k == c)
-            || (what == "queue" && QUEUE_EQUIVALENCE_ARGS.iter().any(|c| k == c))
+    // RabbitMQ compares in its own order of the arguments, whatever the tables' order.
+    let keys: &[&str] = if what == "queue" {
+        QUEUE_EQUIVALENCE_ARGS
+    } else {
+        checked
     };
-    let keys = got
-        .iter()
-        .map(|(k, _)| k)
-        .chain(have.iter().map(|(k, _)| k))
-        .filter(|k| relevant(k));
-    for k in keys {
-        let key = k.to_string_lossy();
-        let a = got.get(&key);
-        let b = have.get(&key);
+    for &key in keys {
+        let a = got.get(key);
+        let b = have.get(key);
         // Integers compare by value whatever their width, as RabbitMQ compares them.
         let same = match (a, b) {
             // A classic queue is one declared with x-queue-type 'classic' or without it.
@@ -807,21 +805,21 @@ fn is_classic(v: Option<&FieldValue>) -> bool {
 /// The queue arguments RabbitMQ compares on redeclaration (others, unknown `x-` keys
 /// included, may differ freely).
 const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
-    "x-expires",
     "x-max-length",
     "x-max-length-bytes",
-    "x-max-priority",
-    "x-message-ttl",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-queue-version",
-    "x-single-active-consumer",
-    "x-queue-master-locator",
     "x-max-in-memory-length",
     "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
 ];
 
 fn value_text(v: &FieldValue) -> String {
