@@ -164,6 +164,40 @@ def test_redeclare_reports_arguments_in_rabbitmq_order(connection, unique):
         f"'{vhost_of(connection)}': received '6' but current is '5'")
 
 
+def test_raw_cr_lf_stripped_from_declared_queue_name(raw, unique):
+    q = unique("q")
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue=q[:6] + "\r\n" + q[6:], exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    assert ok.queue == q
+    r.send_method(1, spec.Queue.Declare(queue=q, passive=True))
+    r.expect(spec.Queue.DeclareOk)
+
+
+def test_cr_lf_stripped_from_declared_and_bound_names(connection, unique):
+    """RabbitMQ strips CR and LF from queue and exchange names in declare, bind, unbind
+    and delete, but not in basic.get (nor publish)."""
+    q, x = unique("q"), unique("x")
+    ch = connection.channel()
+    ch.queue_declare(q, exclusive=True)
+    ch.exchange_declare(x[:6] + "\n" + x[6:], "fanout")
+    ch.exchange_declare(x, passive=True)
+    ch.queue_bind(q + "\n", x + "\r")
+    ch.confirm_delivery()
+    ch.basic_publish(x, "", b"m")
+    assert get_message(ch, q, auto_ack=True)[2] == b"m"
+    ch.exchange_delete("\n" + x)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.exchange_declare(x, passive=True)
+    assert info.value.reply_code == 404
+    ch = connection.channel()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_get(q + "\n")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == f"NOT_FOUND - no queue '{q}\n' in vhost '{vhost_of(connection)}'"
+
+
 def test_redeclare_non_exclusive_as_exclusive_405(connection, unique, cleanup):
     name = cleanup.queue(unique("q"))
     ch = connection.channel()

@@ -2,11 +2,16 @@
 
 use super::connection::Connection;
 use crate::broker::exchange::Destination;
+use crate::broker::names::strip_cr_lf;
 use crate::broker::vhost::{DIRECT_REPLY_TO, QueueSpec};
 use crate::protocol::*;
 
 impl Connection {
     pub(crate) fn queue_declare(&mut self, ch: u16, m: &QueueDeclare) -> Result<(), AmqpError> {
+        let m = &QueueDeclare {
+            queue: strip_cr_lf(&m.queue),
+            ..m.clone()
+        };
         if m.passive && m.queue == DIRECT_REPLY_TO {
             // The direct reply-to pseudo-queue always "exists".
             if !m.nowait {
@@ -48,6 +53,11 @@ impl Connection {
     }
 
     pub(crate) fn queue_bind(&mut self, ch: u16, m: &QueueBind) -> Result<(), AmqpError> {
+        let m = &QueueBind {
+            queue: strip_cr_lf(&m.queue),
+            exchange: strip_cr_lf(&m.exchange),
+            ..m.clone()
+        };
         let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
         // RabbitMQ's order: default exchange (403), source (404), queue (404), then
         // exclusive access (405).
@@ -63,6 +73,11 @@ impl Connection {
     }
 
     pub(crate) fn queue_unbind(&mut self, ch: u16, m: &QueueUnbind) -> Result<(), AmqpError> {
+        let m = &QueueUnbind {
+            queue: strip_cr_lf(&m.queue),
+            exchange: strip_cr_lf(&m.exchange),
+            ..m.clone()
+        };
         let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
         self.vhost.check_binding_ends(&m.exchange, None)?;
         if let Some(q) = self.vhost.queue(name.as_bytes()) {
@@ -93,7 +108,7 @@ impl Connection {
     }
 
     pub(crate) fn queue_delete(&mut self, ch: u16, m: &QueueDelete) -> Result<(), AmqpError> {
-        let name = self.queue_name(ch, &m.queue)?;
+        let name = self.queue_name(ch, &strip_cr_lf(&m.queue))?;
         let message_count = self
             .vhost
             .delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
