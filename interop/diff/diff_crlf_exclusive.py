@@ -9,11 +9,11 @@ Q = spec.Queue; E = spec.Exchange; B = spec.Basic
 def crlf_names(s):
     c = s.conn(); c.open(1)
     q = s.n("qq")
-    qn = q[:4] + "\r\n" + q[4:]
+    qn = q[:-1] + "\r\n" + q[-1:]
     c.rpc(1, Q.Declare(queue=qn, exclusive=True))
     c.rpc(1, Q.Declare(queue=qn, passive=True))
     c.rpc(1, Q.Declare(queue=q, passive=True))
-    x = s.n("xx"); xn = x[:4] + "\n" + x[4:]
+    x = s.n("xx"); xn = x[:-1] + "\n" + x[-1:]
     c.rpc(1, E.Declare(exchange=xn, type="fanout"))
     c.rpc(1, E.Declare(exchange=x, passive=True))
     c.rpc(1, Q.Bind(queue=qn, exchange=xn))
