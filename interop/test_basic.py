@@ -196,6 +196,57 @@ def test_user_id_must_match_authenticated_user_406(connection, channel):
         f"user was '{user}'")
 
 
+@pytest.mark.parametrize("expiration,detail", [
+    ("abc", "no_integer"),
+    (" 5", "no_integer"),
+    ("+", "no_integer"),
+    ("1.5", '{leftover_string,".5"}'),
+    ("5 ", '{leftover_string," "}'),
+    ("-1", "{value_negative,-1}"),
+    ("315360000001", "{value_too_large,315360000001}"),
+    ("999999999999999999", "{value_too_large,999999999999999999}"),
+    # Erlang's ~p breaks a term that does not fit the line after its first element
+    ("9999999999999999999", "{value_too_large,\n" + " " * 43 + "9999999999999999999}"),
+    ("-9999999999999999999", "{value_negative,\n" + " " * 44 + "-9999999999999999999}"),
+    ("12" + "x" * 17, '{leftover_string,\n' + " " * 43 + '"' + "x" * 17 + '"}'),
+    ("1" + "x" * 17, '{leftover_string,"' + "x" * 17 + '"}'),
+])
+def test_invalid_expiration_406(connection, expiration, detail):
+    ch = connection.channel()
+    ch.confirm_delivery()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(expiration=expiration))
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == f"PRECONDITION_FAILED - invalid expiration '{expiration}': {detail}"
+
+
+@pytest.mark.parametrize("expiration", ["315360000000", "+5", "-0", "0007"])
+def test_valid_expiration_edge_cases(channel, expiration):
+    q = declare_queue(channel)
+    channel.confirm_delivery()
+    channel.basic_publish("", q, b"x", pika.BasicProperties(expiration=expiration))
+    channel.queue_declare(q, passive=True)
+
+
+@pytest.mark.parametrize("mode", [0, 3, 255])
+def test_unknown_delivery_mode_406(connection, mode):
+    ch = connection.channel()
+    ch.confirm_delivery()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish("", "nowhere", b"x", pika.BasicProperties(delivery_mode=mode))
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == f"PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}"
+
+
+def test_publish_checks_exchange_before_expiration(connection, unique):
+    ch = connection.channel()
+    missing = unique("missing")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_publish(missing, "k", b"x", pika.BasicProperties(expiration="bad"))
+        ch.queue_declare("", exclusive=True)
+    assert info.value.reply_code == 404
+
+
 def test_immediate_flag_not_implemented_540(raw):
     r = raw().handshake()
     r.open_channel(1)
@@ -707,6 +758,24 @@ def test_recover_requeue_for_get(channel):
     assert [(m[2], m[0].redelivered) for m in drain(channel, q)] == [(b"1", True), (b"2", False)]
 
 
+def test_raw_recover_ok_precedes_redeliveries(raw):
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key=ok.queue), b"1")
+    r.expect(spec.Basic.Ack)
+    r.send_method(1, spec.Basic.Consume(queue=ok.queue, consumer_tag="c"))
+    r.expect(spec.Basic.ConsumeOk)
+    r.expect(spec.Basic.Deliver)
+    r.send_method(1, spec.Basic.Recover(requeue=True))
+    r.expect(spec.Basic.RecoverOk)
+    _, deliver = r.expect(spec.Basic.Deliver)
+    assert deliver.redelivered and deliver.delivery_tag == 2
+
+
 def test_recover_without_requeue_not_implemented_540(connection, channel):
     with pytest.raises(exc.ConnectionClosedByBroker) as info:
         channel.basic_recover(requeue=False)
@@ -758,6 +827,54 @@ def test_qos_global_is_per_channel(connection, channel):
     wait_for(connection, lambda: len(a) + len(b) == 3, what="3 deliveries")
     settle(connection, 0.1)
     assert len(a) + len(b) == 3
+
+
+def test_qos_global_credit_freed_wakes_every_queue(connection, channel):
+    """Acks free global credit for all the channel's consumers, not only for the queue
+    the acked messages came from."""
+    q1, q2 = declare_queue(channel), declare_queue(channel)
+    pub = connection.channel()
+    publish_confirmed(pub, q1, [b"a0", b"a1", b"a2", b"a3"])
+    publish_confirmed(pub, q2, [b"b0", b"b1", b"b2", b"b3"])
+    channel.basic_qos(prefetch_count=3, global_qos=True)
+    got = []
+    channel.basic_consume(q1, lambda ch, m, p, b: got.append((b, m.delivery_tag)))
+    wait_for(connection, lambda: len(got) == 3, what="3 deliveries from q1")
+    channel.basic_consume(q2, lambda ch, m, p, b: got.append((b, m.delivery_tag)))
+    settle(connection, 0.2)
+    assert len(got) == 3
+    channel.basic_ack(got[-1][1], multiple=True)
+    # q1 has one message left, so q2 must fill the other two slots.
+    wait_for(connection, lambda: len(got) == 6, what="3 more deliveries")
+    settle(connection, 0.2)
+    assert sorted(b for b, _ in got[3:]) == [b"a3", b"b0", b"b1"]
+
+
+def test_qos_per_consumer_after_global_lifts_global_limit(connection, channel):
+    """RabbitMQ 3.10: basic.qos global=false after a global limit removes the global
+    limit; each consumer then gets its own prefetch."""
+    q = declare_queue(channel)
+    publish_confirmed(connection.channel(), q, numbered(6))
+    channel.basic_qos(prefetch_count=4, global_qos=True)
+    channel.basic_qos(prefetch_count=2, global_qos=False)
+    per_consumer = [[], [], []]
+    for got in per_consumer:
+        channel.basic_consume(q, lambda ch, m, p, b, got=got: got.append(b))
+    wait_for(connection, lambda: sum(map(len, per_consumer)) == 6, what="6 deliveries")
+    assert [len(g) for g in per_consumer] == [2, 2, 2]
+
+
+def test_global_qos_raised_delivers_more(connection, channel):
+    q = declare_queue(channel)
+    publish_confirmed(connection.channel(), q, numbered(6))
+    channel.basic_qos(prefetch_count=2, global_qos=True)
+    got = []
+    channel.basic_consume(q, lambda ch, m, p, b: got.append(b))
+    wait_for(connection, lambda: len(got) == 2, what="2 deliveries")
+    channel.basic_qos(prefetch_count=5, global_qos=True)
+    wait_for(connection, lambda: len(got) == 5, what="5 deliveries")
+    settle(connection, 0.1)
+    assert len(got) == 5
 
 
 def test_qos_applies_only_to_later_consumers(connection, channel):

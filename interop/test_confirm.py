@@ -141,6 +141,25 @@ def test_nack_on_reject_publish_overflow(channel):
     assert [m[2] for m in drain(channel, q)] == [b"fits"]
 
 
+@pytest.mark.queue_args
+def test_raw_reject_publish_nack_fields(raw):
+    """RabbitMQ coalesces nacks like acks: with every earlier publish confirmed the nack
+    is multiple=true, and requeue carries the method's default (true)."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish"}))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Confirm.Select())
+    r.expect(spec.Confirm.SelectOk)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key=ok.queue), b"fits")
+    _, ack = r.expect(spec.Basic.Ack)
+    assert (ack.delivery_tag, ack.multiple) == (1, False)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key=ok.queue), b"overflow")
+    _, nack = r.expect(spec.Basic.Nack)
+    assert (nack.delivery_tag, nack.multiple, nack.requeue) == (2, True, True)
+
+
 def test_confirm_after_tx_406(channel):
     channel.tx_select()
     with pytest.raises(exc.ChannelClosedByBroker) as info:

@@ -102,6 +102,27 @@ def test_unknown_type_is_connection_error_503(connection, channel, unique):
     assert connection.is_closed
 
 
+def test_empty_type_is_invalid_exchange_type_503(connection, channel, unique):
+    with pytest.raises(exc.ConnectionClosedByBroker) as info:
+        channel.exchange_declare(unique("ex"), "")
+    assert info.value.reply_code == 503
+    assert info.value.reply_text == "COMMAND_INVALID - invalid exchange type ''"
+
+
+@pytest.mark.parametrize("value,type_name", [(5, "signedint"), (True, "bool")])
+def test_alternate_exchange_must_be_a_string_406(connection, unique, value, type_name):
+    name = unique("ex")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().exchange_declare(name, "direct", arguments={"alternate-exchange": value})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid type '{type_name}' for arg 'alternate-exchange' in "
+        f"exchange '{name}' in vhost '{connection._impl.params.virtual_host}'")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().exchange_declare(name, passive=True)
+    assert info.value.reply_code == 404
+
+
 def test_declare_default_exchange_403(channel):
     with pytest.raises(exc.ChannelClosedByBroker) as info:
         channel.exchange_declare("", "direct")
@@ -303,6 +324,27 @@ def test_publish_to_internal_exchange_403(connection, unique):
         f"ACCESS_REFUSED - cannot publish to internal exchange '{name}' in vhost "
         f"'{vhost_of(connection)}'")
     ch.exchange_delete(name)
+
+
+def test_publish_to_trace_exchange_403(connection):
+    """amq.rabbitmq.trace is predeclared, internal: clients cannot publish to it."""
+    ch = connection.channel()
+    ch.exchange_declare("amq.rabbitmq.trace", passive=True)
+    ch.exchange_declare("amq.rabbitmq.trace", "topic", durable=True, internal=True)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.exchange_declare("amq.rabbitmq.trace", "topic", durable=True, internal=False)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        "PRECONDITION_FAILED - inequivalent arg 'internal' for exchange 'amq.rabbitmq.trace' "
+        f"in vhost '{vhost_of(connection)}': received 'false' but current is 'true'")
+    pub = connection.channel()
+    pub.confirm_delivery()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        pub.basic_publish("amq.rabbitmq.trace", "k", b"x")
+    assert info.value.reply_code == 403
+    assert info.value.reply_text == (
+        "ACCESS_REFUSED - cannot publish to internal exchange 'amq.rabbitmq.trace' in vhost "
+        f"'{vhost_of(connection)}'")
 
 
 def test_internal_exchange_reachable_through_e2e_binding(channel, unique):
@@ -642,6 +684,25 @@ def test_exchange_bind_missing_404(connection, unique):
     with pytest.raises(exc.ChannelClosedByBroker) as info:
         ch.exchange_bind("amq.direct", missing, "k")
     assert info.value.reply_code == 404
+
+
+@pytest.mark.parametrize("op", ["bind", "unbind"])
+def test_exchange_bind_default_exchange_as_destination_403(channel, unique, op):
+    src = unique("src")
+    channel.exchange_declare(src, "direct", auto_delete=True)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        getattr(channel, f"exchange_{op}")("", src, "k")
+    assert info.value.reply_code == 403
+    assert info.value.reply_text == "ACCESS_REFUSED - operation not permitted on the default exchange"
+
+
+def test_exchange_bind_both_missing_reports_source(connection, channel, unique):
+    src, dst = unique("src"), unique("dst")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.exchange_bind(dst, src, "k")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == (
+        f"NOT_FOUND - no exchange '{src}' in vhost '{connection._impl.params.virtual_host}'")
 
 
 def test_unbind_nonexistent_is_ok(channel, unique):

@@ -141,6 +141,63 @@ def test_redeclare_different_arguments_406(connection, unique, cleanup):
         "is none")
 
 
+def test_exclusive_queue_is_never_durable(channel, unique):
+    """RabbitMQ ignores durable=true on an exclusive queue: redeclaring it with either
+    durable flag is equivalent."""
+    name = unique("q")
+    channel.queue_declare(name, exclusive=True, durable=True)
+    channel.queue_declare(name, exclusive=True, durable=False)
+    channel.queue_declare(name, exclusive=True, durable=True)
+
+
+def test_redeclare_reports_arguments_in_rabbitmq_order(connection, unique):
+    """With several inequivalent arguments RabbitMQ reports the first in its own order
+    (x-message-ttl before x-max-length), whatever the table order."""
+    name = unique("q")
+    ch = connection.channel()
+    ch.queue_declare(name, arguments={"x-max-length": 1, "x-message-ttl": 5})
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.queue_declare(name, arguments={"x-max-length": 2, "x-message-ttl": 6})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}': received '6' but current is '5'")
+
+
+def test_raw_cr_lf_stripped_from_declared_queue_name(raw, unique):
+    q = unique("q")
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue=q[:6] + "\r\n" + q[6:], exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    assert ok.queue == q
+    r.send_method(1, spec.Queue.Declare(queue=q, passive=True))
+    r.expect(spec.Queue.DeclareOk)
+
+
+def test_cr_lf_stripped_from_declared_and_bound_names(connection, unique):
+    """RabbitMQ strips CR and LF from queue and exchange names in declare, bind, unbind
+    and delete, but not in basic.get (nor publish)."""
+    q, x = unique("q"), unique("x")
+    ch = connection.channel()
+    ch.queue_declare(q, exclusive=True)
+    ch.exchange_declare(x[:6] + "\n" + x[6:], "fanout")
+    ch.exchange_declare(x, passive=True)
+    ch.queue_bind(q + "\n", x + "\r")
+    ch.confirm_delivery()
+    ch.basic_publish(x, "", b"m")
+    assert get_message(ch, q, auto_ack=True)[2] == b"m"
+    ch.exchange_delete("\n" + x)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.exchange_declare(x, passive=True)
+    assert info.value.reply_code == 404
+    ch = connection.channel()
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        ch.basic_get(q + "\n")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == f"NOT_FOUND - no queue '{q}\n' in vhost '{vhost_of(connection)}'"
+
+
 def test_redeclare_non_exclusive_as_exclusive_405(connection, unique, cleanup):
     name = cleanup.queue(unique("q"))
     ch = connection.channel()
@@ -204,6 +261,36 @@ def test_exclusive_queue_locked_for_other_connection_405(connect, unique, op):
             other.queue_bind(name, "amq.direct", "k")
     assert info.value.reply_code == 405
     assert info.value.reply_text == locked_text(name, vhost_of(owner))
+
+
+def test_exclusive_queue_unbind_from_other_connection(connect, unique):
+    """Unbinding a binding that does not exist is fine even on another connection's
+    exclusive queue (as is naming a missing exchange); removing an existing binding is 405."""
+    owner = connect()
+    och = owner.channel()
+    name = declare_queue(och, unique("excl"))
+    och.queue_bind(name, "amq.direct", "bound")
+    other = connect()
+    och2 = other.channel()
+    och2.queue_unbind(name, "amq.direct", "not-bound")
+    och2.queue_unbind(name, unique("missing"), "bound")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        other.channel().queue_unbind(name, "amq.direct", "bound")
+    assert info.value.reply_code == 405
+    assert info.value.reply_text == locked_text(name, vhost_of(owner))
+
+
+@pytest.mark.parametrize("exchange,code", [("missing", 404), ("", 403)])
+def test_exclusive_queue_bind_checks_exchange_before_lock(connect, unique, exchange, code):
+    """RabbitMQ checks the default exchange (403) and the exchange's existence (404)
+    before exclusive access (405)."""
+    owner = connect()
+    name = declare_queue(owner.channel(), unique("excl"))
+    other = connect().channel()
+    ex = unique("missing") if exchange == "missing" else exchange
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        other.queue_bind(name, ex, "k")
+    assert info.value.reply_code == code
 
 
 def test_exclusive_queue_publish_from_other_connection_allowed(connect, unique):
@@ -314,6 +401,23 @@ def test_bind_missing_exchange_404(connection, channel, unique):
     assert info.value.reply_code == 404
     assert info.value.reply_text == (
         f"NOT_FOUND - no exchange '{name}' in vhost '{vhost_of(connection)}'")
+
+
+def test_bind_missing_queue_and_exchange_reports_exchange(connection, channel, unique):
+    queue, ex = unique("missing-q"), unique("missing-x")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.queue_bind(queue, ex, "k")
+    assert info.value.reply_code == 404
+    assert info.value.reply_text == f"NOT_FOUND - no exchange '{ex}' in vhost '{vhost_of(connection)}'"
+
+
+@pytest.mark.parametrize("op", ["bind", "unbind"])
+def test_bind_missing_queue_to_default_exchange_403(channel, unique, op):
+    """The default-exchange check comes before the queue's existence, for unbind too."""
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        getattr(channel, f"queue_{op}")(unique("missing"), "", "k")
+    assert info.value.reply_code == 403
+    assert info.value.reply_text == "ACCESS_REFUSED - operation not permitted on the default exchange"
 
 
 def test_queue_delete_removes_bindings(channel, unique):
@@ -444,6 +548,40 @@ def test_empty_queue_name_means_last_declared(raw):
     r.expect(spec.Queue.PurgeOk)
     r.send_method(1, spec.Queue.Delete(queue=""))
     r.expect(spec.Queue.DeleteOk)
+
+
+def test_empty_queue_name_and_routing_key_bind_by_queue_name(raw):
+    """AMQP 0-9-1: with an empty queue name and an empty routing key, queue.bind and
+    queue.unbind use the last declared queue's name as the routing key too."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Queue.Bind(queue="", exchange="amq.direct", routing_key=""))
+    r.expect(spec.Queue.BindOk)
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=""), b"by-empty")
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=ok.queue), b"by-name")
+    r.send_method(1, spec.Basic.Get(queue="", no_ack=True))
+    _, get_ok = r.expect(spec.Basic.GetOk)
+    assert get_ok.routing_key == ok.queue
+    assert get_ok.message_count == 0
+    r.send_method(1, spec.Queue.Unbind(queue="", exchange="amq.direct", routing_key=""))
+    r.expect(spec.Queue.UnbindOk)
+    r.send_content(1, spec.Basic.Publish(exchange="amq.direct", routing_key=ok.queue), b"gone")
+    r.send_method(1, spec.Basic.Get(queue="", no_ack=True))
+    r.expect(spec.Basic.GetEmpty)
+
+
+def test_passive_declare_empty_name_after_declare_404(raw):
+    """Passive declare with an empty name does not mean the last declared queue."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    r.expect(spec.Queue.DeclareOk)
+    r.send_method(1, spec.Queue.Declare(queue="", passive=True))
+    _, close = r.expect(spec.Channel.Close)
+    assert close.reply_code == 404
+    assert close.reply_text == f"NOT_FOUND - no queue '' in vhost '{r.vhost}'"
 
 
 def test_empty_queue_name_without_previous_declare_404(raw):

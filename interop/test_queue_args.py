@@ -324,6 +324,26 @@ def test_max_length_drop_head_dead_letters_maxlen(cch, unique):
         assert props.headers["x-first-death-reason"] == "maxlen"
 
 
+def test_requeued_message_counts_against_max_length(cch, unique):
+    """Unacked messages do not count against x-max-length, but a requeued one does: with
+    drop-head the queue drops (and dead-letters, reason maxlen) from the head at once."""
+    dlq = declare_queue(cch)
+    q = declare_queue(cch, arguments={"x-max-length": 2, "x-dead-letter-exchange": "",
+                                      "x-dead-letter-routing-key": dlq})
+    cch.basic_publish("", q, b"0")
+    cch.basic_publish("", q, b"1")
+    method, _, _ = get_message(cch, q)
+    cch.basic_publish("", q, b"2")
+    cch.basic_publish("", q, b"3")  # ready [1, 2, 3]: "1" dropped
+    assert count(cch, q) == 2
+    cch.basic_reject(method.delivery_tag, requeue=True)  # "0" back at the head: dropped
+    assert count(cch, q) == 2
+    assert [m[2] for m in drain(cch, q)] == [b"2", b"3"]
+    dead = drain(cch, dlq)
+    assert [m[2] for m in dead] == [b"1", b"0"]
+    assert [m[1].headers["x-death"][0]["reason"] for m in dead] == ["maxlen", "maxlen"]
+
+
 def test_max_length_bytes_drop_head(cch):
     q = declare_queue(cch, arguments={"x-max-length-bytes": 10})
     for body in (b"aaaa", b"bbbb", b"cccc"):  # 12 bytes > 10: the head goes
@@ -548,6 +568,57 @@ def test_second_death_same_queue_and_reason_increments_count(cch, unique):
             props.headers["x-first-death-exchange"]) == (q, "rejected", "")
 
 
+def dead_letter_with_headers(cch, unique, headers):
+    """Publishes with `headers` to a queue that dead-letters rejections to another;
+    returns the dead-lettered message's headers."""
+    dq = declare_queue(cch)
+    name = unique("q")
+    q = declare_queue(cch, name,
+                      arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dq})
+    cch.basic_publish("", q, b"m", P(headers=headers))
+    reject_one(cch, q)
+    return q, get_message(cch, dq, auto_ack=True)[1].headers
+
+
+def test_dead_lettered_headers_are_sorted_by_name(cch, unique):
+    q, headers = dead_letter_with_headers(cch, unique, {"zz": 1, "a": 2, "x-death2": 3, "m": 4})
+    assert list(headers) == ["a", "m", "x-death", "x-death2", "x-first-death-exchange",
+                             "x-first-death-queue", "x-first-death-reason", "zz"]
+    # a first x-death entry keeps RabbitMQ's own field order
+    assert list(headers["x-death"][0]) == ["count", "reason", "queue", "time", "exchange",
+                                           "routing-keys"]
+
+
+def test_x_death_of_another_type_is_replaced_without_first_death_headers(cch, unique):
+    q, headers = dead_letter_with_headers(cch, unique, {"x-death": "not-a-list"})
+    assert [k for k in headers if k.startswith("x-first-death")] == []
+    [death] = headers["x-death"]
+    assert (death["count"], death["reason"], death["queue"]) == (1, "rejected", q)
+
+
+def test_client_x_death_array_gets_a_sorted_entry_and_no_first_death_headers(cch, unique):
+    other = {"queue": "elsewhere", "reason": "expired", "count": 3}
+    q, headers = dead_letter_with_headers(cch, unique, {"x-death": [other]})
+    assert [k for k in headers if k.startswith("x-first-death")] == []
+    new, old = headers["x-death"]
+    assert list(new) == sorted(new) == ["count", "exchange", "queue", "reason",
+                                        "routing-keys", "time"]
+    assert (new["count"], new["queue"]) == (1, q)
+    assert old == other
+
+
+def test_matching_x_death_entry_counted_up_as_long_and_sorted(cch, unique):
+    name = unique("q")
+    q = declare_queue(cch, name,
+                      arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name})
+    cch.basic_publish("", q, b"m", P(headers={
+        "x-death": [{"queue": q, "reason": "rejected", "count": 3, "zeta": 1}]}))
+    reject_one(cch, q)
+    [death] = get_message(cch, q, auto_ack=True)[1].headers["x-death"]
+    assert death["count"] == 4 and type(death["count"]) is long
+    assert list(death) == ["count", "queue", "reason", "zeta"]
+
+
 def test_dead_letter_cycle_of_expiries_is_dropped(cch, unique):
     """A -> (expired) -> B -> (expired) -> back to A is a cycle: RabbitMQ drops the
     message for A. The observer queues show each hop happened exactly once."""
@@ -737,11 +808,22 @@ def test_sac_connection_close_hands_over(connect, cch, unique):
     ("x-expires", 0, "{value_zero,0}"),
     ("x-expires", -5, "{value_negative,-5}"),
     ("x-expires", "soon", '"expected integer, got longstr"'),
+    ("x-expires", 315360000001, "{value_too_large,315360000001}"),
+    ("x-message-ttl", 315360000001, "{value_too_large,315360000001}"),
     ("x-max-priority", 256, "{max_value_exceeded,256}"),
     ("x-max-priority", -1, "{value_negative,-1}"),
     ("x-overflow", "bogus", "invalid_overflow"),
     ("x-overflow", 5, "{unacceptable_type,signedint}"),
     ("x-single-active-consumer", "yes", "{unacceptable_type,longstr}"),
+    ("x-queue-type", "bogus", '"unsupported queue type \'bogus\'"'),
+    ("x-queue-type", "Classic", '"unsupported queue type \'Classic\'"'),
+    ("x-queue-type", 5, "{unacceptable_type,signedint}"),
+    ("x-queue-mode", "bogus", '"unsupported queue mode \'bogus\'"'),
+    ("x-queue-mode", 1, "{unacceptable_type,signedint}"),
+    ("x-queue-version", 3, '"unsupported queue version \'3\'"'),
+    ("x-queue-version", 0, '"unsupported queue version \'0\'"'),
+    ("x-queue-version", -1, "{value_negative,-1}"),
+    ("x-queue-version", "1", '"expected integer, got longstr"'),
 ])
 def test_invalid_argument_406(connection, unique, arg, value, detail):
     name = unique("q")
@@ -753,6 +835,87 @@ def test_invalid_argument_406(connection, unique, arg, value, detail):
     with pytest.raises(exc.ChannelClosedByBroker) as info:
         connection.channel().queue_declare(name, passive=True)
     assert info.value.reply_code == 404
+
+
+@pytest.mark.parametrize("args,reported,detail", [
+    ({"x-max-length": -1, "x-message-ttl": -1}, "x-message-ttl", "{value_negative,-1}"),
+    ({"x-message-ttl": -1, "x-expires": 0}, "x-expires", "{value_zero,0}"),
+    ({"x-overflow": "bogus", "x-max-priority": 999}, "x-max-priority",
+     "{max_value_exceeded,999}"),
+    ({"x-max-length": -1, "x-dead-letter-routing-key": "k"}, "x-dead-letter-routing-key",
+     "routing_key_but_no_dlx_defined"),
+    ({"x-single-active-consumer": "no", "x-queue-version": 5}, "x-queue-version",
+     '"unsupported queue version \'5\'"'),
+    ({"x-queue-version": 5, "x-queue-mode": "bogus"}, "x-queue-mode",
+     '"unsupported queue mode \'bogus\'"'),
+    ({"x-max-length": -1, "x-queue-type": "bogus"}, "x-queue-type",
+     '"unsupported queue type \'bogus\'"'),
+], ids=["ttl-before-max-length", "expires-before-ttl", "priority-before-overflow",
+        "dlrk-before-max-length", "version-before-sac", "mode-before-version", "type-first"])
+def test_invalid_arguments_reported_in_rabbitmq_order(connection, unique, args, reported, detail):
+    """With several invalid arguments, RabbitMQ reports the first in its own fixed order
+    (x-queue-type first), whatever their order in the table."""
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, arguments=args)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == invalid_arg_text(reported, name, vhost_of(connection), detail)
+
+
+@pytest.mark.parametrize("args,arg,qtype", [
+    ({"x-delivery-limit": 5}, "x-delivery-limit", "rabbit_classic_queue"),
+    ({"x-max-in-memory-length": 5}, "x-max-in-memory-length", "rabbit_classic_queue"),
+    ({"x-max-in-memory-length": -5}, "x-max-in-memory-length", "rabbit_classic_queue"),
+    ({"x-max-age": "1D"}, "x-max-age", "rabbit_classic_queue"),
+    ({"x-dead-letter-strategy": "at-most-once"}, "x-dead-letter-strategy",
+     "rabbit_classic_queue"),
+    ({"x-delivery-limit": 5, "x-queue-type": "classic"}, "x-delivery-limit",
+     "rabbit_classic_queue"),
+    ({"x-queue-type": "quorum", "x-max-priority": 5}, "x-max-priority", "rabbit_quorum_queue"),
+    ({"x-queue-type": "quorum", "x-queue-mode": "lazy"}, "x-queue-mode", "rabbit_quorum_queue"),
+    ({"x-queue-type": "stream", "x-message-ttl": 5}, "x-message-ttl", "rabbit_stream_queue"),
+])
+def test_argument_of_another_queue_type_406(connection, unique, args, arg, qtype):
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, durable=True, arguments=args)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}' of queue type {qtype}")
+
+
+@pytest.mark.parametrize("qtype,flags,prop", [
+    ("quorum", {}, "non-durable"),
+    ("quorum", {"durable": True, "exclusive": True}, "exclusive-owner"),
+    ("quorum", {"exclusive": True, "auto_delete": True}, "auto-delete"),
+    ("quorum", {"exclusive": True}, "exclusive-owner"),
+    ("stream", {}, "non-durable"),
+    ("stream", {"durable": True, "auto_delete": True}, "auto-delete"),
+])
+def test_quorum_and_stream_queue_properties_406(connection, unique, qtype, flags, prop):
+    name = unique("q")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, arguments={"x-queue-type": qtype}, **flags)
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{name}' in vhost "
+        f"'{vhost_of(connection)}'")
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        connection.channel().queue_declare(name, passive=True)
+    assert info.value.reply_code == 404
+
+
+@pytest.mark.parametrize("first,second", [
+    (None, {"x-queue-type": "classic"}),
+    ({"x-queue-type": "classic"}, None),
+    ({"x-queue-type": "classic"}, {"x-queue-type": "classic"}),
+    ({"x-queue-mode": "lazy", "x-queue-version": 2}, {"x-queue-mode": "lazy", "x-queue-version": 2}),
+])
+def test_classic_queue_type_explicit_or_implicit_is_equivalent(channel, unique, first, second):
+    name = unique("q")
+    channel.queue_declare(name, arguments=first)
+    assert channel.queue_declare(name, arguments=second).method.queue == name
 
 
 def test_dead_letter_routing_key_without_exchange_406(connection, unique):
@@ -772,6 +935,13 @@ def test_dead_letter_exchange_wrong_type_406(connection, unique):
     assert info.value.reply_text == (
         f"PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in "
         f"queue '{name}' in vhost '{vhost_of(connection)}'")
+
+
+@pytest.mark.parametrize("arg", ["x-message-ttl", "x-expires"])
+def test_ten_year_ttl_accepted(channel, arg):
+    """RabbitMQ's limit for TTLs is 10 years (315360000000 ms), not 2^32-1 ms."""
+    declare_queue(channel, arguments={arg: 4294967296})
+    declare_queue(channel, arguments={arg: 315360000000})
 
 
 def test_max_priority_255_accepted(channel):
@@ -796,8 +966,16 @@ def test_max_priority_255_accepted(channel):
     ({"x-max-priority": 5}, {"x-max-priority": 6}, "received '6' but current is '5'"),
     ({"x-single-active-consumer": True}, None,
      "received none but current is the value 'true' of type 'bool'"),
+    (None, {"x-queue-type": "quorum"},
+     "received the value 'quorum' of type 'longstr' but current is none"),
+    ({"x-queue-version": 1}, {"x-queue-version": 2}, "received '2' but current is '1'"),
+    (None, {"x-queue-version": 1},
+     "received the value '1' of type 'signedint' but current is none"),
+    ({"x-queue-mode": "lazy"}, {"x-queue-mode": "default"},
+     "received 'default' but current is 'lazy'"),
 ], ids=["ttl-changed", "ttl-missing", "expires-added", "max-length-type", "dlx-changed",
-        "overflow-changed", "priority-changed", "sac-missing"])
+        "overflow-changed", "priority-changed", "sac-missing", "type-quorum-added",
+        "version-changed", "version-added", "mode-changed"])
 def test_redeclare_inequivalent_x_argument_406(connection, unique, first, second, detail):
     name = unique("q")
     ch = connection.channel()

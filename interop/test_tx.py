@@ -4,7 +4,7 @@ import pika.exceptions as exc
 import pika.spec as spec
 import pytest
 
-from helpers import declare_queue, drain, get_message
+from helpers import declare_queue, drain, get_message, settle, wait_for
 
 
 def count(channel, q):
@@ -112,6 +112,57 @@ def test_reject_discard_applied_at_commit(channel):
     channel.basic_recover(requeue=True)
     assert channel.basic_get(q)[0] is None
     channel.tx_commit()
+
+
+@pytest.mark.parametrize("method", ["ack", "nack", "reject"])
+def test_raw_unknown_tag_in_tx_fails_at_once(raw, method):
+    """An unknown delivery tag is a 406 on the basic.ack itself, not at tx.commit."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Tx.Select())
+    r.expect(spec.Tx.SelectOk)
+    frame = {"ack": spec.Basic.Ack(delivery_tag=7), "nack": spec.Basic.Nack(delivery_tag=7),
+             "reject": spec.Basic.Reject(delivery_tag=7)}[method]
+    r.send_method(1, frame)
+    _, close = r.expect(spec.Channel.Close)
+    assert close.reply_code == 406
+    assert close.reply_text == "PRECONDITION_FAILED - unknown delivery tag 7"
+    assert (close.class_id, close.method_id) == (frame.INDEX >> 16, frame.INDEX & 0xFFFF)
+
+
+def test_raw_double_ack_in_tx_fails_at_second_ack(raw):
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))
+    _, ok = r.expect(spec.Queue.DeclareOk)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key=ok.queue), b"x")
+    r.send_method(1, spec.Tx.Select())
+    r.expect(spec.Tx.SelectOk)
+    r.send_method(1, spec.Basic.Get(queue=ok.queue))
+    r.expect(spec.Basic.GetOk)
+    r.send_method(1, spec.Basic.Ack(delivery_tag=1))
+    r.send_method(1, spec.Basic.Ack(delivery_tag=1, multiple=True))
+    _, close = r.expect(spec.Channel.Close)
+    assert close.reply_code == 406
+    assert close.reply_text == "PRECONDITION_FAILED - unknown delivery tag 1"
+    assert (close.class_id, close.method_id) == (60, 80)
+
+
+def test_ack_in_tx_frees_prefetch_only_at_commit(connection, channel):
+    q = declare_queue(channel)
+    for body in (b"1", b"2"):
+        channel.basic_publish("", q, body)
+    channel.tx_select()
+    channel.tx_commit()
+    channel.basic_qos(prefetch_count=1)
+    got = []
+    channel.basic_consume(q, lambda ch, m, p, b: got.append(m.delivery_tag))
+    wait_for(connection, lambda: len(got) == 1, what="first delivery")
+    channel.basic_ack(got[0])
+    settle(connection, 0.3)
+    assert len(got) == 1
+    channel.tx_commit()
+    wait_for(connection, lambda: len(got) == 2, what="second delivery after commit")
 
 
 def test_commit_without_select_406(connection, channel):

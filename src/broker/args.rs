@@ -14,6 +14,101 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
+/// `x-queue-type`. Warren runs every queue as a classic queue; the quorum and stream
+/// types are accepted (with RabbitMQ's argument and property checks) so that clients
+/// declaring them keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    Quorum,
+    Stream,
+}
+
+impl QueueType {
+    /// RabbitMQ's module name, as its error texts print it.
+    fn module(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+            QueueType::Stream => "rabbit_stream_queue",
+        }
+    }
+
+    /// The known queue arguments this type refuses.
+    fn unsupported(self) -> &'static [&'static str] {
+        match self {
+            QueueType::Classic => &[
+                "x-max-in-memory-length",
+                "x-max-in-memory-bytes",
+                "x-quorum-initial-group-size",
+                "x-max-age",
+                "x-stream-max-segment-size-bytes",
+                "x-initial-cluster-size",
+                "x-queue-leader-locator",
+                "x-delivery-limit",
+                "x-dead-letter-strategy",
+            ],
+            QueueType::Quorum => &[
+                "x-max-priority",
+                "x-queue-mode",
+                "x-queue-version",
+                "x-max-age",
+                "x-stream-max-segment-size-bytes",
+                "x-initial-cluster-size",
+                "x-queue-leader-locator",
+                "x-queue-master-locator",
+            ],
+            QueueType::Stream => &[
+                "x-expires",
+                "x-message-ttl",
+                "x-dead-letter-exchange",
+                "x-dead-letter-routing-key",
+                "x-max-length",
+                "x-max-in-memory-length",
+                "x-max-in-memory-bytes",
+                "x-max-priority",
+                "x-overflow",
+                "x-queue-mode",
+                "x-queue-version",
+                "x-single-active-consumer",
+                "x-quorum-initial-group-size",
+                "x-delivery-limit",
+                "x-dead-letter-strategy",
+                "x-queue-master-locator",
+            ],
+        }
+    }
+
+    /// Quorum and stream queues are durable, never exclusive or auto-delete: RabbitMQ's
+    /// check (and its order) when one is declared.
+    pub fn check_properties(
+        self,
+        queue: &ShortStr,
+        vhost: &str,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+    ) -> Result<(), AmqpError> {
+        if self == QueueType::Classic {
+            return Ok(());
+        }
+        let property = if auto_delete {
+            "auto-delete"
+        } else if exclusive {
+            "exclusive-owner"
+        } else if !durable {
+            "non-durable"
+        } else {
+            return Ok(());
+        };
+        Err(AmqpError::channel(
+            reply_code::PRECONDITION_FAILED,
+            format!("invalid property '{property}' for queue '{queue}' in vhost '{vhost}'"),
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct QueueArgs {
     pub message_ttl: Option<Duration>,
@@ -25,6 +120,7 @@ pub struct QueueArgs {
     pub dead_letter_routing_key: Option<ShortStr>,
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
+    pub queue_type: QueueType,
 }
 
 fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpError {
@@ -33,6 +129,51 @@ fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpErro
         format!("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {detail}"),
     )
 }
+
+/// The arguments RabbitMQ validates, in the order it validates them (after
+/// `x-queue-type`, which it looks at first): with several invalid arguments, the first
+/// in this order is the one reported.
+const VALIDATION_ORDER: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+];
+
+/// Every queue argument RabbitMQ knows for some queue type, in the order it checks
+/// that the declared type supports them.
+const KNOWN_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-quorum-initial-group-size",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+    "x-delivery-limit",
+    "x-dead-letter-strategy",
+    "x-queue-master-locator",
+];
 
 impl QueueArgs {
     pub fn parse(args: &FieldTable, queue: &ShortStr, vhost: &str) -> Result<QueueArgs, AmqpError> {
@@ -70,10 +211,9 @@ impl QueueArgs {
                 other => Err(unacceptable(key, other)),
             }
         };
-        // RabbitMQ's largest timer: 2^32-1 ms.
         let timer = |key: &str, v: &FieldValue, min: i64| -> Result<Duration, AmqpError> {
             let n = int(key, v, min)?;
-            if n > 4_294_967_295 {
+            if n > MAX_EXPIRY_MS as i64 {
                 return Err(invalid(
                     key,
                     queue,
@@ -83,13 +223,37 @@ impl QueueArgs {
             }
             Ok(Duration::from_millis(n as u64))
         };
-        for (k, v) in args.iter() {
-            let key = &*k.to_string_lossy();
+        // The queue type comes first: RabbitMQ picks the type before anything else.
+        if let Some(v) = args.get("x-queue-type") {
+            let key = "x-queue-type";
+            a.queue_type = match string(key, v)?.as_bytes() {
+                b"classic" => QueueType::Classic,
+                b"quorum" => QueueType::Quorum,
+                b"stream" => QueueType::Stream,
+                other => {
+                    let detail = format!(
+                        "\"unsupported queue type '{}'\"",
+                        String::from_utf8_lossy(other)
+                    );
+                    return Err(invalid(key, queue, vhost, detail));
+                }
+            };
+        }
+        for &key in VALIDATION_ORDER {
+            let Some(v) = args.get(key) else {
+                continue;
+            };
             match key {
                 "x-message-ttl" => a.message_ttl = Some(timer(key, v, 0)?),
                 "x-expires" => a.expires = Some(timer(key, v, 1)?),
                 "x-max-length" => a.max_length = Some(int(key, v, 0)? as u64),
                 "x-max-length-bytes" => a.max_length_bytes = Some(int(key, v, 0)? as u64),
+                // Only quorum queues take these; other types refuse them below.
+                "x-max-in-memory-length" | "x-max-in-memory-bytes"
+                    if a.queue_type == QueueType::Quorum =>
+                {
+                    int(key, v, 0)?;
+                }
                 "x-max-priority" => {
                     let n = int(key, v, 0)?;
                     if n > 255 {
@@ -110,6 +274,23 @@ impl QueueArgs {
                         _ => return Err(invalid(key, queue, vhost, "invalid_overflow".into())),
                     }
                 }
+                "x-queue-mode" => match string(key, v)?.as_bytes() {
+                    b"default" | b"lazy" => {}
+                    other => {
+                        let detail = format!(
+                            "\"unsupported queue mode '{}'\"",
+                            String::from_utf8_lossy(other)
+                        );
+                        return Err(invalid(key, queue, vhost, detail));
+                    }
+                },
+                "x-queue-version" => {
+                    let n = int(key, v, 0)?;
+                    if n != 1 && n != 2 {
+                        let detail = format!("\"unsupported queue version '{n}'\"");
+                        return Err(invalid(key, queue, vhost, detail));
+                    }
+                }
                 "x-dead-letter-exchange" => match v {
                     FieldValue::LongStr(s) => a.dead_letter_exchange = Some(ShortStr(s.0.clone())),
                     other => {
@@ -122,50 +303,81 @@ impl QueueArgs {
                         ));
                     }
                 },
-                "x-dead-letter-routing-key" => a.dead_letter_routing_key = Some(string(key, v)?),
+                "x-dead-letter-routing-key" => {
+                    a.dead_letter_routing_key = Some(string(key, v)?);
+                    if a.dead_letter_exchange.is_none() {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            "routing_key_but_no_dlx_defined".into(),
+                        ));
+                    }
+                }
                 "x-single-active-consumer" => {
                     a.single_active_consumer = v.as_bool().ok_or_else(|| unacceptable(key, v))?
                 }
                 _ => {}
             }
         }
-        if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
-            return Err(invalid(
-                "x-dead-letter-routing-key",
-                queue,
-                vhost,
-                "routing_key_but_no_dlx_defined".into(),
+        let unsupported = a.queue_type.unsupported();
+        if let Some(key) = KNOWN_ARGS
+            .iter()
+            .find(|k| unsupported.contains(k) && args.get(k).is_some())
+        {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "invalid arg '{key}' for queue '{queue}' in vhost '{vhost}' of queue type {}",
+                    a.queue_type.module()
+                ),
             ));
         }
         Ok(a)
     }
 }
 
+/// RabbitMQ's longest TTL / expiry (10 years, in milliseconds).
+pub const MAX_EXPIRY_MS: u64 = 315_360_000_000;
+
+/// `{Tag,Value}` as Erlang's `~p` prints it after `col` characters of text: on one line
+/// when it fits (RabbitMQ's line width), else broken after the comma with the value
+/// aligned under the tuple's first element.
+fn pretty_tuple(col: usize, tag: &str, value: &str) -> String {
+    let flat = format!("{{{tag},{value}}}");
+    if col + flat.len() <= 78 {
+        flat
+    } else {
+        format!("{{{tag},\n{}{value}}}", " ".repeat(col + 1))
+    }
+}
+
 /// The per-message `expiration` property in milliseconds, validated as RabbitMQ does
-/// (its texts: `no_integer`, `{value_negative,-1}`, `{leftover_string,".5"}`).
+/// (Erlang's `string:to_integer`: an optional sign, digits, nothing after; its texts:
+/// `no_integer`, `{value_negative,-1}`, `{value_too_large,N}`, `{leftover_string,".5"}`).
 pub fn message_expiration(expiration: &ShortStr) -> Result<Duration, AmqpError> {
     let s = expiration.as_bytes();
-    let digits_start = usize::from(s.first() == Some(&b'-'));
+    let digits_start = usize::from(matches!(s.first(), Some(b'-' | b'+')));
     let digits = s[digits_start..]
         .iter()
         .take_while(|b| b.is_ascii_digit())
         .count();
+    let col = "invalid expiration '".len() + s.len() + "': ".len();
+    let number = String::from_utf8_lossy(&s[..digits_start + digits]);
     let detail = if digits == 0 {
         "no_integer".to_string()
     } else if digits_start + digits < s.len() {
-        format!(
-            "{{leftover_string,\"{}\"}}",
-            String::from_utf8_lossy(&s[digits_start + digits..])
-        )
-    } else if digits_start == 1 {
-        format!("{{value_negative,{}}}", String::from_utf8_lossy(s))
+        let rest = String::from_utf8_lossy(&s[digits_start + digits..]);
+        pretty_tuple(col, "leftover_string", &format!("\"{rest}\""))
     } else {
-        match std::str::from_utf8(s)
-            .ok()
-            .and_then(|t| t.parse::<u64>().ok())
-        {
-            Some(ms) => return Ok(Duration::from_millis(ms)),
-            None => "no_integer".to_string(),
+        // Erlang prints the integer without a '+' sign or leading zeros.
+        let magnitude = number[digits_start..].trim_start_matches('0');
+        let magnitude = if magnitude.is_empty() { "0" } else { magnitude };
+        let negative = s[0] == b'-' && magnitude != "0";
+        match magnitude.parse::<u64>() {
+            Ok(ms) if !negative && ms <= MAX_EXPIRY_MS => return Ok(Duration::from_millis(ms)),
+            _ if negative => pretty_tuple(col, "value_negative", &format!("-{magnitude}")),
+            _ => pretty_tuple(col, "value_too_large", magnitude),
         }
     };
     Err(AmqpError::channel(

@@ -64,7 +64,14 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         headers.remove("CC");
     }
     let reason = dl.reason.as_str();
-    let mut deaths: Vec<FieldValue> = match headers.remove("x-death") {
+    // RabbitMQ's three cases: no x-death yet (a first entry, fields in its own order,
+    // plus the x-first-death-* headers), an x-death array (the matching entry counted
+    // up or a new one, with sorted fields), or an x-death of another type (replaced by a
+    // first entry, without x-first-death-*).
+    let previous = headers.remove("x-death");
+    let first_death = previous.is_none();
+    let had_array = matches!(previous, Some(FieldValue::Array(_)));
+    let mut deaths: Vec<FieldValue> = match previous {
         Some(FieldValue::Array(a)) => a,
         _ => Vec::new(),
     };
@@ -76,12 +83,16 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         .iter()
         .position(|d| matches!(d, FieldValue::Table(t) if same(t)));
     let expiration = props.expiration.take();
+    let sort = |t: &mut FieldTable| t.0.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     match existing {
         Some(i) => {
             let mut d = deaths.remove(i);
             if let FieldValue::Table(t) = &mut d {
+                // Counted up as a long, whatever type the client sent.
                 let n = t.get("count").and_then(|c| c.as_i64()).unwrap_or(0);
-                t.insert("count", FieldValue::I64(n + 1));
+                let count = FieldValue::I64(n + 1);
+                t.insert("count", count);
+                sort(t);
             }
             deaths.insert(0, d);
         }
@@ -99,10 +110,13 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
             if let Some(e) = &expiration {
                 t.insert("original-expiration", str_value(e.as_bytes()));
             }
+            if had_array {
+                sort(&mut t);
+            }
             deaths.insert(0, FieldValue::Table(t));
         }
     }
-    if headers.get("x-first-death-queue").is_none() {
+    if first_death {
         headers.insert("x-first-death-queue", str_value(queue.name.as_bytes()));
         headers.insert("x-first-death-reason", str_value(reason.as_bytes()));
         headers.insert(
@@ -122,6 +136,8 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         }
     }
     headers.insert("x-death", FieldValue::Array(deaths));
+    // RabbitMQ sorts a dead-lettered message's headers by name (a stable sort).
+    sort(&mut headers);
     let routing_key = queue
         .args
         .dead_letter_routing_key

@@ -155,6 +155,11 @@ impl Exchange {
         true
     }
 
+    /// Whether an identical binding exists.
+    pub fn has_binding(&self, b: &Binding) -> bool {
+        self.bindings.read().unwrap().list.iter().any(|x| x.same(b))
+    }
+
     /// Removes a binding; false when there was none.
     pub fn unbind(&self, b: &Binding) -> bool {
         let mut bs = self.bindings.write().unwrap();

@@ -1,6 +1,7 @@
-//! Server-generated names: `amq.gen-…` queues and `amq.ctag-…` consumer tags, 22 URL-safe
-//! base64 characters of randomness as RabbitMQ makes them.
+//! Server-generated names (`amq.gen-…` queues and `amq.ctag-…` consumer tags, 22 URL-safe
+//! base64 characters of randomness as RabbitMQ makes them) and name normalisation.
 
+use crate::protocol::ShortStr;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
@@ -45,4 +46,19 @@ pub fn consumer_tag() -> String {
 /// The private part of a direct reply-to address.
 pub fn reply_token() -> String {
     format!("g2d{}", random_suffix())
+}
+
+/// A queue or exchange name without CR and LF, which RabbitMQ strips from the names in
+/// declare, delete, bind and unbind (but not in publish, get, consume or purge).
+pub fn strip_cr_lf(name: &ShortStr) -> ShortStr {
+    if !name.as_bytes().iter().any(|b| *b == b'\r' || *b == b'\n') {
+        return name.clone();
+    }
+    let kept: Vec<u8> = name
+        .as_bytes()
+        .iter()
+        .copied()
+        .filter(|b| *b != b'\r' && *b != b'\n')
+        .collect();
+    ShortStr(kept.into())
 }

@@ -636,6 +636,16 @@ impl Queue {
             qm.redelivered = true;
             s.ready.insert_by_seq(qm);
         }
+        // As RabbitMQ: requeued messages count against x-max-length (drop-head only),
+        // and the head goes before anything is delivered again.
+        if self.args.overflow == Overflow::DropHead {
+            while self.over_limit(&s.ready, 0, 0) {
+                match s.ready.pop_front() {
+                    Some(head) => fx.dead_letter(self, head, DeathReason::Maxlen),
+                    None => break,
+                }
+            }
+        }
         self.dispatch_locked(&mut s, fx);
     }
 

@@ -79,8 +79,11 @@ impl VHost {
             ("amq.topic", ExchangeKind::Topic),
             ("amq.headers", ExchangeKind::Headers),
             ("amq.match", ExchangeKind::Headers),
+            // RabbitMQ's firehose tracer publishes here; clients may not.
+            ("amq.rabbitmq.trace", ExchangeKind::Topic),
         ] {
             let name = ShortStr::from(n);
+            let internal = n == "amq.rabbitmq.trace";
             v.exchanges.insert(
                 name.clone(),
                 Arc::new(Exchange::new(
@@ -88,7 +91,7 @@ impl VHost {
                     k,
                     true,
                     false,
-                    false,
+                    internal,
                     FieldTable::new(),
                 )),
             );
@@ -152,9 +155,15 @@ impl VHost {
             return self.existing_exchange(spec.name).map(|_| ());
         }
         let Some(kind) = ExchangeKind::parse(spec.kind.as_bytes()) else {
+            // RabbitMQ: '' names a type it knows of but has no module for.
+            let problem = if spec.kind.is_empty() {
+                "invalid"
+            } else {
+                "unknown"
+            };
             return Err(AmqpError::connection(
                 reply_code::COMMAND_INVALID,
-                format!("unknown exchange type '{}'", spec.kind),
+                format!("{problem} exchange type '{}'", spec.kind),
             ));
         };
         if spec.name.as_bytes().starts_with(b"amq.")
@@ -167,6 +176,19 @@ impl VHost {
                     spec.name
                 ),
             ));
+        }
+        // A new exchange's alternate-exchange must be a string (an existing exchange is
+        // only checked for equivalence).
+        if let Some(ae) = spec.arguments.get("alternate-exchange")
+            && !matches!(ae, FieldValue::LongStr(_))
+            && self.exchange(spec.name.as_bytes()).is_none()
+        {
+            return Err(precondition(format!(
+                "invalid type '{}' for arg 'alternate-exchange' in exchange '{}' in vhost '{}'",
+                type_name(ae),
+                spec.name,
+                self.name
+            )));
         }
         let mut created = false;
         let existing = self
@@ -353,11 +375,23 @@ impl VHost {
             spec.name.clone()
         };
         let owner = spec.exclusive.then_some(spec.connection);
+        // As RabbitMQ: an exclusive queue is never durable, whatever the flag says.
+        let durable = spec.durable && !spec.exclusive;
         // An existing queue is checked for equivalence (below) before the arguments are
         // validated, as RabbitMQ does; a new one is validated first.
         let args = match self.queue(name.as_bytes()) {
             Some(_) => QueueArgs::default(),
-            None => QueueArgs::parse(spec.arguments, &name, &self.name)?,
+            None => {
+                let args = QueueArgs::parse(spec.arguments, &name, &self.name)?;
+                args.queue_type.check_properties(
+                    &name,
+                    &self.name,
+                    durable,
+                    spec.exclusive,
+                    spec.auto_delete,
+                )?;
+                args
+            }
         };
         let mut created = false;
         let q = self
@@ -367,7 +401,7 @@ impl VHost {
                 created = true;
                 Arc::new(Queue::new(
                     name.clone(),
-                    spec.durable,
+                    durable,
                     owner,
                     spec.auto_delete,
                     spec.arguments.clone(),
@@ -395,12 +429,12 @@ impl VHost {
         if !q.accessible_by(spec.connection) || q.exclusive_owner.is_some() != spec.exclusive {
             return Err(self.locked(&name));
         }
-        if q.durable != spec.durable {
+        if q.durable != durable {
             return Err(self.inequivalent(
                 "queue",
                 &name,
                 "durable",
-                &spec.durable.to_string(),
+                &durable.to_string(),
                 &q.durable.to_string(),
             ));
         }
@@ -505,12 +539,28 @@ impl VHost {
         Ok(())
     }
 
+    /// RabbitMQ's first check on every bind and unbind: neither end may be the default
+    /// exchange (`destination` is None when it is a queue).
+    pub fn check_binding_ends(
+        &self,
+        source: &ShortStr,
+        destination: Option<&ShortStr>,
+    ) -> Result<(), AmqpError> {
+        if source.is_empty() || destination.is_some_and(|d| d.is_empty()) {
+            return Err(default_exchange_refused());
+        }
+        Ok(())
+    }
+
+    /// Removes a binding. A missing source or binding is no error; `access` runs only
+    /// when the binding exists (RabbitMQ checks exclusive access then).
     pub fn unbind(
         &self,
         source: &ShortStr,
         destination: Destination,
         routing_key: &ShortStr,
         arguments: &FieldTable,
+        access: impl FnOnce() -> Result<(), AmqpError>,
     ) -> Result<(), AmqpError> {
         if source.is_empty() {
             return Err(default_exchange_refused());
@@ -523,6 +573,10 @@ impl VHost {
         else {
             return Ok(());
         };
+        if !ex.has_binding(&b) {
+            return Ok(());
+        }
+        access()?;
         if ex.unbind(&b) {
             if let Some(mut def) = def {
                 def.vhost = ShortStr::from(self.name.as_str());
@@ -695,21 +749,19 @@ fn check_args(
     have: &FieldTable,
     checked: &[&str],
 ) -> Result<(), AmqpError> {
-    let relevant = |k: &ShortStr| {
-        checked.iter().any(|c| k == c)
-            || (what == "queue" && QUEUE_EQUIVALENCE_ARGS.iter().any(|c| k == c))
+    // RabbitMQ compares in its own order of the arguments, whatever the tables' order.
+    let keys: &[&str] = if what == "queue" {
+        QUEUE_EQUIVALENCE_ARGS
+    } else {
+        checked
     };
-    let keys = got
-        .iter()
-        .map(|(k, _)| k)
-        .chain(have.iter().map(|(k, _)| k))
-        .filter(|k| relevant(k));
-    for k in keys {
-        let key = k.to_string_lossy();
-        let a = got.get(&key);
-        let b = have.get(&key);
+    for &key in keys {
+        let a = got.get(key);
+        let b = have.get(key);
         // Integers compare by value whatever their width, as RabbitMQ compares them.
         let same = match (a, b) {
+            // A classic queue is one declared with x-queue-type 'classic' or without it.
+            _ if key == "x-queue-type" && is_classic(a) && is_classic(b) => true,
             (Some(x), Some(y)) => match (x.as_i64(), y.as_i64()) {
                 (Some(i), Some(j)) => i == j,
                 _ => x == y,
@@ -742,23 +794,32 @@ fn check_args(
     Ok(())
 }
 
+fn is_classic(v: Option<&FieldValue>) -> bool {
+    match v {
+        None => true,
+        Some(FieldValue::LongStr(s)) => s.as_bytes() == b"classic",
+        Some(_) => false,
+    }
+}
+
 /// The queue arguments RabbitMQ compares on redeclaration (others, unknown `x-` keys
 /// included, may differ freely).
 const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
-    "x-expires",
     "x-max-length",
     "x-max-length-bytes",
-    "x-max-priority",
-    "x-message-ttl",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-single-active-consumer",
-    "x-queue-master-locator",
     "x-max-in-memory-length",
     "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
 ];
 
 fn value_text(v: &FieldValue) -> String {

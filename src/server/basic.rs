@@ -52,9 +52,6 @@ impl Connection {
         if self.shared.alarm.borrow().is_some() {
             self.must_block = true;
         }
-        if let Some(e) = content.properties.expiration() {
-            message_expiration(&e)?;
-        }
         let ex = self.vhost.existing_exchange(&p.exchange)?;
         if ex.internal {
             return Err(AmqpError::channel(
@@ -74,6 +71,20 @@ impl Connection {
                     "user_id property set to '{user_id}' but authenticated user was '{}'",
                     self.user
                 ),
+            ));
+        }
+        // RabbitMQ's order: exchange (404), internal (403), user_id, expiration, then
+        // the message itself (delivery mode).
+        if let Some(e) = content.properties.expiration() {
+            message_expiration(&e)?;
+        }
+        if let Some(mode) = content.properties.delivery_mode()
+            && mode != 1
+            && mode != 2
+        {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!("invalid message: {{delivery_mode_unknown,{mode}}}"),
             ));
         }
         let mut content = content;
@@ -391,8 +402,11 @@ impl Connection {
     }
 
     pub(crate) fn basic_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
-        if let Some(ops) = &mut self.channel(ch).tx {
-            ops.push(TxOp::Ack { tag, multiple });
+        if self.channel(ch).tx.is_some() {
+            let tags = self.claim_tags(ch, tag, multiple)?;
+            if let Some(ops) = &mut self.channel(ch).tx {
+                ops.push(TxOp::Ack { tags });
+            }
             return Ok(());
         }
         self.apply_ack(ch, tag, multiple)
@@ -405,12 +419,11 @@ impl Connection {
         multiple: bool,
         requeue: bool,
     ) -> Result<(), AmqpError> {
-        if let Some(ops) = &mut self.channel(ch).tx {
-            ops.push(TxOp::Nack {
-                tag,
-                multiple,
-                requeue,
-            });
+        if self.channel(ch).tx.is_some() {
+            let tags = self.claim_tags(ch, tag, multiple)?;
+            if let Some(ops) = &mut self.channel(ch).tx {
+                ops.push(TxOp::Nack { tags, requeue });
+            }
             return Ok(());
         }
         self.apply_nack(ch, tag, multiple, requeue)
@@ -432,23 +445,79 @@ impl Connection {
         })
     }
 
-    /// Credit came back: let the queues these deliveries came from deliver again.
-    fn redispatch(&mut self, taken: &[Unacked]) {
-        let mut seen: Vec<&Arc<Queue>> = Vec::new();
+    /// Credit came back: let the queues these deliveries came from deliver again. Under
+    /// a global (per-channel) prefetch the credit is shared, so every queue this channel
+    /// consumes from may deliver again.
+    fn redispatch(&mut self, ch: u16, taken: &[Unacked]) {
+        let mut seen: Vec<Arc<Queue>> = Vec::new();
         for u in taken {
             if u.consumer.is_some() && !seen.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
-                seen.push(&u.queue);
+                seen.push(u.queue.clone());
             }
+        }
+        if !seen.is_empty() {
+            self.add_global_prefetch_queues(ch, &mut seen);
         }
         for q in seen {
             q.dispatch(&mut self.fx);
         }
     }
 
+    /// Adds the queues of this channel's consumers to `queues` when a global prefetch
+    /// limits them.
+    fn add_global_prefetch_queues(&mut self, ch: u16, queues: &mut Vec<Arc<Queue>>) {
+        let link = self.channel(ch).link.clone();
+        let d = link.deliveries.lock().unwrap();
+        if d.global_prefetch == 0 {
+            return;
+        }
+        for e in &d.consumers {
+            if !queues.iter().any(|q| Arc::ptr_eq(q, &e.queue)) {
+                queues.push(e.queue.clone());
+            }
+        }
+    }
+
+    /// After requeueing `taken`, wakes the channel's other queues held back by a global
+    /// prefetch (the requeued ones dispatch themselves).
+    fn wake_global_prefetch(&mut self, ch: u16, requeued: &[Arc<Queue>]) {
+        let mut queues = Vec::new();
+        self.add_global_prefetch_queues(ch, &mut queues);
+        for q in queues {
+            if !requeued.iter().any(|r| Arc::ptr_eq(r, &q)) {
+                q.dispatch(&mut self.fx);
+            }
+        }
+    }
+
+    fn queues_of(taken: &[Unacked]) -> Vec<Arc<Queue>> {
+        let mut queues: Vec<Arc<Queue>> = Vec::new();
+        for u in taken {
+            if !queues.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
+                queues.push(u.queue.clone());
+            }
+        }
+        queues
+    }
+
+    /// Takes the unacked deliveries with these tags (those still there).
+    pub(crate) fn take_tags(&mut self, ch: u16, tags: &[u64]) -> Vec<Unacked> {
+        let link = self.channel(ch).link.clone();
+        let mut d = link.deliveries.lock().unwrap();
+        tags.iter()
+            .filter_map(|&t| d.take(t, false))
+            .flatten()
+            .collect()
+    }
+
     pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
-        self.redispatch(&taken);
+        self.settle_ack(ch, &taken);
         Ok(())
+    }
+
+    pub(crate) fn settle_ack(&mut self, ch: u16, taken: &[Unacked]) {
+        self.redispatch(ch, taken);
     }
 
     pub(crate) fn apply_nack(
@@ -459,16 +528,22 @@ impl Connection {
         requeue: bool,
     ) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
+        self.settle_nack(ch, taken, requeue);
+        Ok(())
+    }
+
+    pub(crate) fn settle_nack(&mut self, ch: u16, taken: Vec<Unacked>, requeue: bool) {
         if requeue {
+            let queues = Self::queues_of(&taken);
             requeue_unacked(taken, &mut self.fx);
+            self.wake_global_prefetch(ch, &queues);
         } else {
-            self.redispatch(&taken);
+            self.redispatch(ch, &taken);
             for u in taken {
                 self.fx
                     .dead_letter(&u.queue, u.message, DeathReason::Rejected);
             }
         }
-        Ok(())
     }
 
     pub(crate) fn basic_recover(
@@ -483,12 +558,15 @@ impl Connection {
                 "requeue=false",
             ));
         }
-        let link = self.channel(ch).link.clone();
-        let taken = link.deliveries.lock().unwrap().take_all();
-        requeue_unacked(taken, &mut self.fx);
+        // RabbitMQ answers recover-ok before it redelivers.
         if reply {
             self.send(ch, BasicRecoverOk {}.into());
         }
+        let link = self.channel(ch).link.clone();
+        let taken = link.deliveries.lock().unwrap().take_all();
+        let queues = Self::queues_of(&taken);
+        requeue_unacked(taken, &mut self.fx);
+        self.wake_global_prefetch(ch, &queues);
         Ok(())
     }
 
@@ -500,20 +578,28 @@ impl Connection {
             ));
         }
         let channel = self.channel(ch);
-        if m.global {
-            let link = channel.link.clone();
-            let queues: Vec<Arc<Queue>> = {
-                let mut d = link.deliveries.lock().unwrap();
+        let link = channel.link.clone();
+        let wake = {
+            let mut d = link.deliveries.lock().unwrap();
+            let wake = if m.global {
                 d.global_prefetch = m.prefetch_count;
-                d.consumers.iter().map(|e| e.queue.clone()).collect()
+                true
+            } else {
+                channel.prefetch_count = m.prefetch_count;
+                // As RabbitMQ: a per-consumer qos lifts the channel's global limit.
+                std::mem::take(&mut d.global_prefetch) != 0
             };
-            for q in queues {
-                q.dispatch(&mut self.fx);
+            if wake {
+                d.consumers.iter().map(|e| e.queue.clone()).collect()
+            } else {
+                Vec::new()
             }
-        } else {
-            channel.prefetch_count = m.prefetch_count;
-        }
+        };
+        // qos-ok first: deliveries the new limit allows follow it.
         self.send(ch, BasicQosOk {}.into());
+        for q in wake {
+            q.dispatch(&mut self.fx);
+        }
         Ok(())
     }
 }

@@ -25,18 +25,22 @@ pub(crate) struct Confirms {
     pub waiting: std::collections::VecDeque<(u64, u64, bool)>,
 }
 
-/// A publish or acknowledgement held back by a transaction until commit.
+/// A publish or acknowledgement held back by a transaction until commit. Acks name
+/// the delivery tags they settle, checked when the ack arrives (as RabbitMQ does): the
+/// deliveries stay unacked (holding their prefetch credit) until the commit.
 pub(crate) enum TxOp {
     Publish(Box<(BasicPublish, Content)>),
-    Ack {
-        tag: u64,
-        multiple: bool,
-    },
-    Nack {
-        tag: u64,
-        multiple: bool,
-        requeue: bool,
-    },
+    Ack { tags: Vec<u64> },
+    Nack { tags: Vec<u64>, requeue: bool },
+}
+
+impl TxOp {
+    fn tags(&self) -> &[u64] {
+        match self {
+            TxOp::Publish(_) => &[],
+            TxOp::Ack { tags } | TxOp::Nack { tags, .. } => tags,
+        }
+    }
 }
 
 pub(crate) struct Channel {
@@ -123,10 +127,12 @@ impl Channel {
     pub fn nack_confirm(&mut self, seq: u64, outbox: &Outbox) {
         self.flush_confirms(outbox);
         if let Some(c) = &mut self.confirms {
+            // Every earlier publish is confirmed by now, so RabbitMQ's coalescing makes
+            // this a multiple nack; requeue is its record default (true).
             let m = Method::BasicNack(BasicNack {
                 delivery_tag: seq,
-                multiple: false,
-                requeue: false,
+                multiple: true,
+                requeue: true,
             });
             c.acked = seq;
             outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
@@ -289,12 +295,14 @@ impl Connection {
                     let ex = self.vhost.existing_exchange(&p.exchange)?;
                     self.route_and_enqueue(ch, &p, c, ex)?
                 }
-                TxOp::Ack { tag, multiple } => self.apply_ack(ch, tag, multiple)?,
-                TxOp::Nack {
-                    tag,
-                    multiple,
-                    requeue,
-                } => self.apply_nack(ch, tag, multiple, requeue)?,
+                TxOp::Ack { tags } => {
+                    let taken = self.take_tags(ch, &tags);
+                    self.settle_ack(ch, &taken);
+                }
+                TxOp::Nack { tags, requeue } => {
+                    let taken = self.take_tags(ch, &tags);
+                    self.settle_nack(ch, taken, requeue);
+                }
             }
         }
         // Persistent messages of the transaction are on disk before commit-ok goes out.
@@ -317,6 +325,42 @@ impl Connection {
         Ok(())
     }
 
+    /// The delivery tags a transactional ack/nack/reject settles, checked now: 406 for
+    /// a tag that is not unacked or that the transaction already settles.
+    pub(crate) fn claim_tags(
+        &mut self,
+        ch: u16,
+        tag: u64,
+        multiple: bool,
+    ) -> Result<Vec<u64>, AmqpError> {
+        let channel = self.channel(ch);
+        let held: Vec<u64> = channel
+            .tx
+            .iter()
+            .flatten()
+            .flat_map(|op| op.tags().iter().copied())
+            .collect();
+        let d = channel.link.deliveries.lock().unwrap();
+        let open = |t: u64| !held.contains(&t);
+        let known = d.unacked.iter().any(|u| u.tag == tag) && open(tag);
+        let everything = multiple && tag == 0;
+        if !known && !everything {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!("unknown delivery tag {tag}"),
+            ));
+        }
+        Ok(if multiple {
+            d.unacked
+                .iter()
+                .map(|u| u.tag)
+                .filter(|&t| (tag == 0 || t <= tag) && open(t))
+                .collect()
+        } else {
+            vec![tag]
+        })
+    }
+
     /// Resolves a queue name argument: empty means the channel's last declared queue.
     pub(crate) fn queue_name(&mut self, ch: u16, name: &ShortStr) -> Result<ShortStr, AmqpError> {
         if !name.is_empty() {
@@ -325,5 +369,22 @@ impl Connection {
         self.channel(ch).last_queue.clone().ok_or_else(|| {
             AmqpError::channel(reply_code::NOT_FOUND, "no previously declared queue")
         })
+    }
+
+    /// The queue and routing key of a queue.bind/unbind: an empty queue name means the
+    /// channel's last declared queue, and then an empty routing key means its name too.
+    pub(crate) fn binding_queue(
+        &mut self,
+        ch: u16,
+        queue: &ShortStr,
+        routing_key: &ShortStr,
+    ) -> Result<(ShortStr, ShortStr), AmqpError> {
+        let name = self.queue_name(ch, queue)?;
+        let key = if queue.is_empty() && routing_key.is_empty() {
+            name.clone()
+        } else {
+            routing_key.clone()
+        };
+        Ok((name, key))
     }
 }

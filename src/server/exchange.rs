@@ -2,6 +2,7 @@
 
 use super::connection::Connection;
 use crate::broker::exchange::Destination;
+use crate::broker::names::strip_cr_lf;
 use crate::broker::vhost::ExchangeSpec;
 use crate::protocol::*;
 
@@ -12,7 +13,7 @@ impl Connection {
         m: &ExchangeDeclare,
     ) -> Result<(), AmqpError> {
         self.vhost.declare_exchange(&ExchangeSpec {
-            name: &m.exchange,
+            name: &strip_cr_lf(&m.exchange),
             kind: &m.kind,
             passive: m.passive,
             durable: m.durable,
@@ -27,7 +28,8 @@ impl Connection {
     }
 
     pub(crate) fn exchange_delete(&mut self, ch: u16, m: &ExchangeDelete) -> Result<(), AmqpError> {
-        self.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+        self.vhost
+            .delete_exchange(&strip_cr_lf(&m.exchange), m.if_unused)?;
         if !m.nowait {
             self.send(ch, ExchangeDeleteOk {}.into());
         }
@@ -35,6 +37,15 @@ impl Connection {
     }
 
     pub(crate) fn exchange_bind(&mut self, ch: u16, m: &ExchangeBind) -> Result<(), AmqpError> {
+        let m = &ExchangeBind {
+            source: strip_cr_lf(&m.source),
+            destination: strip_cr_lf(&m.destination),
+            ..m.clone()
+        };
+        self.vhost
+            .check_binding_ends(&m.source, Some(&m.destination))?;
+        // The source is looked up (404) before the destination, as RabbitMQ does.
+        self.vhost.existing_exchange(&m.source)?;
         let dest = self.vhost.existing_exchange(&m.destination)?;
         self.vhost.bind(
             &m.source,
@@ -49,12 +60,20 @@ impl Connection {
     }
 
     pub(crate) fn exchange_unbind(&mut self, ch: u16, m: &ExchangeUnbind) -> Result<(), AmqpError> {
+        let m = &ExchangeUnbind {
+            source: strip_cr_lf(&m.source),
+            destination: strip_cr_lf(&m.destination),
+            ..m.clone()
+        };
+        self.vhost
+            .check_binding_ends(&m.source, Some(&m.destination))?;
         if let Some(dest) = self.vhost.exchange(m.destination.as_bytes()) {
             self.vhost.unbind(
                 &m.source,
                 Destination::Exchange(dest),
                 &m.routing_key,
                 &m.arguments,
+                || Ok(()),
             )?;
         }
         if !m.nowait {

@@ -2,11 +2,16 @@
 
 use super::connection::Connection;
 use crate::broker::exchange::Destination;
+use crate::broker::names::strip_cr_lf;
 use crate::broker::vhost::{DIRECT_REPLY_TO, QueueSpec};
 use crate::protocol::*;
 
 impl Connection {
     pub(crate) fn queue_declare(&mut self, ch: u16, m: &QueueDeclare) -> Result<(), AmqpError> {
+        let m = &QueueDeclare {
+            queue: strip_cr_lf(&m.queue),
+            ..m.clone()
+        };
         if m.passive && m.queue == DIRECT_REPLY_TO {
             // The direct reply-to pseudo-queue always "exists".
             if !m.nowait {
@@ -22,13 +27,9 @@ impl Connection {
             }
             return Ok(());
         }
-        let name = if m.passive && m.queue.is_empty() {
-            self.queue_name(ch, &m.queue).unwrap_or_default()
-        } else {
-            m.queue.clone()
-        };
+        // A passive declare never means "the last declared queue": '' is 404.
         let (q, message_count, consumer_count) = self.vhost.declare_queue(&QueueSpec {
-            name: &name,
+            name: &m.queue,
             passive: m.passive,
             durable: m.durable,
             exclusive: m.exclusive,
@@ -52,14 +53,19 @@ impl Connection {
     }
 
     pub(crate) fn queue_bind(&mut self, ch: u16, m: &QueueBind) -> Result<(), AmqpError> {
-        let name = self.queue_name(ch, &m.queue)?;
+        let m = &QueueBind {
+            queue: strip_cr_lf(&m.queue),
+            exchange: strip_cr_lf(&m.exchange),
+            ..m.clone()
+        };
+        let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
+        // RabbitMQ's order: default exchange (403), source (404), queue (404), then
+        // exclusive access (405).
+        self.vhost.check_binding_ends(&m.exchange, None)?;
+        self.vhost.existing_exchange(&m.exchange)?;
         let q = self.vhost.existing_queue(&name, self.id)?;
-        self.vhost.bind(
-            &m.exchange,
-            Destination::Queue(q),
-            &m.routing_key,
-            &m.arguments,
-        )?;
+        self.vhost
+            .bind(&m.exchange, Destination::Queue(q), &key, &m.arguments)?;
         if !m.nowait {
             self.send(ch, QueueBindOk {}.into());
         }
@@ -67,16 +73,24 @@ impl Connection {
     }
 
     pub(crate) fn queue_unbind(&mut self, ch: u16, m: &QueueUnbind) -> Result<(), AmqpError> {
-        let name = self.queue_name(ch, &m.queue)?;
+        let m = &QueueUnbind {
+            queue: strip_cr_lf(&m.queue),
+            exchange: strip_cr_lf(&m.exchange),
+            ..m.clone()
+        };
+        let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
+        self.vhost.check_binding_ends(&m.exchange, None)?;
         if let Some(q) = self.vhost.queue(name.as_bytes()) {
-            if !q.accessible_by(self.id) {
-                self.vhost.existing_queue(&name, self.id)?;
-            }
-            self.vhost.unbind(
+            // Unbinding what does not exist is fine, even on another connection's
+            // exclusive queue; removing an existing binding of one is 405.
+            let id = self.id;
+            let vhost = &self.vhost;
+            vhost.unbind(
                 &m.exchange,
-                Destination::Queue(q),
-                &m.routing_key,
+                Destination::Queue(q.clone()),
+                &key,
                 &m.arguments,
+                || vhost.existing_queue(&name, id).map(|_| ()),
             )?;
         }
         self.send(ch, QueueUnbindOk {}.into());
@@ -94,7 +108,7 @@ impl Connection {
     }
 
     pub(crate) fn queue_delete(&mut self, ch: u16, m: &QueueDelete) -> Result<(), AmqpError> {
-        let name = self.queue_name(ch, &m.queue)?;
+        let name = self.queue_name(ch, &strip_cr_lf(&m.queue))?;
         let message_count = self
             .vhost
             .delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
