@@ -228,3 +228,43 @@ async fn many_connections_side_by_side() {
         conn.close(200, "OK".into()).await.unwrap();
     }
 }
+
+/// guest may log in only over loopback. On a dual-stack listener (`[::]:5672`, RabbitMQ's
+/// default) a client on 127.0.0.1 arrives as the IPv4-mapped ::ffff:127.0.0.1, which is
+/// loopback too: amqplib's connect tests log in as guest that way.
+#[tokio::test]
+async fn guest_over_ipv4_on_a_dual_stack_listener_is_loopback() {
+    let mut _server = None;
+    let url = match std::env::var("AMQP_TEST_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let mut config = warren::config::Config::default();
+            config.amqp.listen = "[::]:0".parse().unwrap();
+            config.storage.dir =
+                std::env::temp_dir().join(format!("warren-test-{}", common::unique()));
+            let server = match warren::server::start(config).await {
+                Ok(server) => server,
+                Err(e) => {
+                    eprintln!("skipped: cannot listen on [::] ({e})");
+                    return;
+                }
+            };
+            let url = format!(
+                "amqp://guest:guest@127.0.0.1:{}/%2f",
+                server.local_addr.port()
+            );
+            _server = Some(server);
+            url
+        }
+    };
+    let conn = within(
+        "guest login over 127.0.0.1",
+        Connection::connect(&url, ConnectionProperties::default()),
+    )
+    .await
+    .expect("guest is accepted from 127.0.0.1");
+    assert_eq!(conn.status().username(), "guest");
+    let channel = conn.create_channel().await.unwrap();
+    assert!(channel.status().connected());
+    conn.close(200, "OK".into()).await.unwrap();
+}

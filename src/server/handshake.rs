@@ -134,7 +134,9 @@ pub(crate) async fn negotiate(
         warn!(mechanism = %start_ok.mechanism, "unsupported or malformed login");
         return Ok(None);
     };
-    let loopback_only = user == "guest" && !peer.ip().is_loopback();
+    // On a dual-stack listener ("[::]:5672", RabbitMQ's default) IPv4 clients arrive as
+    // IPv4-mapped addresses (::ffff:127.0.0.1); like RabbitMQ, judge those as IPv4.
+    let loopback_only = user == "guest" && !peer.ip().to_canonical().is_loopback();
     if user != cfg.auth.default_user || pass != cfg.auth.default_pass || loopback_only {
         let text = if loopback_only {
             "User 'guest' can only connect via localhost".to_string()
