@@ -136,6 +136,11 @@ def test_server_properties(connection):
     for key in ("product", "version", "platform", "copyright", "information"):
         assert key in props, key
         assert isinstance(props[key], (str, bytes)) and props[key], key
+    # Clients tell the broker by product and version (amqplib's suite asserts "RabbitMQ").
+    text = {k: v.decode() if isinstance(v, bytes) else v for k, v in props.items()}
+    assert text["product"] == "RabbitMQ"
+    assert text["version"].startswith("3.")
+    assert "cluster_name" in props
     caps = props["capabilities"]
     assert isinstance(caps, dict)
     for cap in CAPABILITIES:

@@ -83,6 +83,18 @@ async fn connection_start_advertises_version_mechanisms_and_capabilities() {
             "server property {key} is a longstr: {props:?}"
         );
     }
+    // Clients (and amqplib's own suite) tell the broker by `product`; a RabbitMQ 3.x
+    // version keeps version checks in clients working.
+    let text = |key: &str| match props.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(text("product"), "RabbitMQ");
+    assert!(
+        text("version").starts_with("3."),
+        "version {}",
+        text("version")
+    );
     let capabilities = match props.inner().get("capabilities") {
         Some(AMQPValue::FieldTable(t)) => t,
         other => panic!("capabilities must be a table, got {other:?}"),

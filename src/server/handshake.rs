@@ -22,6 +22,9 @@ pub(crate) struct Handshake {
     pub blocked_notify: bool,
 }
 
+/// The RabbitMQ release whose behaviour Warren implements, reported as `version`.
+pub const RABBITMQ_COMPATIBLE_VERSION: &str = "3.10.8";
+
 /// connection.start with RabbitMQ's server properties and capabilities. A capability is
 /// announced only when it works.
 pub(crate) fn start_method() -> ConnectionStart {
@@ -40,14 +43,26 @@ pub(crate) fn start_method() -> ConnectionStart {
         caps.insert(name, on);
     }
     let mut props = FieldTable::new();
-    props.insert("product", "Warren");
-    props.insert("version", env!("CARGO_PKG_VERSION"));
-    props.insert("platform", "Rust");
+    // Clients and their test suites read `product` and `version` to tell which broker
+    // they talk to and what it supports (amqplib's own suite asserts "RabbitMQ"): Warren
+    // presents the RabbitMQ release whose behaviour it implements, and names itself in
+    // `platform` and `information`.
+    props.insert("product", "RabbitMQ");
+    props.insert("version", RABBITMQ_COMPATIBLE_VERSION);
+    props.insert(
+        "platform",
+        concat!("Warren ", env!("CARGO_PKG_VERSION"), " (Rust)"),
+    );
     props.insert("copyright", "The Warren authors");
     props.insert(
         "information",
-        "AMQP 0-9-1 broker, a drop-in replacement for RabbitMQ",
+        concat!(
+            "Warren ",
+            env!("CARGO_PKG_VERSION"),
+            ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10"
+        ),
     );
+    props.insert("cluster_name", "warren");
     props.insert("capabilities", caps);
     ConnectionStart {
         version_major: 0,
