@@ -132,8 +132,9 @@ fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpErro
 
 /// The arguments RabbitMQ validates, in the order it validates them (after
 /// `x-queue-type`, which it looks at first): with several invalid arguments, the first
-/// in this order is the one reported.
-const VALIDATION_ORDER: &[&str] = &[
+/// in this order is the one reported. RabbitMQ also compares them in this order on
+/// redeclaration, and checks in this order that the queue's type supports them.
+pub const VALIDATION_ORDER: &[&str] = &[
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
@@ -149,22 +150,9 @@ const VALIDATION_ORDER: &[&str] = &[
     "x-single-active-consumer",
 ];
 
-/// Every queue argument RabbitMQ knows for some queue type, in the order it checks
-/// that the declared type supports them.
-const KNOWN_ARGS: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-version",
-    "x-single-active-consumer",
+/// The arguments of other queue types that RabbitMQ knows, after [`VALIDATION_ORDER`] in
+/// its order of checking that the declared type supports them.
+const OTHER_TYPES_ARGS: &[&str] = &[
     "x-quorum-initial-group-size",
     "x-max-age",
     "x-stream-max-segment-size-bytes",
@@ -321,8 +309,9 @@ impl QueueArgs {
             }
         }
         let unsupported = a.queue_type.unsupported();
-        if let Some(key) = KNOWN_ARGS
+        if let Some(key) = VALIDATION_ORDER
             .iter()
+            .chain(OTHER_TYPES_ARGS)
             .find(|k| unsupported.contains(k) && args.get(k).is_some())
         {
             return Err(AmqpError::channel(

@@ -1,7 +1,7 @@
 //! A virtual host: its exchanges, queues and bindings, and the operations AMQP performs on
 //! them, with RabbitMQ's checks and reply texts.
 
-use super::args::QueueArgs;
+use super::args::{QueueArgs, VALIDATION_ORDER};
 use super::consumer::Consumer;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::names;
@@ -749,13 +749,15 @@ fn check_args(
     have: &FieldTable,
     checked: &[&str],
 ) -> Result<(), AmqpError> {
-    // RabbitMQ compares in its own order of the arguments, whatever the tables' order.
-    let keys: &[&str] = if what == "queue" {
-        QUEUE_EQUIVALENCE_ARGS
+    // RabbitMQ compares in its own order of the arguments, whatever the tables' order, and
+    // only the arguments it knows: others (unknown `x-` keys included) may differ freely.
+    let keys: Vec<&str> = if what == "queue" {
+        let last = ["x-queue-type", "x-queue-master-locator"];
+        VALIDATION_ORDER.iter().chain(&last).copied().collect()
     } else {
-        checked
+        checked.to_vec()
     };
-    for &key in keys {
+    for key in keys {
         let a = got.get(key);
         let b = have.get(key);
         // Integers compare by value whatever their width, as RabbitMQ compares them.
@@ -801,26 +803,6 @@ fn is_classic(v: Option<&FieldValue>) -> bool {
         Some(_) => false,
     }
 }
-
-/// The queue arguments RabbitMQ compares on redeclaration (others, unknown `x-` keys
-/// included, may differ freely).
-const QUEUE_EQUIVALENCE_ARGS: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-version",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-queue-master-locator",
-];
 
 fn value_text(v: &FieldValue) -> String {
     match v {
