@@ -361,12 +361,12 @@ impl Connection {
                 self.send(0, ConnectionCloseOk {}.into());
                 Ok(Some(End::AwaitClientEof))
             }
-            Method::ConnectionCloseOk(_) => Ok(Some(End::Done)),
             Method::ConnectionUpdateSecret(_) => {
                 self.send(0, ConnectionUpdateSecretOk {}.into());
                 Ok(None)
             }
-            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(None),
+            // close-ok without our close, blocked/unblocked (server-to-client only)
+            // and everything else: RabbitMQ's "unexpected method" hard error.
             m => Err(AmqpError::new(
                 reply_code::CHANNEL_ERROR,
                 "unexpected method in connection state running",
@@ -412,6 +412,17 @@ impl Connection {
                 } => {
                     self.send(id, ChannelCloseOk {}.into());
                     self.drop_channel(id)
+                }
+                // RabbitMQ checks channel.open before the closing state.
+                Frame::Method {
+                    method: m @ Method::ChannelOpen(_),
+                    ..
+                } => {
+                    return Err(AmqpError::new(
+                        reply_code::CHANNEL_ERROR,
+                        "second 'channel.open' seen",
+                    )
+                    .caused_by(&m));
                 }
                 _ => {}
             }
