@@ -81,14 +81,6 @@ def to_open(c, channel_max=2047, frame_max=131072, vhost="/"):
     c.rpc(0, C.Open(virtual_host=vhost))
 
 
-def fmt_start(m):
-    return m
-
-
-def end(c, t=0.5):
-    c.wait(t)
-
-
 @scenario
 def header_091_variant_0_9_1(s):
     c = raw(s)
