@@ -219,6 +219,19 @@ def test_frame_larger_than_frame_max_is_501(raw):
     assert "frame_too_large" in close.reply_text
 
 
+def test_frame_error_close_ok_still_deliverable(raw):
+    """After a framing error the broker keeps reading (and discarding) until the client
+    closes: the client's close-ok is not met by a connection reset."""
+    r = raw().handshake(frame_max=8192)
+    r.open_channel(1)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key="nowhere"),
+                   body=b"a" * 20000, frame_max=20000)
+    r.expect(spec.Connection.Close)
+    time.sleep(0.3)
+    r.send_method(0, spec.Connection.CloseOk())  # must not raise (EPIPE / ECONNRESET)
+    time.sleep(0.1)
+    r.send_method(0, spec.Connection.CloseOk())
+
 def test_channel_max_exceeded_is_530(raw):
     r = raw().handshake(channel_max=10, frame_max=8192)
     for n in range(1, 11):

@@ -608,5 +608,86 @@ def reopen_channel_many_times(s):
     c.rpc(1, Q.Declare(queue="", exclusive=True))
 
 
+@scenario
+def channel_open_out_of_band(s):
+    c = raw(s)
+    to_open(c)
+    c.rpc(1, Ch.Open(out_of_band="xyz"))
+
+
+@scenario
+def connection_open_insist_capabilities(s):
+    c = raw(s)
+    to_tune(c)
+    c.send(0, C.TuneOk(channel_max=2047, frame_max=131072, heartbeat=0))
+    c.rpc(0, C.Open(virtual_host="/", capabilities="x", insist=True))
+
+
+@scenario
+def channel_close_on_channel_0(s):
+    c = raw(s)
+    to_open(c)
+    c.send(0, Ch.Close(reply_code=200, reply_text="", class_id=0, method_id=0))
+    c.wait(0.3)
+
+
+@scenario
+def channel_open_on_channel_0(s):
+    c = raw(s)
+    to_open(c)
+    c.send(0, Ch.Open())
+    c.wait(0.3)
+
+
+@scenario
+def body_frame_above_frame_max(s):
+    c = raw(s)
+    to_open(c, frame_max=4096)
+    c.rpc(1, Ch.Open())
+    send_raw(c, pika.frame.Method(1, B.Publish(exchange="", routing_key="x")).marshal()
+             + pika.frame.Header(1, 5000, P()).marshal() + pika.frame.Body(1, b"y" * 5000).marshal(),
+             "body 5000 > frame_max 4096")
+    c.wait(0.5)
+
+
+@scenario
+def heartbeat_negotiated_then_silence_ok(s):
+    c = raw(s)
+    to_tune(c)
+    c.send(0, C.TuneOk(channel_max=2047, frame_max=131072, heartbeat=1))
+    c.rpc(0, C.Open(virtual_host="/"))
+    c.rpc(1, Ch.Open())
+
+
+@scenario
+def channel_max_exceeded_count(s):
+    c = raw(s)
+    to_open(c, channel_max=2)
+    c.rpc(1, Ch.Open())
+    c.rpc(2, Ch.Open())
+    c.rpc(3, Ch.Open())
+    c.wait(0.3)
+
+
+@scenario
+def publish_on_unopened_channel_content(s):
+    c = raw(s)
+    to_open(c)
+    c.publish(5, "", "x", b"m")
+    c.wait(0.3)
+
+
+@scenario
+def header_wrong_class(s):
+    c = raw(s)
+    to_open(c)
+    c.rpc(1, Ch.Open())
+    hdr = pika.frame.Header(1, 1, P()).marshal()
+    hdr = hdr[:7] + b"\x00\x32" + hdr[9:]
+    send_raw(c, pika.frame.Method(1, B.Publish(exchange="", routing_key="x")).marshal() + hdr,
+             "header class 50")
+    c.wait(0.5)
+
+
 if __name__ == "__main__":
     main(S, sys.argv[1:])

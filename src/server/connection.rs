@@ -167,6 +167,16 @@ impl Connection {
                     Err(CodecError::Amqp(e)) => {
                         self.flush_batch();
                         if closing {
+                            // The stream cannot be parsed any further: discard what the
+                            // client still sends (its close-ok among it) until it closes,
+                            // as RabbitMQ does, rather than resetting the connection under
+                            // it.
+                            buf.clear();
+                            let mut sink = [0u8; 512];
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                                while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+                            })
+                            .await;
                             return Ok(());
                         }
                         self.close_connection(e);
