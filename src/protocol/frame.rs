@@ -168,9 +168,6 @@ impl Decoder for FrameCodec {
                 Ok(method) => Ok(Some(Frame::Method { channel, method })),
                 Err(e) => Err(e.into()),
             },
-            FRAME_HEADER | FRAME_BODY if channel == 0 => {
-                Err(content_on_channel_zero(kind, &payload).into())
-            }
             FRAME_HEADER => match decode_header(channel, payload) {
                 Ok(frame) => Ok(Some(frame)),
                 Err(e) => Err(e.into()),
@@ -320,21 +317,10 @@ fn bad_frame_end(kind: u8, frame: &[u8]) -> AmqpError {
     ))
 }
 
-/// A content header or body on channel 0: RabbitMQ's UNEXPECTED_FRAME with the octets.
-#[cold]
-#[inline(never)]
-fn content_on_channel_zero(kind: u8, payload: &[u8]) -> AmqpError {
-    AmqpError::unexpected_frame(format!(
-        "type {kind}, all octets = {}",
-        erlang_binary(payload)
-    ))
-}
-
 /// Decodes one frame's payload.
 pub fn decode_payload(kind: u8, channel: u16, payload: Bytes) -> Result<Frame, AmqpError> {
     match kind {
         FRAME_METHOD => decode_method(&payload).map(|method| Frame::Method { channel, method }),
-        FRAME_HEADER | FRAME_BODY if channel == 0 => Err(content_on_channel_zero(kind, &payload)),
         FRAME_HEADER => decode_header(channel, payload),
         FRAME_BODY => Ok(Frame::Body { channel, payload }),
         FRAME_HEARTBEAT if !payload.is_empty() => Err(AmqpError::frame_error(format!(

@@ -12,7 +12,7 @@ use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
-use crate::protocol::frame::CodecError;
+use crate::protocol::frame::{CodecError, erlang_binary};
 use crate::protocol::*;
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -354,12 +354,33 @@ impl Connection {
                 },
                 f => f,
             };
-            let Frame::Method { method, .. } = frame else {
-                return Err(AmqpError::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ));
+            // A content header or body: RabbitMQ's UNEXPECTED_FRAME with the octets.
+            let (kind, octets) = match frame {
+                Frame::Method { method, .. } => return self.handle_connection_method(method),
+                Frame::Header {
+                    class_id,
+                    body_size,
+                    properties,
+                    ..
+                } => {
+                    let mut o = Vec::with_capacity(12 + properties.as_bytes().len());
+                    o.extend_from_slice(&class_id.to_be_bytes());
+                    o.extend_from_slice(&[0, 0]); // weight
+                    o.extend_from_slice(&body_size.to_be_bytes());
+                    o.extend_from_slice(properties.as_bytes());
+                    (2, o)
+                }
+                Frame::Body { payload, .. } => (3, payload.to_vec()),
+                _ => {
+                    return Err(AmqpError::unexpected_frame(
+                        "expected method frame, got non method frame instead",
+                    ));
+                }
             };
-            return self.handle_connection_method(method);
+            return Err(AmqpError::unexpected_frame(format!(
+                "type {kind}, all octets = {}",
+                erlang_binary(&octets)
+            )));
         }
         self.handle_channel_frame(channel, frame).map(|()| None)
     }
