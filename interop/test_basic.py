@@ -487,6 +487,32 @@ def test_consumer_priority_invalid_type_406(connection, channel):
         f"'{vhost_of(connection)}': \"expected integer, got longstr\"")
 
 
+@pytest.mark.parametrize("value,tname", [("yes", "longstr"), (1, "signedint")])
+def test_consumer_cancel_on_ha_failover_must_be_bool_406(connection, channel, value, tname):
+    q = declare_queue(channel)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.basic_consume(q, lambda *a: None, arguments={"x-cancel-on-ha-failover": value})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid arg 'x-cancel-on-ha-failover' for queue '{q}' in vhost "
+        f"'{vhost_of(connection)}': {{unacceptable_type,{tname}}}")
+
+
+def test_consumer_cancel_on_ha_failover_bool_accepted(channel):
+    q = declare_queue(channel)
+    channel.basic_consume(q, lambda *a: None, arguments={"x-cancel-on-ha-failover": True})
+
+
+def test_consumer_stream_offset_on_classic_queue_406(connection, channel):
+    q = declare_queue(channel)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.basic_consume(q, lambda *a: None, arguments={"x-stream-offset": 5})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == (
+        f"PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue '{q}' in vhost "
+        f"'{vhost_of(connection)}' of queue type rabbit_classic_queue")
+
+
 # ---------------------------------------------------------------- get
 
 
@@ -1040,3 +1066,11 @@ def test_direct_reply_to_publish_without_consumer_406(channel):
         channel.queue_declare("", exclusive=True)
     assert info.value.reply_code == 406
     assert info.value.reply_text == "PRECONDITION_FAILED - fast reply consumer does not exist"
+
+
+def test_direct_reply_to_passive_declare_reports_one_consumer(channel):
+    """RabbitMQ answers a passive declare of the pseudo-queue with consumer_count 1,
+    whether or not anything consumes from it."""
+    ok = channel.queue_declare("amq.rabbitmq.reply-to", passive=True)
+    assert ok.method.queue == "amq.rabbitmq.reply-to"
+    assert (ok.method.message_count, ok.method.consumer_count) == (0, 1)

@@ -149,3 +149,42 @@ def test_raw_channel_method_on_channel_zero_504(raw):
     assert close.reply_code == 504
     assert close.reply_text == "CHANNEL_ERROR - unexpected method in connection state running"
     assert (close.class_id, close.method_id) == (50, 10)
+
+
+@pytest.mark.parametrize("method", [spec.Channel.CloseOk(), spec.Channel.FlowOk(active=True)])
+def test_raw_unsolicited_close_ok_or_flow_ok_503(raw, method):
+    """close-ok for a close the broker never sent, and flow-ok (the broker never sends
+    channel.flow), hit RabbitMQ's 'unimplemented method' connection error."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, method)
+    _, close = r.expect(spec.Connection.Close)
+    assert close.reply_code == 503
+    assert close.reply_text == "COMMAND_INVALID - unimplemented method"
+    assert (close.class_id, close.method_id) == (method.INDEX >> 16, method.INDEX & 0xFFFF)
+
+
+def test_raw_connection_method_on_channel_503(raw):
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Connection.Close(reply_code=200, reply_text="bye",
+                                           class_id=0, method_id=0))
+    _, close = r.expect(spec.Connection.Close)
+    assert close.reply_code == 503
+    assert close.reply_text == "COMMAND_INVALID - unimplemented method"
+    assert (close.class_id, close.method_id) == (10, 50)
+
+
+def test_raw_channel_open_while_broker_closing_504(raw):
+    """While the broker waits for close-ok, other methods are dropped but a
+    channel.open is still 'second channel.open' (a connection error)."""
+    r = raw().handshake()
+    r.open_channel(1)
+    r.send_method(1, spec.Queue.Declare(queue="interop-no-such-queue-raw", passive=True))
+    r.expect(spec.Channel.Close)
+    r.send_method(1, spec.Queue.Declare(queue="", exclusive=True))  # ignored
+    r.send_method(1, spec.Channel.Open())
+    _, close = r.expect(spec.Connection.Close)
+    assert close.reply_code == 504
+    assert close.reply_text == "CHANNEL_ERROR - second 'channel.open' seen"
+    assert (close.class_id, close.method_id) == (20, 10)

@@ -224,6 +224,19 @@ def test_frame_larger_than_frame_max_is_501(raw):
     assert "frame_too_large" in close.reply_text
 
 
+def test_frame_error_close_ok_still_deliverable(raw):
+    """After a framing error the broker keeps reading (and discarding) until the client
+    closes: the client's close-ok is not met by a connection reset."""
+    r = raw().handshake(frame_max=8192)
+    r.open_channel(1)
+    r.send_content(1, spec.Basic.Publish(exchange="", routing_key="nowhere"),
+                   body=b"a" * 20000, frame_max=20000)
+    r.expect(spec.Connection.Close)
+    time.sleep(0.3)
+    r.send_method(0, spec.Connection.CloseOk())  # must not raise (EPIPE / ECONNRESET)
+    time.sleep(0.1)
+    r.send_method(0, spec.Connection.CloseOk())
+
 def test_channel_max_exceeded_is_530(raw):
     r = raw().handshake(channel_max=10, frame_max=8192)
     for n in range(1, 11):
@@ -346,3 +359,81 @@ def test_many_connections(connect):
     for c in conns:
         c.channel().queue_declare("", exclusive=True)
     assert all(c.is_open for c in conns)
+
+
+HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
+
+
+def test_heartbeats_accepted_during_handshake(raw):
+    """Heartbeat frames before start-ok and before tune-ok are ignored, not fatal."""
+    r = raw()
+    r.send(pika.frame.ProtocolHeader())
+    r.expect(spec.Connection.Start)
+    r.send_raw(HEARTBEAT_FRAME)
+    r.send_method(0, spec.Connection.StartOk(
+        client_properties={}, mechanism="PLAIN",
+        response=b"\0" + r.user.encode() + b"\0" + r.password.encode(), locale="en_US"))
+    _, tune = r.expect(spec.Connection.Tune)
+    r.send_raw(HEARTBEAT_FRAME)
+    r.send_method(0, spec.Connection.TuneOk(channel_max=tune.channel_max,
+                                            frame_max=tune.frame_max, heartbeat=0))
+    r.send_raw(HEARTBEAT_FRAME)
+    r.send_method(0, spec.Connection.Open(virtual_host=r.vhost))
+    r.expect(spec.Connection.OpenOk)
+
+
+def test_tune_ok_unlimited_or_too_high_limits_drop_socket(raw):
+    """RabbitMQ refuses a tune-ok whose channel_max or frame_max is 0 ('no limit') or
+    above the server's proposal: the socket is closed without a connection.close."""
+    conns = []
+    for name, kw in [("channel_max=0", dict(channel_max=0)),
+                     ("channel_max too big", dict(channel_max=5000)),
+                     ("frame_max=0", dict(frame_max=0))]:
+        r = raw().handshake(open_connection=False, **kw)
+        r.send_method(0, spec.Connection.Open(virtual_host=r.vhost))
+        conns.append((name, r))
+    for name, r in conns:
+        with pytest.raises(ConnectionDropped):
+            r.recv_frame(timeout=WAIT)
+            pytest.fail(f"{name}: broker sent a frame instead of dropping")
+
+
+def test_close_after_tune_ok_before_open_is_504(raw):
+    r = raw().handshake(open_connection=False)
+    r.send_method(0, spec.Connection.Close(reply_code=200, reply_text="bye",
+                                           class_id=0, method_id=0))
+    ch, close = r.expect(spec.Connection.Close)
+    assert ch == 0
+    assert close.reply_code == 504
+    assert close.reply_text == "CHANNEL_ERROR - unexpected method in connection state opening"
+    assert (close.class_id, close.method_id) == (10, 50)
+
+
+@pytest.mark.parametrize("method,ids", [
+    (spec.Connection.CloseOk(), (10, 51)),
+    (spec.Connection.Blocked(reason="x"), (10, 60)),
+    (spec.Connection.Unblocked(), (10, 61)),
+])
+def test_server_only_connection_methods_from_client_504(raw, method, ids):
+    """connection.close-ok without a close, and blocked/unblocked (server to client
+    only) are hard errors on an open connection."""
+    r = raw().handshake()
+    r.send_method(0, method)
+    _, close = r.expect(spec.Connection.Close)
+    assert close.reply_code == 504
+    assert close.reply_text == "CHANNEL_ERROR - unexpected method in connection state running"
+    assert (close.class_id, close.method_id) == ids
+
+
+@pytest.mark.parametrize("frame,text", [
+    (pika.frame.Header(0, 1, spec.BasicProperties()),
+     "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,1,0,0>>"),
+    (pika.frame.Body(0, b"x"), 'UNEXPECTED_FRAME - type 3, all octets = <<"x">>'),
+])
+def test_content_frame_on_channel_zero_505(raw, frame, text):
+    r = raw().handshake()
+    r.send(frame)
+    _, close = r.expect(spec.Connection.Close)
+    assert close.reply_code == 505
+    assert close.reply_text == text
+    assert (close.class_id, close.method_id) == (0, 0)

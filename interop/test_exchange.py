@@ -614,6 +614,31 @@ def test_headers_invalid_x_match_406(channel):
         'all-with-x, or any-with-x')
 
 
+
+@pytest.mark.parametrize("value,text", [
+    (1, "Invalid x-match field type signedint (value 1); expected longstr"),
+    (b"any", 'Invalid x-match field type binary (value <<"any">>); expected longstr'),
+])
+def test_headers_x_match_wrong_type_406(channel, value, text):
+    q = declare_queue(channel)
+    with pytest.raises(exc.ChannelClosedByBroker) as info:
+        channel.queue_bind(q, "amq.headers", "", arguments={"x-match": value})
+    assert info.value.reply_code == 406
+    assert info.value.reply_text == "PRECONDITION_FAILED - " + text
+
+
+def test_headers_longstr_matches_byte_array(channel):
+    """A long-string binding value matches a byte-array header with the same octets
+    (and the other way round)."""
+    q = declare_queue(channel)
+    channel.queue_bind(q, "amq.headers", "", arguments={"x-match": "any", "s": "1", "b": b"2"})
+    channel.confirm_delivery()
+    for body, headers in [(b"bytes", {"s": b"1"}), (b"str", {"b": "2"}), (b"no", {"s": b"2"})]:
+        channel.basic_publish("amq.headers", "", body, pika.BasicProperties(headers=headers))
+    got = [get_message(channel, q, auto_ack=True)[2] for _ in range(2)]
+    assert got == [b"bytes", b"str"]
+    assert channel.basic_get(q) == (None, None, None)
+
 def test_headers_unbind_needs_same_arguments(channel, unique):
     ex = unique("headers")
     channel.exchange_declare(ex, "headers", auto_delete=True)

@@ -27,7 +27,7 @@ pub enum QueueType {
 
 impl QueueType {
     /// RabbitMQ's module name, as its error texts print it.
-    fn module(self) -> &'static str {
+    pub(crate) fn module(self) -> &'static str {
         match self {
             QueueType::Classic => "rabbit_classic_queue",
             QueueType::Quorum => "rabbit_quorum_queue",

@@ -1,8 +1,10 @@
 //! Headers-exchange matching, as RabbitMQ does it: `x-match` = `all` (default), `any`,
 //! `all-with-x` or `any-with-x`; keys starting with `x-` are ignored unless `-with-x`; a
 //! void binding value matches any value of a present header; integers compare by value
-//! whatever their width.
+//! whatever their width, a long string equals a byte array of the same octets.
 
+use crate::broker::vhost::type_name;
+use crate::protocol::frame::erlang_binary;
 use crate::protocol::{AmqpError, FieldTable, FieldValue, reply_code};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,14 @@ impl XMatch {
                 b"any-with-x" => Ok(XMatch::AnyWithX),
                 other => Err(invalid(&String::from_utf8_lossy(other))),
             },
-            Some(other) => Err(invalid(&format!("{other:?}"))),
+            Some(other) => Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "Invalid x-match field type {} (value {}); expected longstr",
+                    type_name(other),
+                    erlang_value(other)
+                ),
+            )),
         }
     }
 }
@@ -38,10 +47,27 @@ fn invalid(v: &str) -> AmqpError {
     )
 }
 
+/// A field value as Erlang prints it (`~p`), for the few types error texts show.
+fn erlang_value(v: &FieldValue) -> String {
+    match v {
+        FieldValue::Bool(b) => b.to_string(),
+        FieldValue::ByteArray(b) => erlang_binary(b),
+        v => match v.as_i64() {
+            Some(i) => i.to_string(),
+            None => format!("{v:?}"),
+        },
+    }
+}
+
 fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
-    match (a.as_i64(), b.as_i64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
+    match (a, b) {
+        // RabbitMQ compares a long string and a byte array by their octets.
+        (FieldValue::LongStr(s), FieldValue::ByteArray(x))
+        | (FieldValue::ByteArray(x), FieldValue::LongStr(s)) => s.as_bytes() == &x[..],
+        _ => match (a.as_i64(), b.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
     }
 }
 

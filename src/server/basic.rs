@@ -3,7 +3,7 @@
 
 use super::channel::TxOp;
 use super::connection::Connection;
-use crate::broker::args::message_expiration;
+use crate::broker::args::{QueueType, message_expiration};
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::effects::DeathReason;
 use crate::broker::exchange::Exchange;
@@ -275,6 +275,31 @@ impl Connection {
                 )
             })?,
         };
+        // RabbitMQ's other consumer argument checks, in its order: the type of
+        // x-cancel-on-ha-failover, then the queue type's own refusals.
+        if let Some(v) = m.arguments.get("x-cancel-on-ha-failover")
+            && !matches!(v, FieldValue::Bool(_))
+        {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "invalid arg 'x-cancel-on-ha-failover' for queue '{name}' in vhost '{}': {{unacceptable_type,{}}}",
+                    self.vhost.name,
+                    type_name(v)
+                ),
+            ));
+        }
+        let queue_type = q.args.queue_type;
+        if queue_type != QueueType::Stream && m.arguments.get("x-stream-offset").is_some() {
+            return Err(AmqpError::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "invalid arg 'x-stream-offset' for queue '{name}' in vhost '{}' of queue type {}",
+                    self.vhost.name,
+                    queue_type.module()
+                ),
+            ));
+        }
         let channel = self.channel(ch);
         let prefetch = channel.prefetch_count;
         let link = channel.link.clone();

@@ -174,7 +174,12 @@ impl Connection {
                 self.drop_channel_now(ch);
                 Ok(())
             }
-            Method::ChannelCloseOk(_) => Ok(()),
+            // Close-ok for a close we never sent, or a flow-ok (we never send
+            // channel.flow): RabbitMQ's catch-all.
+            Method::ChannelCloseOk(_) | Method::ChannelFlowOk(_) => Err(AmqpError::new(
+                reply_code::COMMAND_INVALID,
+                "unimplemented method",
+            )),
             Method::ChannelFlow(f) => {
                 if !f.active {
                     return Err(AmqpError::new(reply_code::NOT_IMPLEMENTED, "active=false"));
@@ -182,7 +187,6 @@ impl Connection {
                 self.send(ch, ChannelFlowOk { active: true }.into());
                 Ok(())
             }
-            Method::ChannelFlowOk(_) => Ok(()),
             Method::AccessRequest(_) => {
                 self.send(ch, AccessRequestOk { ticket: 1 }.into());
                 Ok(())
@@ -209,9 +213,10 @@ impl Connection {
             Method::TxSelect(_) => self.tx_select(ch),
             Method::TxCommit(_) => self.tx_commit(ch),
             Method::TxRollback(_) => self.tx_rollback(ch),
+            // Connection-class methods on a channel.
             _ => Err(AmqpError::new(
                 reply_code::COMMAND_INVALID,
-                format!("{} is not valid on a channel", method.name()),
+                "unimplemented method",
             )),
         }
     }

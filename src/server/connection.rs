@@ -12,7 +12,7 @@ use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
-use crate::protocol::frame::CodecError;
+use crate::protocol::frame::{CodecError, erlang_binary};
 use crate::protocol::*;
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -167,6 +167,16 @@ impl Connection {
                     Err(CodecError::Amqp(e)) => {
                         self.flush_batch();
                         if closing {
+                            // The stream cannot be parsed any further: discard what the
+                            // client still sends (its close-ok among it) until it closes,
+                            // as RabbitMQ does, rather than resetting the connection under
+                            // it.
+                            buf.clear();
+                            let mut sink = [0u8; 512];
+                            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                                while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+                            })
+                            .await;
                             return Ok(());
                         }
                         self.close_connection(e);
@@ -344,12 +354,33 @@ impl Connection {
                 },
                 f => f,
             };
-            let Frame::Method { method, .. } = frame else {
-                return Err(AmqpError::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ));
+            // A content header or body: RabbitMQ's UNEXPECTED_FRAME with the octets.
+            let (kind, octets) = match frame {
+                Frame::Method { method, .. } => return self.handle_connection_method(method),
+                Frame::Header {
+                    class_id,
+                    body_size,
+                    properties,
+                    ..
+                } => {
+                    let mut o = Vec::with_capacity(12 + properties.as_bytes().len());
+                    o.extend_from_slice(&class_id.to_be_bytes());
+                    o.extend_from_slice(&[0, 0]); // weight
+                    o.extend_from_slice(&body_size.to_be_bytes());
+                    o.extend_from_slice(properties.as_bytes());
+                    (2, o)
+                }
+                Frame::Body { payload, .. } => (3, payload.to_vec()),
+                _ => {
+                    return Err(AmqpError::unexpected_frame(
+                        "expected method frame, got non method frame instead",
+                    ));
+                }
             };
-            return self.handle_connection_method(method);
+            return Err(AmqpError::unexpected_frame(format!(
+                "type {kind}, all octets = {}",
+                erlang_binary(&octets)
+            )));
         }
         self.handle_channel_frame(channel, frame).map(|()| None)
     }
@@ -361,12 +392,12 @@ impl Connection {
                 self.send(0, ConnectionCloseOk {}.into());
                 Ok(Some(End::AwaitClientEof))
             }
-            Method::ConnectionCloseOk(_) => Ok(Some(End::Done)),
             Method::ConnectionUpdateSecret(_) => {
                 self.send(0, ConnectionUpdateSecretOk {}.into());
                 Ok(None)
             }
-            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(None),
+            // close-ok without our close, blocked/unblocked (server-to-client only)
+            // and everything else: RabbitMQ's "unexpected method" hard error.
             m => Err(AmqpError::new(
                 reply_code::CHANNEL_ERROR,
                 "unexpected method in connection state running",
@@ -412,6 +443,17 @@ impl Connection {
                 } => {
                     self.send(id, ChannelCloseOk {}.into());
                     self.drop_channel(id)
+                }
+                // RabbitMQ checks channel.open before the closing state.
+                Frame::Method {
+                    method: m @ Method::ChannelOpen(_),
+                    ..
+                } => {
+                    return Err(AmqpError::new(
+                        reply_code::CHANNEL_ERROR,
+                        "second 'channel.open' seen",
+                    )
+                    .caused_by(&m));
                 }
                 _ => {}
             }

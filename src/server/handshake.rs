@@ -73,6 +73,21 @@ pub(crate) fn start_method() -> ConnectionStart {
     }
 }
 
+/// Next non-heartbeat frame: RabbitMQ accepts heartbeat frames at any point of the
+/// handshake.
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    codec: &mut FrameCodec,
+) -> Result<Frame, CodecError> {
+    loop {
+        match super::connection_read_frame(rd, buf, codec).await? {
+            Frame::Heartbeat => continue,
+            f => return Ok(f),
+        }
+    }
+}
+
 async fn send(wr: &mut OwnedWriteHalf, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &method);
@@ -135,7 +150,7 @@ pub(crate) async fn negotiate(
     let Frame::Method {
         channel: 0,
         method: Method::ConnectionStartOk(start_ok),
-    } = super::connection_read_frame(rd, buf, codec).await?
+    } = read_frame(rd, buf, codec).await?
     else {
         return Ok(None);
     };
@@ -187,30 +202,50 @@ pub(crate) async fn negotiate(
     let Frame::Method {
         channel: 0,
         method: Method::ConnectionTuneOk(tune),
-    } = super::connection_read_frame(rd, buf, codec).await?
+    } = read_frame(rd, buf, codec).await?
     else {
         return Ok(None);
     };
-    let frame_max = if tune.frame_max == 0 {
-        cfg.amqp.frame_max
-    } else {
-        tune.frame_max
-    };
-    if frame_max < FRAME_MIN_SIZE || frame_max > cfg.amqp.frame_max {
+    // RabbitMQ's rule: 0 means "no limit", which is higher than any server limit; a
+    // value above the server's limit (or a frame_max below the minimum) fails the
+    // negotiation, and the socket is dropped without a connection.close.
+    let exceeds = |client: u32, server: u32| server != 0 && (client == 0 || client > server);
+    let frame_max = tune.frame_max;
+    if (frame_max != 0 && frame_max < FRAME_MIN_SIZE) || exceeds(frame_max, cfg.amqp.frame_max) {
         warn!(frame_max, "client proposed an unacceptable frame_max");
         return Ok(None);
     }
+    if exceeds(tune.channel_max.into(), cfg.amqp.channel_max.into()) {
+        warn!(
+            channel_max = tune.channel_max,
+            "client proposed an unacceptable channel_max"
+        );
+        return Ok(None);
+    }
+    let frame_max = if frame_max == 0 {
+        cfg.amqp.frame_max
+    } else {
+        frame_max
+    };
     let channel_max = match tune.channel_max {
         0 => cfg.amqp.channel_max,
-        n => n.min(cfg.amqp.channel_max),
+        n => n,
     };
     codec.set_frame_max(frame_max);
-    let Frame::Method {
-        channel: 0,
-        method: Method::ConnectionOpen(open),
-    } = super::connection_read_frame(rd, buf, codec).await?
-    else {
-        return Ok(None);
+    let open = match read_frame(rd, buf, codec).await? {
+        Frame::Method {
+            channel: 0,
+            method: Method::ConnectionOpen(open),
+        } => open,
+        Frame::Method { channel: 0, method } => {
+            let e = AmqpError::connection(
+                reply_code::CHANNEL_ERROR,
+                "unexpected method in connection state opening",
+            )
+            .caused_by(&method);
+            return refuse(wr, rd, buf, codec, e).await;
+        }
+        _ => return Ok(None),
     };
     let Some(vhost) = open
         .virtual_host

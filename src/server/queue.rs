@@ -13,14 +13,15 @@ impl Connection {
             ..m.clone()
         };
         if m.passive && m.queue == DIRECT_REPLY_TO {
-            // The direct reply-to pseudo-queue always "exists".
+            // The direct reply-to pseudo-queue always "exists"; RabbitMQ reports one
+            // consumer, whether or not the channel consumes from it.
             if !m.nowait {
                 self.send(
                     ch,
                     QueueDeclareOk {
                         queue: m.queue.clone(),
                         message_count: 0,
-                        consumer_count: 0,
+                        consumer_count: 1,
                     }
                     .into(),
                 );
