@@ -43,13 +43,7 @@ impl Outbox {
     /// Appends frames with `f`. Does not wake the writer: call [`Outbox::ring`] once per
     /// batch. Returns false (and appends nothing) once the connection is closed.
     pub fn push(&self, f: impl FnOnce(&mut BytesMut, u32)) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        let mut out = self.buf.lock().unwrap();
-        f(out.buf(), self.frame_max.load(Ordering::Relaxed));
-        self.pending.store(out.len(), Ordering::SeqCst);
-        true
+        self.with_output(|out, frame_max| f(out.buf(), frame_max))
     }
 
     /// Appends a content method with its header and body (shared, not copied, when large).
@@ -61,12 +55,17 @@ impl Outbox {
         properties: &EncodedProperties,
         body: &Bytes,
     ) -> bool {
+        self.with_output(|out, frame_max| {
+            out.push_content(channel, method, properties, body, frame_max)
+        })
+    }
+
+    fn with_output(&self, f: impl FnOnce(&mut Output, u32)) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
         let mut out = self.buf.lock().unwrap();
-        let frame_max = self.frame_max.load(Ordering::Relaxed);
-        out.push_content(channel, method, properties, body, frame_max);
+        f(&mut out, self.frame_max.load(Ordering::Relaxed));
         self.pending.store(out.len(), Ordering::SeqCst);
         true
     }

@@ -470,59 +470,52 @@ impl Connection {
         })
     }
 
-    /// Credit came back: let the queues these deliveries came from deliver again. Under
-    /// a global (per-channel) prefetch the credit is shared, so every queue this channel
-    /// consumes from may deliver again.
-    fn redispatch(&mut self, ch: u16, taken: &[Unacked]) {
-        let mut seen: Vec<Arc<Queue>> = Vec::new();
+    /// Credit came back: let the queues these deliveries came from deliver again (and,
+    /// under a global prefetch, the channel's other queues).
+    pub(crate) fn redispatch(&mut self, ch: u16, taken: &[Unacked]) {
+        let mut seen: Vec<&Arc<Queue>> = Vec::new();
         for u in taken {
             if u.consumer.is_some() && !seen.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
-                seen.push(u.queue.clone());
+                seen.push(&u.queue);
             }
         }
-        if !seen.is_empty() {
-            self.add_global_prefetch_queues(ch, &mut seen);
-        }
-        for q in seen {
+        for q in &seen {
             q.dispatch(&mut self.fx);
         }
+        if !seen.is_empty() && self.channel(ch).global_prefetch {
+            let done: Vec<*const Queue> = seen.iter().map(|q| Arc::as_ptr(q)).collect();
+            self.wake_global_prefetch(ch, &done);
+        }
     }
 
-    /// Adds the queues of this channel's consumers to `queues` when a global prefetch
-    /// limits them.
-    fn add_global_prefetch_queues(&mut self, ch: u16, queues: &mut Vec<Arc<Queue>>) {
-        let link = self.channel(ch).link.clone();
-        let d = link.deliveries.lock().unwrap();
-        if d.global_prefetch == 0 {
+    /// The queues of `taken`, when a global prefetch shares credit between the channel's
+    /// queues (empty otherwise: nothing to compare against).
+    fn queues_of(&mut self, ch: u16, taken: &[Unacked]) -> Vec<*const Queue> {
+        if !self.channel(ch).global_prefetch {
+            return Vec::new();
+        }
+        taken.iter().map(|u| Arc::as_ptr(&u.queue)).collect()
+    }
+
+    /// Under a global (per-channel) prefetch the credit is shared: every queue this
+    /// channel consumes from may deliver again, except those in `done` (already woken,
+    /// or requeued into, which dispatches them).
+    fn wake_global_prefetch(&mut self, ch: u16, done: &[*const Queue]) {
+        let channel = self.channel(ch);
+        if !channel.global_prefetch {
             return;
         }
-        for e in &d.consumers {
-            if !queues.iter().any(|q| Arc::ptr_eq(q, &e.queue)) {
-                queues.push(e.queue.clone());
-            }
-        }
-    }
-
-    /// After requeueing `taken`, wakes the channel's other queues held back by a global
-    /// prefetch (the requeued ones dispatch themselves).
-    fn wake_global_prefetch(&mut self, ch: u16, requeued: &[Arc<Queue>]) {
-        let mut queues = Vec::new();
-        self.add_global_prefetch_queues(ch, &mut queues);
+        let queues: Vec<Arc<Queue>> = {
+            let d = channel.link.deliveries.lock().unwrap();
+            d.consumers
+                .iter()
+                .filter(|e| !done.contains(&Arc::as_ptr(&e.queue)))
+                .map(|e| e.queue.clone())
+                .collect()
+        };
         for q in queues {
-            if !requeued.iter().any(|r| Arc::ptr_eq(r, &q)) {
-                q.dispatch(&mut self.fx);
-            }
+            q.dispatch(&mut self.fx);
         }
-    }
-
-    fn queues_of(taken: &[Unacked]) -> Vec<Arc<Queue>> {
-        let mut queues: Vec<Arc<Queue>> = Vec::new();
-        for u in taken {
-            if !queues.iter().any(|q| Arc::ptr_eq(q, &u.queue)) {
-                queues.push(u.queue.clone());
-            }
-        }
-        queues
     }
 
     /// Takes the unacked deliveries with these tags (those still there).
@@ -537,12 +530,8 @@ impl Connection {
 
     pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
-        self.settle_ack(ch, &taken);
+        self.redispatch(ch, &taken);
         Ok(())
-    }
-
-    pub(crate) fn settle_ack(&mut self, ch: u16, taken: &[Unacked]) {
-        self.redispatch(ch, taken);
     }
 
     pub(crate) fn apply_nack(
@@ -559,7 +548,7 @@ impl Connection {
 
     pub(crate) fn settle_nack(&mut self, ch: u16, taken: Vec<Unacked>, requeue: bool) {
         if requeue {
-            let queues = Self::queues_of(&taken);
+            let queues = self.queues_of(ch, &taken);
             requeue_unacked(taken, &mut self.fx);
             self.wake_global_prefetch(ch, &queues);
         } else {
@@ -589,7 +578,7 @@ impl Connection {
         }
         let link = self.channel(ch).link.clone();
         let taken = link.deliveries.lock().unwrap().take_all();
-        let queues = Self::queues_of(&taken);
+        let queues = self.queues_of(ch, &taken);
         requeue_unacked(taken, &mut self.fx);
         self.wake_global_prefetch(ch, &queues);
         Ok(())
@@ -608,9 +597,11 @@ impl Connection {
             let mut d = link.deliveries.lock().unwrap();
             let wake = if m.global {
                 d.global_prefetch = m.prefetch_count;
+                channel.global_prefetch = m.prefetch_count != 0;
                 true
             } else {
                 channel.prefetch_count = m.prefetch_count;
+                channel.global_prefetch = false;
                 // As RabbitMQ: a per-consumer qos lifts the channel's global limit.
                 std::mem::take(&mut d.global_prefetch) != 0
             };

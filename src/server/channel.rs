@@ -52,6 +52,10 @@ pub(crate) struct Channel {
     pub tx: Option<Vec<TxOp>>,
     /// basic.qos prefetch_count for consumers created from now on (global=false).
     pub prefetch_count: u16,
+    /// A global (per-channel) prefetch limit is set: the reader's copy of
+    /// `global_prefetch != 0` in the link's deliveries, so that an ack needs no lock to
+    /// know whether credit is shared between the channel's queues.
+    pub global_prefetch: bool,
     /// The last queue declared on this channel: what an empty queue name means.
     pub last_queue: Option<ShortStr>,
     /// Direct reply-to: this channel's reply address and its consumer.
@@ -73,6 +77,7 @@ impl Channel {
             confirms: None,
             tx: None,
             prefetch_count: 0,
+            global_prefetch: false,
             last_queue: None,
             direct_reply: None,
         }
@@ -302,7 +307,7 @@ impl Connection {
                 }
                 TxOp::Ack { tags } => {
                     let taken = self.take_tags(ch, &tags);
-                    self.settle_ack(ch, &taken);
+                    self.redispatch(ch, &taken);
                 }
                 TxOp::Nack { tags, requeue } => {
                     let taken = self.take_tags(ch, &tags);
