@@ -43,6 +43,15 @@ pub struct Config {
     pub auth: AuthConfig,
     pub log: LogConfig,
     pub memory: MemoryConfig,
+    pub definitions: DefinitionsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefinitionsConfig {
+    /// A definitions file in RabbitMQ's JSON export format, imported at every start
+    /// (RabbitMQ's `load_definitions`); empty: none.
+    pub import_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -130,6 +139,29 @@ pub struct AuthConfig {
     pub default_user: String,
     pub default_pass: String,
     pub default_vhost: String,
+    /// Users that may connect only from a loopback address (RabbitMQ's `loopback_users`).
+    /// A list in the file; a comma-separated string in `WARREN_AUTH__LOOPBACK_USERS`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub loopback_users: Vec<String>,
+}
+
+/// A list of strings, given as a TOML array or as one comma-separated string.
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Either::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -157,6 +189,7 @@ impl Default for Config {
                 default_user: "guest".into(),
                 default_pass: "guest".into(),
                 default_vhost: "/".into(),
+                loopback_users: vec!["guest".into()],
             },
             log: LogConfig {
                 level: "info".into(),
@@ -164,6 +197,9 @@ impl Default for Config {
             memory: MemoryConfig {
                 high_watermark: "0.4".into(),
                 paging_threshold: "16MiB".into(),
+            },
+            definitions: DefinitionsConfig {
+                import_file: String::new(),
             },
         }
     }

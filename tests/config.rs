@@ -88,6 +88,8 @@ fn default_values() {
     assert_eq!(c.auth.default_user, "guest");
     assert_eq!(c.auth.default_pass, "guest");
     assert_eq!(c.auth.default_vhost, "/");
+    assert_eq!(c.auth.loopback_users, vec!["guest".to_string()]);
+    assert_eq!(c.definitions.import_file, "");
     assert_eq!(c.log.level, "info");
     c.validate().unwrap();
 }
@@ -109,7 +111,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 14);
+    assert_eq!(keys, 16);
 }
 
 #[test]
@@ -571,4 +573,17 @@ fn binary_exits_2_on_bad_value() {
         stderr.contains("invalid value for `amqp.frame_max`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn loopback_users_from_a_file_list_or_a_comma_separated_variable() {
+    let file = temp_file("[auth]\nloopback_users = [\"guest\", \"ops\"]\n");
+    let c = Config::load_with_env(Some(file.path()), NO_ENV).unwrap();
+    assert_eq!(c.auth.loopback_users, vec!["guest", "ops"]);
+    let c = Config::load_with_env(Some(file.path()), [("WARREN_AUTH__LOOPBACK_USERS", "a, b")])
+        .unwrap();
+    assert_eq!(c.auth.loopback_users, vec!["a", "b"]);
+    let c =
+        Config::load_with_env(Some(file.path()), [("WARREN_AUTH__LOOPBACK_USERS", "")]).unwrap();
+    assert!(c.auth.loopback_users.is_empty());
 }

@@ -1,7 +1,12 @@
 //! The broker core, socket-free: vhosts, exchanges and their routing, queues, consumers and
-//! messages. The server feeds it decoded methods; it writes deliveries into outboxes.
+//! messages, the user database and access control (`auth`), the administrative operations
+//! every front end calls (`admin`), and the registry of open connections. The server feeds
+//! it decoded methods; it writes deliveries into outboxes.
 
+pub mod admin;
 pub mod args;
+pub mod auth;
+pub mod connections;
 pub mod consumer;
 pub mod deadletter;
 pub mod effects;
@@ -15,27 +20,67 @@ pub mod topic;
 pub mod vhost;
 
 use crate::store::{Recovery, Store};
+use auth::Auth;
+use connections::Registry;
 use dashmap::DashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use vhost::VHost;
 
-/// Every vhost of one broker.
-#[derive(Debug, Default)]
+/// Every vhost of one broker, its users and its connections.
+#[derive(Debug)]
 pub struct Broker {
     vhosts: DashMap<String, Arc<VHost>>,
+    pub auth: Arc<Auth>,
+    pub connections: Arc<Registry>,
+    store: Arc<Store>,
+    /// Serialises administrative operations, so that a vhost being deleted cannot be
+    /// declared into meanwhile and the definitions log sees changes in the order applied.
+    /// Taken before any other lock, never while holding one.
+    admin: Mutex<()>,
+}
+
+/// What the first start creates (`auth.default_*`), as RabbitMQ's `default_user`.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
 }
 
 impl Broker {
-    /// The broker with its default vhost, and what the store recovered put back in place.
-    pub fn new(default_vhost: &str, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
-        let b = Broker::default();
-        let v = Arc::new(VHost::new(default_vhost, store));
-        v.recover(recovery);
-        b.vhosts.insert(default_vhost.to_string(), v);
+    /// The broker as the store recovered it: vhosts with their durable exchanges, queues
+    /// (and messages) and bindings; users, permissions and limits. On the very first start
+    /// the default user and vhost are created (once: deleting them later is respected).
+    pub fn new(seed: &Seed, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
+        let b = Broker {
+            vhosts: DashMap::new(),
+            auth: Arc::new(Auth::default()),
+            connections: Arc::new(Registry::default()),
+            store,
+            admin: Mutex::new(()),
+        };
+        if !recovery.definitions.seeded {
+            for c in admin::seed_changes(seed, &recovery.definitions) {
+                b.store.define(&c);
+                recovery.definitions.apply(c);
+            }
+        }
+        b.load(recovery);
         b
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.get(name).map(|v| v.clone())
+    }
+
+    /// Every vhost, sorted by name.
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        let mut v: Vec<_> = self.vhosts.iter().map(|v| v.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 }

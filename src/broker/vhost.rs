@@ -2,6 +2,7 @@
 //! them, with RabbitMQ's checks and reply texts.
 
 use super::args::{QueueArgs, VALIDATION_ORDER};
+use super::auth::{Access, Perm, ResourceKind};
 use super::consumer::Consumer;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::names;
@@ -10,10 +11,12 @@ use super::queue::Queue;
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
 };
+use crate::store::definitions::VHostDef;
 use crate::store::definitions::{BindingDef, Change, ExchangeDef, QueueDef};
 use crate::store::{Recovery, Store};
 use dashmap::DashMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug)]
 pub struct VHost {
@@ -24,6 +27,10 @@ pub struct VHost {
     pub direct_reply: DashMap<ShortStr, Arc<Consumer>>,
     /// Where durable definitions and queue logs go.
     pub store: Arc<Store>,
+    /// Description, tags and limits, as stored.
+    def: RwLock<VHostDef>,
+    /// Client connections open to this vhost now (for `max-connections`).
+    pub connections: AtomicU64,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -38,6 +45,8 @@ pub struct ExchangeSpec<'a> {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: &'a FieldTable,
+    /// The declaring user's permissions, checked at RabbitMQ's points (None: trusted).
+    pub access: Option<&'a mut Access>,
 }
 
 /// What a queue.declare asks for.
@@ -49,6 +58,8 @@ pub struct QueueSpec<'a> {
     pub auto_delete: bool,
     pub arguments: &'a FieldTable,
     pub connection: u64,
+    /// The declaring user's permissions, checked at RabbitMQ's points (None: trusted).
+    pub access: Option<&'a mut Access>,
 }
 
 fn default_exchange_refused() -> AmqpError {
@@ -71,6 +82,13 @@ impl VHost {
             queues: DashMap::new(),
             direct_reply: DashMap::new(),
             store,
+            def: RwLock::new(VHostDef {
+                name: name.to_string(),
+                description: String::new(),
+                tags: Vec::new(),
+                limits: Vec::new(),
+            }),
+            connections: AtomicU64::new(0),
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -97,6 +115,36 @@ impl VHost {
             );
         }
         v
+    }
+
+    /// Description, tags and limits.
+    pub fn def(&self) -> VHostDef {
+        self.def.read().unwrap().clone()
+    }
+
+    pub fn set_def(&self, def: VHostDef) {
+        *self.def.write().unwrap() = def;
+    }
+
+    /// A limit of this vhost (`max-connections`, `max-queues`).
+    pub fn limit(&self, name: &str) -> super::auth::Limit {
+        super::admin::limit(&self.def.read().unwrap().limits, name)
+    }
+
+    /// Number of queues, for `max-queues` and the management API.
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The vhost was deleted: removes every queue with its messages and files (consumers
+    /// are cancelled), and every exchange.
+    pub fn destroy(&self) {
+        let queues: Vec<_> = self.queues.iter().map(|q| q.clone()).collect();
+        for q in queues {
+            self.remove_queue(&q);
+        }
+        self.exchanges.clear();
+        self.direct_reply.clear();
     }
 
     fn no_exchange(&self, name: &ShortStr) -> AmqpError {
@@ -147,7 +195,8 @@ impl VHost {
             .ok_or_else(|| self.no_exchange(name))
     }
 
-    pub fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<(), AmqpError> {
+    pub fn declare_exchange(&self, spec: ExchangeSpec) -> Result<(), AmqpError> {
+        let mut spec = spec;
         if spec.name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -166,9 +215,17 @@ impl VHost {
                 format!("{problem} exchange type '{}'", spec.kind),
             ));
         };
-        if spec.name.as_bytes().starts_with(b"amq.")
-            && self.exchange(spec.name.as_bytes()).is_none()
-        {
+        // RabbitMQ's order: type, default exchange, configure, then a new exchange's
+        // name, its alternate-exchange's type and the read/write checks it brings.
+        let exists = self.exchange(spec.name.as_bytes()).is_some();
+        if let Some(a) = spec.access.as_deref_mut() {
+            a.check(
+                Perm::Configure,
+                ResourceKind::Exchange,
+                spec.name.as_bytes(),
+            )?;
+        }
+        if spec.name.as_bytes().starts_with(b"amq.") && !exists {
             return Err(AmqpError::channel(
                 reply_code::ACCESS_REFUSED,
                 format!(
@@ -189,6 +246,16 @@ impl VHost {
                 spec.name,
                 self.name
             )));
+        }
+        if !exists
+            && let Some(ae) = spec
+                .arguments
+                .get("alternate-exchange")
+                .and_then(|v| v.as_str())
+            && let Some(a) = spec.access.as_deref_mut()
+        {
+            a.check(Perm::Read, ResourceKind::Exchange, spec.name.as_bytes())?;
+            a.check(Perm::Write, ResourceKind::Exchange, ae.as_bytes())?;
         }
         let mut created = false;
         let existing = self
@@ -352,8 +419,9 @@ impl VHost {
     /// Declares a queue; returns it with its message and consumer counts.
     pub fn declare_queue(
         self: &Arc<Self>,
-        spec: &QueueSpec,
+        spec: QueueSpec,
     ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+        let mut spec = spec;
         if spec.passive {
             let q = self.existing_queue(spec.name, spec.connection)?;
             q.touch();
@@ -374,6 +442,21 @@ impl VHost {
             }
             spec.name.clone()
         };
+        // RabbitMQ checks configure on the (generated) name, then, for a new queue with a
+        // dead-letter exchange, read on the queue and write on that exchange.
+        let exists = self.queue(name.as_bytes()).is_some();
+        if let Some(a) = spec.access.as_deref_mut() {
+            a.check(Perm::Configure, ResourceKind::Queue, name.as_bytes())?;
+            if !exists
+                && let Some(dlx) = spec
+                    .arguments
+                    .get("x-dead-letter-exchange")
+                    .and_then(|v| v.as_str())
+            {
+                a.check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
+                a.check(Perm::Write, ResourceKind::Exchange, dlx.as_bytes())?;
+            }
+        }
         let owner = spec.exclusive.then_some(spec.connection);
         // As RabbitMQ: an exclusive queue is never durable, whatever the flag says.
         let durable = spec.durable && !spec.exclusive;
@@ -393,6 +476,16 @@ impl VHost {
                 args
             }
         };
+        if self.queue(name.as_bytes()).is_none() {
+            let max = self.limit("max-queues");
+            if max.reached(self.queues.len() as u64) {
+                return Err(precondition(format!(
+                    "cannot declare queue '{name}': queue limit in vhost '{}' ({}) is reached",
+                    self.name,
+                    max.0.unwrap_or(0)
+                )));
+            }
+        }
         let mut created = false;
         let q = self
             .queues

@@ -4,9 +4,11 @@
 use super::channel::TxOp;
 use super::connection::Connection;
 use crate::broker::args::{QueueType, message_expiration};
+use crate::broker::auth::{Perm, ResourceKind};
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::effects::DeathReason;
 use crate::broker::exchange::Exchange;
+use crate::broker::exchange::ExchangeKind;
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
@@ -52,6 +54,8 @@ impl Connection {
         if self.shared.alarm.borrow().is_some() {
             self.must_block = true;
         }
+        self.access
+            .check(Perm::Write, ResourceKind::Exchange, p.exchange.as_bytes())?;
         let ex = self.vhost.existing_exchange(&p.exchange)?;
         if ex.internal {
             return Err(AmqpError::channel(
@@ -62,14 +66,19 @@ impl Connection {
                 ),
             ));
         }
+        if ex.kind == ExchangeKind::Topic {
+            self.access
+                .check_topic(Perm::Write, ex.name.as_bytes(), p.routing_key.as_bytes())?;
+        }
         if let Some(user_id) = content.properties.user_id()
-            && user_id != self.user.as_str()
+            && user_id != self.user.name.as_str()
+            && !self.user.has_tag("impersonator")
         {
             return Err(AmqpError::channel(
                 reply_code::PRECONDITION_FAILED,
                 format!(
                     "user_id property set to '{user_id}' but authenticated user was '{}'",
-                    self.user
+                    self.user.name
                 ),
             ));
         }
@@ -256,6 +265,8 @@ impl Connection {
             return self.consume_direct_reply(ch, m);
         }
         let name = self.queue_name(ch, &m.queue)?;
+        self.access
+            .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
         let tag = if m.consumer_tag.is_empty() {
             ShortStr::from(names::consumer_tag())
@@ -396,6 +407,8 @@ impl Connection {
 
     pub(crate) fn basic_get(&mut self, ch: u16, m: &BasicGet) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &m.queue)?;
+        self.access
+            .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
         let Some((qm, message_count)) = q.get(&mut self.fx) else {
             self.send(ch, BasicGetEmpty {}.into());

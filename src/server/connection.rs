@@ -7,6 +7,8 @@
 
 use super::Shared;
 use super::channel::Channel;
+use crate::broker::auth::{Access, Usage, User};
+use crate::broker::connections::Registration;
 use crate::broker::deadletter::dead_letter_all;
 use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
@@ -33,7 +35,12 @@ pub(crate) struct Connection {
     pub id: u64,
     pub shared: Arc<Shared>,
     pub vhost: Arc<VHost>,
-    pub user: String,
+    pub user: Arc<User>,
+    /// Permission checks with their cache (the reader task owns it: no lock).
+    pub access: Access,
+    /// In the broker's registry while open; closing it from outside (vhost or user
+    /// deleted) ends this connection with 320.
+    presence: Presence,
     pub outbox: Arc<Outbox>,
     pub channels: Vec<Option<Box<Channel>>>,
     pub open_channels: u16,
@@ -55,6 +62,41 @@ pub(crate) struct Connection {
     pub deferred: Vec<(u64, u16, Method)>,
     /// Highest store ticket of the publishes handled since the last tx.commit began.
     pub tx_ticket: u64,
+}
+
+/// A connection's place in the broker's counts: the registry, its vhost's connection count
+/// and its user's connection and channel counts. Dropping it gives them back.
+struct Presence {
+    registration: Registration,
+    vhost: Arc<VHost>,
+    usage: Arc<Usage>,
+}
+
+impl Presence {
+    fn new(shared: &Shared, id: u64, user: &str, vhost: &Arc<VHost>, peer: SocketAddr) -> Presence {
+        use std::sync::atomic::Ordering::Relaxed;
+        let usage = shared.broker.auth.usage(user);
+        usage.connections.fetch_add(1, Relaxed);
+        vhost.connections.fetch_add(1, Relaxed);
+        Presence {
+            registration: shared.broker.connections.register(
+                id,
+                user,
+                &vhost.name,
+                peer.to_string(),
+            ),
+            vhost: vhost.clone(),
+            usage,
+        }
+    }
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.usage.connections.fetch_sub(1, Relaxed);
+        self.vhost.connections.fetch_sub(1, Relaxed);
+    }
 }
 
 /// How the reader loop ends.
@@ -112,15 +154,18 @@ async fn handshake_and_run(
     let Some(hs) = hs? else {
         return Ok(());
     };
-    info!(user = %hs.user, vhost = %hs.vhost.name, "connection open");
+    info!(user = %hs.user.name, vhost = %hs.vhost.name, "connection open");
     let heartbeat = Arc::new(AtomicU32::new(u32::from(hs.heartbeat)));
     let outbox = Arc::new(Outbox::new(hs.frame_max));
     let writer = tokio::spawn(super::writer::run(wr, outbox.clone(), heartbeat.clone()));
+    let presence = Presence::new(&shared, id, &hs.user.name, &hs.vhost, peer);
     let mut conn = Connection {
         id,
         shared: shared.clone(),
         vhost: hs.vhost,
         user: hs.user,
+        access: hs.access,
+        presence,
         outbox: outbox.clone(),
         channels: Vec::new(),
         open_channels: 0,
@@ -156,6 +201,7 @@ impl Connection {
         // A silent peer is dropped after two missed heartbeat intervals.
         let read_timeout = (heartbeat > 0).then(|| Duration::from_secs(u64::from(heartbeat) * 2));
         let shutdown = self.shared.shutdown.clone();
+        let entry = self.presence.registration.entry.clone();
         let mut synced = self.shared.store.synced();
         let mut closing = false;
         loop {
@@ -253,6 +299,13 @@ impl Connection {
                     self.close_connection(AmqpError::connection(
                         reply_code::CONNECTION_FORCED,
                         "broker forced connection closure with reason 'shutdown'",
+                    ));
+                    closing = true;
+                }
+                reason = entry.closed(), if !closing => {
+                    self.close_connection(AmqpError::connection(
+                        reply_code::CONNECTION_FORCED,
+                        reason,
                     ));
                     closing = true;
                 }
@@ -490,6 +543,21 @@ impl Connection {
                 ),
             ));
         }
+        let usage = &self.presence.usage;
+        let max = self.user.max_channels;
+        if max.reached(usage.channels.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(AmqpError::new(
+                reply_code::NOT_ALLOWED,
+                format!(
+                    "number of channels opened for user '{}' has reached the maximum allowed user limit of ({})",
+                    self.user.name,
+                    max.0.unwrap_or(0)
+                ),
+            ));
+        }
+        usage
+            .channels
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = id as usize;
         if self.channels.len() <= slot {
             self.channels.resize_with(slot + 1, || None);
@@ -519,6 +587,10 @@ impl Connection {
             && slot.take().is_some()
         {
             self.open_channels -= 1;
+            self.presence
+                .usage
+                .channels
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -547,6 +619,11 @@ impl Connection {
             self.release_channel(id);
         }
         self.channels.clear();
+        self.presence.usage.channels.fetch_sub(
+            u64::from(self.open_channels),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.open_channels = 0;
         for q in self.vhost.exclusive_queues_of(self.id) {
             self.vhost.remove_queue(&q);
         }

@@ -1,6 +1,7 @@
 //! exchange.declare, delete, bind and unbind.
 
 use super::connection::Connection;
+use crate::broker::auth::{Perm, ResourceKind};
 use crate::broker::exchange::Destination;
 use crate::broker::names::strip_cr_lf;
 use crate::broker::vhost::ExchangeSpec;
@@ -12,7 +13,7 @@ impl Connection {
         ch: u16,
         m: &ExchangeDeclare,
     ) -> Result<(), AmqpError> {
-        self.vhost.declare_exchange(&ExchangeSpec {
+        self.vhost.declare_exchange(ExchangeSpec {
             name: &strip_cr_lf(&m.exchange),
             kind: &m.kind,
             passive: m.passive,
@@ -20,6 +21,7 @@ impl Connection {
             auto_delete: m.auto_delete,
             internal: m.internal,
             arguments: &m.arguments,
+            access: Some(&mut self.access),
         })?;
         if !m.nowait {
             self.send(ch, ExchangeDeclareOk {}.into());
@@ -28,8 +30,13 @@ impl Connection {
     }
 
     pub(crate) fn exchange_delete(&mut self, ch: u16, m: &ExchangeDelete) -> Result<(), AmqpError> {
-        self.vhost
-            .delete_exchange(&strip_cr_lf(&m.exchange), m.if_unused)?;
+        let name = strip_cr_lf(&m.exchange);
+        // The default and amq.* exchanges are refused (403) before configure is checked.
+        if !name.is_empty() && !name.as_bytes().starts_with(b"amq.") {
+            self.access
+                .check(Perm::Configure, ResourceKind::Exchange, name.as_bytes())?;
+        }
+        self.vhost.delete_exchange(&name, m.if_unused)?;
         if !m.nowait {
             self.send(ch, ExchangeDeleteOk {}.into());
         }
@@ -42,8 +49,12 @@ impl Connection {
             destination: strip_cr_lf(&m.destination),
             ..m.clone()
         };
-        self.vhost
-            .check_binding_ends(&m.source, Some(&m.destination))?;
+        self.authorize_binding(
+            ResourceKind::Exchange,
+            &m.destination,
+            &m.source,
+            &m.routing_key,
+        )?;
         // The source is looked up (404) before the destination, as RabbitMQ does.
         self.vhost.existing_exchange(&m.source)?;
         let dest = self.vhost.existing_exchange(&m.destination)?;
@@ -65,8 +76,12 @@ impl Connection {
             destination: strip_cr_lf(&m.destination),
             ..m.clone()
         };
-        self.vhost
-            .check_binding_ends(&m.source, Some(&m.destination))?;
+        self.authorize_binding(
+            ResourceKind::Exchange,
+            &m.destination,
+            &m.source,
+            &m.routing_key,
+        )?;
         if let Some(dest) = self.vhost.exchange(m.destination.as_bytes()) {
             self.vhost.unbind(
                 &m.source,

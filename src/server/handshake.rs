@@ -1,6 +1,7 @@
 //! The connection handshake: start/start-ok (SASL PLAIN or AMQPLAIN), tune/tune-ok, open.
 
 use super::Shared;
+use crate::broker::auth::{Access, LoginError, User};
 use crate::broker::vhost::VHost;
 use crate::protocol::frame::CodecError;
 use crate::protocol::*;
@@ -13,7 +14,9 @@ use tracing::warn;
 
 /// What the handshake settled.
 pub(crate) struct Handshake {
-    pub user: String,
+    pub user: Arc<User>,
+    /// The user's access to the vhost, with its decision cache.
+    pub access: Access,
     pub vhost: Arc<VHost>,
     pub channel_max: u16,
     pub frame_max: u32,
@@ -160,24 +163,30 @@ pub(crate) async fn negotiate(
     };
     let cap = |name: &str| caps.get(name).and_then(|v| v.as_bool()).unwrap_or(false);
     let mechanism = start_ok.mechanism.as_bytes().to_vec();
-    let Some((user, pass)) = credentials(&mechanism, &start_ok.response.0) else {
+    let client_id = start_ok
+        .client_properties
+        .get("client_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
+    let Some((name, pass)) = credentials(&mechanism, &start_ok.response.0) else {
         warn!(mechanism = %start_ok.mechanism, "unsupported or malformed login");
         return Ok(None);
     };
-    // On a dual-stack listener ("[::]:5672", RabbitMQ's default) IPv4 clients arrive as
-    // IPv4-mapped addresses (::ffff:127.0.0.1); like RabbitMQ, judge those as IPv4.
-    let loopback_only = user == "guest" && !peer.ip().to_canonical().is_loopback();
-    if user != cfg.auth.default_user || pass != cfg.auth.default_pass || loopback_only {
-        let text = if loopback_only {
-            "User 'guest' can only connect via localhost".to_string()
-        } else {
-            format!(
-                "Login was refused using authentication mechanism {}. For details see the broker logfile.",
-                start_ok.mechanism
-            )
-        };
-        warn!(%user, "login refused");
-        if cap("authentication_failure_close") {
+    let login = login(shared, &name, &pass, peer);
+    let user = match login {
+        Ok(u) => u,
+        Err((why, text)) => {
+            warn!(user = %name, why, "login refused");
+            if !cap("authentication_failure_close") {
+                return Ok(None);
+            }
+            let text = text.unwrap_or_else(|| {
+                format!(
+                    "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+                    start_ok.mechanism
+                )
+            });
             return refuse(
                 wr,
                 rd,
@@ -187,8 +196,7 @@ pub(crate) async fn negotiate(
             )
             .await;
         }
-        return Ok(None);
-    }
+    };
     send(
         wr,
         ConnectionTune {
@@ -247,21 +255,18 @@ pub(crate) async fn negotiate(
         }
         _ => return Ok(None),
     };
-    let Some(vhost) = open
-        .virtual_host
-        .as_str()
-        .and_then(|v| shared.broker.vhost(v))
-    else {
-        let e = AmqpError::connection(
-            reply_code::NOT_ALLOWED,
-            format!("vhost {} not found", open.virtual_host),
-        )
-        .on(10, 40);
-        return refuse(wr, rd, buf, codec, e).await;
+    let vhost_name = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
+    let (vhost, access) = match open_vhost(shared, &user, &vhost_name, &client_id) {
+        Ok(ok) => ok,
+        Err(text) => {
+            let e = AmqpError::connection(reply_code::NOT_ALLOWED, text).on(10, 40);
+            return refuse(wr, rd, buf, codec, e).await;
+        }
     };
     send(wr, ConnectionOpenOk {}.into()).await?;
     Ok(Some(Handshake {
         user,
+        access,
         vhost,
         channel_max,
         frame_max,
@@ -269,4 +274,83 @@ pub(crate) async fn negotiate(
         cancel_notify: cap("consumer_cancel_notify"),
         blocked_notify: cap("connection.blocked"),
     }))
+}
+
+/// Checks a password login against the user database and `auth.loopback_users`. The
+/// error says why (for the log) and, when given, the text is what the client hears instead of RabbitMQ's generic
+/// refusal; the generic one never says whether the user exists.
+fn login(
+    shared: &Shared,
+    name: &str,
+    pass: &str,
+    peer: SocketAddr,
+) -> Result<Arc<User>, (&'static str, Option<String>)> {
+    let user = shared.broker.auth.login(name, pass).map_err(|e| {
+        let why = match e {
+            LoginError::NoSuchUser => "no such user",
+            LoginError::WrongPassword => "wrong password",
+            LoginError::NoPassword => "user has no password (certificate login only)",
+        };
+        (why, None)
+    })?;
+    // On a dual-stack listener ("[::]:5672", RabbitMQ's default) IPv4 clients arrive as
+    // IPv4-mapped addresses (::ffff:127.0.0.1); like RabbitMQ, judge those as IPv4.
+    let loopback_only = shared
+        .config
+        .auth
+        .loopback_users
+        .iter()
+        .any(|u| *u == user.name);
+    if loopback_only && !peer.ip().to_canonical().is_loopback() {
+        return Err((
+            "loopback only",
+            Some(format!(
+                "User '{}' can only connect via localhost",
+                user.name
+            )),
+        ));
+    }
+    Ok(user)
+}
+
+/// connection.open's checks, in RabbitMQ's order: the vhost exists, its connection
+/// limit, the user's connection limit, then the user's access to the vhost. Each refusal
+/// is 530 NOT_ALLOWED with RabbitMQ's text.
+fn open_vhost(
+    shared: &Shared,
+    user: &Arc<User>,
+    vhost: &str,
+    client_id: &str,
+) -> Result<(Arc<VHost>, Access), String> {
+    let broker = &shared.broker;
+    let v = broker
+        .vhost(vhost)
+        .ok_or_else(|| format!("vhost {vhost} not found"))?;
+    let max = v.limit("max-connections");
+    if max.reached(v.connections.load(std::sync::atomic::Ordering::Relaxed)) {
+        return Err(format!(
+            "access to vhost '{vhost}' refused for user '{}': connection limit ({}) is reached",
+            user.name,
+            max.0.unwrap_or(0)
+        ));
+    }
+    let usage = broker.auth.usage(&user.name);
+    if user
+        .max_connections
+        .reached(usage.connections.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        return Err(format!(
+            "connection refused for user '{}': user connection limit ({}) is reached",
+            user.name,
+            user.max_connections.0.unwrap_or(0)
+        ));
+    }
+    let mut access = Access::new(broker.auth.clone(), user.clone(), vhost, client_id);
+    if !access.may_open() {
+        return Err(format!(
+            "access to vhost '{vhost}' refused for user '{}'",
+            user.name
+        ));
+    }
+    Ok((v, access))
 }

@@ -10,7 +10,7 @@ mod handshake;
 mod queue;
 mod writer;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Seed};
 use crate::config::Config;
 use crate::protocol::frame::CodecError;
 use crate::protocol::{Frame, FrameCodec};
@@ -89,7 +89,12 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
                 ),
             )
         })?;
-    let broker = Broker::new(&config.auth.default_vhost, store.clone(), &mut recovery);
+    let seed = Seed {
+        user: config.auth.default_user.clone(),
+        password: config.auth.default_pass.clone(),
+        vhost: config.auth.default_vhost.clone(),
+    };
+    let broker = Broker::new(&seed, store.clone(), &mut recovery);
     // Sampled once now so that the alarm is right from the first connection on.
     let dir = config.storage.dir.clone();
     let (alarm_tx, alarm) = tokio::sync::watch::channel(alarm::sample(watermark, &dir, disk_limit));

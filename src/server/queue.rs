@@ -1,7 +1,8 @@
 //! queue.declare, bind, unbind, purge and delete.
 
 use super::connection::Connection;
-use crate::broker::exchange::Destination;
+use crate::broker::auth::{Perm, ResourceKind};
+use crate::broker::exchange::{Destination, ExchangeKind};
 use crate::broker::names::strip_cr_lf;
 use crate::broker::vhost::{DIRECT_REPLY_TO, QueueSpec};
 use crate::protocol::*;
@@ -29,7 +30,7 @@ impl Connection {
             return Ok(());
         }
         // A passive declare never means "the last declared queue": '' is 404.
-        let (q, message_count, consumer_count) = self.vhost.declare_queue(&QueueSpec {
+        let (q, message_count, consumer_count) = self.vhost.declare_queue(QueueSpec {
             name: &m.queue,
             passive: m.passive,
             durable: m.durable,
@@ -37,6 +38,7 @@ impl Connection {
             auto_delete: m.auto_delete,
             arguments: &m.arguments,
             connection: self.id,
+            access: Some(&mut self.access),
         })?;
         self.channel(ch).last_queue = Some(q.name.clone());
         if !m.nowait {
@@ -60,9 +62,10 @@ impl Connection {
             ..m.clone()
         };
         let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
-        // RabbitMQ's order: default exchange (403), source (404), queue (404), then
-        // exclusive access (405).
-        self.vhost.check_binding_ends(&m.exchange, None)?;
+        // RabbitMQ's order: write on the queue, default exchange (403), read on the
+        // exchange (and its topic permissions), source (404), queue (404), then exclusive
+        // access (405).
+        self.authorize_binding(ResourceKind::Queue, &name, &m.exchange, &key)?;
         self.vhost.existing_exchange(&m.exchange)?;
         let q = self.vhost.existing_queue(&name, self.id)?;
         self.vhost
@@ -80,7 +83,7 @@ impl Connection {
             ..m.clone()
         };
         let (name, key) = self.binding_queue(ch, &m.queue, &m.routing_key)?;
-        self.vhost.check_binding_ends(&m.exchange, None)?;
+        self.authorize_binding(ResourceKind::Queue, &name, &m.exchange, &key)?;
         if let Some(q) = self.vhost.queue(name.as_bytes()) {
             // Unbinding what does not exist is fine, even on another connection's
             // exclusive queue; removing an existing binding of one is 405.
@@ -100,6 +103,8 @@ impl Connection {
 
     pub(crate) fn queue_purge(&mut self, ch: u16, m: &QueuePurge) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &m.queue)?;
+        self.access
+            .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
         let message_count = q.purge();
         if !m.nowait {
@@ -110,11 +115,38 @@ impl Connection {
 
     pub(crate) fn queue_delete(&mut self, ch: u16, m: &QueueDelete) -> Result<(), AmqpError> {
         let name = self.queue_name(ch, &strip_cr_lf(&m.queue))?;
+        self.access
+            .check(Perm::Configure, ResourceKind::Queue, name.as_bytes())?;
         let message_count = self
             .vhost
             .delete_queue(&name, m.if_unused, m.if_empty, self.id)?;
         if !m.nowait {
             self.send(ch, QueueDeleteOk { message_count }.into());
+        }
+        Ok(())
+    }
+
+    /// RabbitMQ's binding_action checks, for queue and exchange (un)binds: write on the
+    /// destination, the default exchange refused at either end, read on the source, and,
+    /// when the source is a topic exchange, the topic read permission on the key.
+    pub(crate) fn authorize_binding(
+        &mut self,
+        kind: ResourceKind,
+        destination: &ShortStr,
+        source: &ShortStr,
+        key: &ShortStr,
+    ) -> Result<(), AmqpError> {
+        self.access
+            .check(Perm::Write, kind, destination.as_bytes())?;
+        let dest_exchange = (kind == ResourceKind::Exchange).then_some(destination);
+        self.vhost.check_binding_ends(source, dest_exchange)?;
+        self.access
+            .check(Perm::Read, ResourceKind::Exchange, source.as_bytes())?;
+        if let Some(ex) = self.vhost.exchange(source.as_bytes())
+            && ex.kind == ExchangeKind::Topic
+        {
+            self.access
+                .check_topic(Perm::Read, source.as_bytes(), key.as_bytes())?;
         }
         Ok(())
     }

@@ -46,9 +46,81 @@ pub struct BindingDef {
     pub arguments: FieldTable,
 }
 
+/// A user of the internal database, as stored: the hash as RabbitMQ exports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserDef {
+    pub name: String,
+    /// base64 of salt ++ digest; empty for a user without a password (certificate only).
+    pub password_hash: String,
+    pub hashing_algorithm: String,
+    pub tags: Vec<String>,
+    /// `max-connections`, `max-channels`.
+    #[serde(default)]
+    pub limits: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VHostDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `max-connections`, `max-queues`.
+    #[serde(default)]
+    pub limits: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A change to users, vhosts, permissions or limits (stored as one JSON record, kind 7).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum AdminChange {
+    User(UserDef),
+    DeleteUser {
+        name: String,
+    },
+    VHost(VHostDef),
+    /// Removes the vhost and everything in it: exchanges, queues, bindings, permissions.
+    DeleteVHost {
+        name: String,
+    },
+    Permission(PermissionDef),
+    ClearPermission {
+        user: String,
+        vhost: String,
+    },
+    TopicPermission(TopicPermissionDef),
+    /// `exchange: None` clears every topic permission of the user in the vhost.
+    ClearTopicPermission {
+        user: String,
+        vhost: String,
+        exchange: Option<String>,
+    },
+    /// The default user and vhost were created (done once, on the first start).
+    Seeded,
+}
+
 /// One change to the durable definitions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    Admin(AdminChange),
     Exchange(ExchangeDef),
     DeleteExchange { vhost: ShortStr, name: ShortStr },
     Queue(QueueDef),
@@ -63,11 +135,19 @@ pub struct Definitions {
     pub exchanges: Vec<ExchangeDef>,
     pub queues: Vec<QueueDef>,
     pub bindings: Vec<BindingDef>,
+    pub users: Vec<UserDef>,
+    pub vhosts: Vec<VHostDef>,
+    pub permissions: Vec<PermissionDef>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
+    /// The default user and vhost have been created once.
+    pub seeded: bool,
 }
 
 impl Definitions {
-    fn apply(&mut self, c: Change) {
+    /// Applies one change to the model (replay, and the broker's own bookkeeping).
+    pub fn apply(&mut self, c: Change) {
         match c {
+            Change::Admin(a) => self.apply_admin(a),
             Change::Exchange(e) => {
                 self.exchanges
                     .retain(|x| !(x.vhost == e.vhost && x.name == e.name));
@@ -101,11 +181,79 @@ impl Definitions {
         }
     }
 
+    fn apply_admin(&mut self, a: AdminChange) {
+        match a {
+            AdminChange::User(u) => {
+                self.users.retain(|x| x.name != u.name);
+                self.users.push(u);
+            }
+            AdminChange::DeleteUser { name } => {
+                self.users.retain(|x| x.name != name);
+                self.permissions.retain(|p| p.user != name);
+                self.topic_permissions.retain(|p| p.user != name);
+            }
+            AdminChange::VHost(v) => {
+                self.vhosts.retain(|x| x.name != v.name);
+                self.vhosts.push(v);
+            }
+            AdminChange::DeleteVHost { name } => {
+                let mine = |v: &ShortStr| v.as_bytes() == name.as_bytes();
+                self.vhosts.retain(|x| x.name != name);
+                self.exchanges.retain(|x| !mine(&x.vhost));
+                self.queues.retain(|x| !mine(&x.vhost));
+                self.bindings.retain(|x| !mine(&x.vhost));
+                self.permissions.retain(|p| p.vhost != name);
+                self.topic_permissions.retain(|p| p.vhost != name);
+            }
+            AdminChange::Permission(p) => {
+                self.permissions
+                    .retain(|x| !(x.user == p.user && x.vhost == p.vhost));
+                self.permissions.push(p);
+            }
+            AdminChange::ClearPermission { user, vhost } => self
+                .permissions
+                .retain(|x| !(x.user == user && x.vhost == vhost)),
+            AdminChange::TopicPermission(p) => {
+                self.topic_permissions.retain(|x| {
+                    !(x.user == p.user && x.vhost == p.vhost && x.exchange == p.exchange)
+                });
+                self.topic_permissions.push(p);
+            }
+            AdminChange::ClearTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => self.topic_permissions.retain(|x| {
+                !(x.user == user
+                    && x.vhost == vhost
+                    && exchange.as_ref().is_none_or(|e| *e == x.exchange))
+            }),
+            AdminChange::Seeded => self.seeded = true,
+        }
+    }
+
     fn changes(&self) -> impl Iterator<Item = Change> + '_ {
-        self.exchanges
-            .iter()
-            .cloned()
-            .map(Change::Exchange)
+        let admin = self
+            .seeded
+            .then_some(AdminChange::Seeded)
+            .into_iter()
+            .chain(self.vhosts.iter().cloned().map(AdminChange::VHost))
+            .chain(self.users.iter().cloned().map(AdminChange::User))
+            .chain(
+                self.permissions
+                    .iter()
+                    .cloned()
+                    .map(AdminChange::Permission),
+            )
+            .chain(
+                self.topic_permissions
+                    .iter()
+                    .cloned()
+                    .map(AdminChange::TopicPermission),
+            )
+            .map(Change::Admin);
+        admin
+            .chain(self.exchanges.iter().cloned().map(Change::Exchange))
             .chain(self.queues.iter().cloned().map(Change::Queue))
             .chain(self.bindings.iter().cloned().map(Change::Bind))
     }
@@ -176,6 +324,10 @@ fn put_record(buf: &mut BytesMut, c: &Change) {
     let s = |buf: &mut BytesMut, v: &ShortStr| wire::put_short_str(buf, v);
     let t = |buf: &mut BytesMut, v: &FieldTable| wire::put_field_table(buf, v);
     match c {
+        Change::Admin(a) => {
+            buf.put_u8(7);
+            buf.put_slice(&serde_json::to_vec(a).expect("admin changes serialise"));
+        }
         Change::Exchange(e) => {
             buf.put_u8(1);
             s(buf, &e.vhost);
@@ -229,6 +381,9 @@ fn parse_change(src: &Bytes) -> Result<Change, nom::Err<wire::WireError>> {
     let t = |i| -> R<'_, FieldTable> { wire::field_table(i, src, 0) };
     let (i, kind) = be_u8(i)?;
     Ok(match kind {
+        7 => Change::Admin(
+            serde_json::from_slice(i).map_err(|_| nom::Err::Error(wire::WireError::Truncated))?,
+        ),
         1 => {
             let (i, vhost) = s(i)?;
             let (i, name) = s(i)?;
