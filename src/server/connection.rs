@@ -28,6 +28,9 @@ use tracing::{Instrument, debug, info, warn};
 /// How long a client may take over the handshake, and to answer our connection.close.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a peer that broke the framing during the handshake waits before its socket is
+/// closed: RabbitMQ's SILENT_CLOSE_DELAY, some relief from connection storms.
+const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 
 pub(crate) struct Connection {
     pub id: u64,
@@ -95,8 +98,9 @@ async fn handshake_and_run(
         wr.write_all(&PROTOCOL_HEADER).await?;
         return Ok(());
     }
-    let cfg = &shared.config;
-    let mut codec = FrameCodec::new(cfg.amqp.frame_max);
+    // Until tune-ok settles frame_max, frames may not exceed FRAME_MIN_SIZE, as in
+    // RabbitMQ: an unauthenticated peer cannot make the broker buffer more than that.
+    let mut codec = FrameCodec::new(FRAME_MIN_SIZE);
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &super::handshake::start_method().into());
@@ -109,7 +113,14 @@ async fn handshake_and_run(
     )
     .await
     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
-    let Some(hs) = hs? else {
+    let hs = match hs {
+        Err(CodecError::Amqp(e)) => {
+            silent_close(e, &shared).await;
+            return Ok(());
+        }
+        hs => hs?,
+    };
+    let Some(hs) = hs else {
         return Ok(());
     };
     info!(user = %hs.user, vhost = %hs.vhost.name, "connection open");
@@ -143,6 +154,17 @@ async fn handshake_and_run(
     outbox.close();
     let _ = writer.await;
     result
+}
+
+/// A frame error before the connection is open (a frame over the pre-tune limit, a bad
+/// frame-end...): as RabbitMQ, no connection.close; the socket is closed after
+/// [`SILENT_CLOSE_DELAY`], during which nothing more is read from it.
+async fn silent_close(e: AmqpError, shared: &Shared) {
+    warn!(code = e.code, text = %e.text, "frame error during the handshake, closing the socket");
+    tokio::select! {
+        _ = tokio::time::sleep(SILENT_CLOSE_DELAY) => {}
+        _ = shared.shutdown.cancelled() => {}
+    }
 }
 
 impl Connection {
