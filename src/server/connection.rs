@@ -459,13 +459,13 @@ impl Connection {
                     method: Method::ChannelCloseOk(_),
                     ..
                 } => self.drop_channel(id),
+                // The client's own close crossed ours: answer it, and keep waiting for
+                // the close-ok to ours (the spec's handshake, and RabbitMQ's), which
+                // would otherwise arrive on a dead channel and close the connection.
                 Frame::Method {
                     method: Method::ChannelClose(_),
                     ..
-                } => {
-                    self.send(id, ChannelCloseOk {}.into());
-                    self.drop_channel(id)
-                }
+                } => self.send(id, ChannelCloseOk {}.into()),
                 // RabbitMQ checks channel.open before the closing state.
                 Frame::Method {
                     method: m @ Method::ChannelOpen(_),
