@@ -1,7 +1,12 @@
-//! Protection before a connection is open, as in RabbitMQ 3.10: until connection.tune-ok
-//! no frame may carry more than 4096 octets of payload (frame_max is not negotiated yet);
-//! a larger one gets no reply, and the socket is closed (after RabbitMQ's 3 s silent-close
-//! delay) without the broker waiting for, or buffering, the rest of the frame.
+//! Protection before a connection is open, as in RabbitMQ 3.10:
+//!
+//! - `amqp.handshake_timeout` (RabbitMQ's handshake_timeout): a socket that does not reach
+//!   connection.open in time, whether it never sends the protocol header or stops
+//!   anywhere in the handshake, is closed without a reply.
+//! - Until connection.tune-ok no frame may carry more than 4096 octets of payload
+//!   (frame_max is not negotiated yet); a larger one gets no reply, and the socket is
+//!   closed (after RabbitMQ's 3 s silent-close delay) without the broker waiting for, or
+//!   buffering, the rest of the frame.
 //!
 //! The same exchanges give the same results against RabbitMQ 3.10.8.
 
@@ -71,4 +76,57 @@ async fn large_frame_before_tuning_is_refused_without_waiting_for_it() {
     frame.extend_from_slice(&[0u8; 32 << 10]);
     let _ = c.try_send_raw(&frame).await;
     c.expect_closed_without_reply(Duration::from_secs(8)).await;
+}
+
+/// A short handshake timeout; the tests give the broker far longer to close the socket,
+/// and far less than the 10 s default.
+const SHORT: u64 = 300;
+
+async fn tuned_broker() -> warren::server::ServerHandle {
+    broker(|c| c.amqp.handshake_timeout = SHORT).await
+}
+
+#[tokio::test]
+async fn silent_socket_is_closed_after_the_handshake_timeout() {
+    let server = tuned_broker().await;
+    let mut c = RawClient::connect(&server).await;
+    c.expect_closed_without_reply(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn partial_protocol_header_is_closed_after_the_handshake_timeout() {
+    let server = tuned_broker().await;
+    let mut c = RawClient::connect(&server).await;
+    c.send_raw(&PROTOCOL_HEADER[..4]).await;
+    c.expect_closed_without_reply(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn client_silent_after_start_is_closed_after_the_handshake_timeout() {
+    let server = tuned_broker().await;
+    let mut c = RawClient::connect(&server).await;
+    c.header_and_start().await;
+    c.expect_closed_without_reply(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn client_silent_after_tune_is_closed_after_the_handshake_timeout() {
+    let server = tuned_broker().await;
+    let mut c = RawClient::connect(&server).await;
+    c.header_and_start().await;
+    c.send_raw(&start_ok_frame(200)).await;
+    let (_, m) = c.expect_method().await;
+    assert!(matches!(m, Method::ConnectionTune(_)), "got {m:?}");
+    c.expect_closed_without_reply(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn open_connection_outlives_the_handshake_timeout() {
+    let server = tuned_broker().await;
+    let mut c = RawClient::handshake(&server, &[]).await;
+    // Not a synchronisation: the connection must still work after the deadline passed.
+    tokio::time::sleep(Duration::from_millis(3 * SHORT)).await;
+    c.send(1, ChannelFlow { active: true }.into()).await;
+    let (_, m) = c.expect_method().await;
+    assert!(matches!(m, Method::ChannelFlowOk(_)), "got {m:?}");
 }

@@ -135,6 +135,26 @@ impl RawClient {
         assert!(self.buf.is_empty(), "the broker sent {:?}", &self.buf[..]);
     }
 
+    /// connection.close, its close-ok, then our end of the socket shut, and the broker's
+    /// end seen closed: once this returns the broker has finished with the connection.
+    pub async fn close_and_wait(mut self) {
+        self.send(
+            0,
+            ConnectionClose {
+                reply_code: 200,
+                reply_text: "bye".into(),
+                class_id: 0,
+                method_id: 0,
+            }
+            .into(),
+        )
+        .await;
+        let (_, m) = self.expect_method().await;
+        assert!(matches!(m, Method::ConnectionCloseOk(_)), "got {m:?}");
+        self.socket.shutdown().await.unwrap();
+        assert!(self.next_frame().await.is_none(), "EOF after close-ok");
+    }
+
     /// The socket's write half may fail once the broker has closed it.
     pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.socket.write_all(bytes).await
