@@ -153,9 +153,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             r = listener.accept() => match r {
                 Ok((socket, peer)) => {
                     backoff = std::time::Duration::from_millis(1);
-                    // As RabbitMQ's connection_max: past the limit a new socket is closed
-                    // at once, before any read or write, so it costs no task, no buffer
-                    // and no handshake timer.
+                    // The count RabbitMQ's connection_max bounds. Past the limit a new
+                    // socket is closed at once, before any read or write: it costs no
+                    // task, no buffer and no handshake timer, and the client fails fast.
+                    // (RabbitMQ 3.10's ranch listener instead stops accepting, leaving
+                    // new sockets in the listen backlog until a place frees.)
                     if max != 0 && shared.connections.load(Ordering::Acquire) >= max {
                         if !refusing {
                             warn!(max, "amqp.max_connections reached: closing new connections");
