@@ -35,6 +35,10 @@ pub const MAX_MESSAGE_SIZE_LIMIT: u64 = 512 << 20;
 /// The smallest `amqp.frame_max` allowed (AMQP 0-9-1's `frame-min-size`, as in RabbitMQ).
 pub const MIN_FRAME_MAX: u32 = 4096;
 
+/// The largest `amqp.handshake_timeout`, in milliseconds (a day): any longer is no
+/// protection at all, and it keeps the deadline arithmetic far from overflow.
+pub const MAX_HANDSHAKE_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -121,6 +125,13 @@ pub struct AmqpConfig {
     pub heartbeat: u16,
     /// Largest message body accepted, in bytes (RabbitMQ's `max_message_size`).
     pub max_message_size: u64,
+    /// Most client connections open at once, handshakes included (RabbitMQ's
+    /// `connection_max`); 0 means no limit, since the strict loader wants an integer
+    /// where RabbitMQ writes `infinity`. Past it, new sockets are closed at accept.
+    pub max_connections: u32,
+    /// Milliseconds a client has, from accept, to send the protocol header and complete
+    /// the handshake up to connection.open (RabbitMQ's `handshake_timeout`, same unit).
+    pub handshake_timeout: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -179,6 +190,8 @@ impl Default for Config {
                 channel_max: 2047,
                 heartbeat: 60,
                 max_message_size: 128 << 20,
+                max_connections: 0,
+                handshake_timeout: 10_000,
             },
             storage: StorageConfig {
                 dir: PathBuf::from("data"),
@@ -348,6 +361,15 @@ impl Config {
                 format!(
                     "{} is outside 1..={MAX_MESSAGE_SIZE_LIMIT} (512 MiB, RabbitMQ's limit)",
                     self.amqp.max_message_size
+                ),
+            ));
+        }
+        if !(1..=MAX_HANDSHAKE_TIMEOUT_MS).contains(&self.amqp.handshake_timeout) {
+            return Err(invalid(
+                "amqp.handshake_timeout",
+                format!(
+                    "{} is outside 1..={MAX_HANDSHAKE_TIMEOUT_MS} milliseconds",
+                    self.amqp.handshake_timeout
                 ),
             ));
         }

@@ -84,6 +84,8 @@ fn default_values() {
     assert_eq!(c.amqp.channel_max, 2047);
     assert_eq!(c.amqp.heartbeat, 60);
     assert_eq!(c.amqp.max_message_size, 128 << 20);
+    assert_eq!(c.amqp.max_connections, 0);
+    assert_eq!(c.amqp.handshake_timeout, 10_000);
     assert_eq!(c.storage.dir, PathBuf::from("data"));
     assert_eq!(c.auth.default_user, "guest");
     assert_eq!(c.auth.default_pass, "guest");
@@ -111,7 +113,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 16);
+    assert_eq!(keys, 18);
 }
 
 #[test]
@@ -293,6 +295,39 @@ fn bad_values_in_file_name_the_key() {
             &["invalid value for `amqp.max_message_size`", "outside 1..="],
         ),
         (
+            "[amqp]\nmax_connections = -1\n",
+            "amqp.max_connections",
+            &["invalid value for `amqp.max_connections`: expected a non-negative integer"],
+        ),
+        (
+            "[amqp]\nmax_connections = \"infinity\"\n",
+            "amqp.max_connections",
+            &["invalid value for `amqp.max_connections`: expected an integer"],
+        ),
+        (
+            "[amqp]\nmax_connections = 5000000000\n",
+            "amqp.max_connections",
+            &["invalid value for `amqp.max_connections`", "32 bit"],
+        ),
+        (
+            "[amqp]\nhandshake_timeout = 0\n",
+            "amqp.handshake_timeout",
+            &[
+                "invalid value for `amqp.handshake_timeout`",
+                "outside 1..=86400000",
+            ],
+        ),
+        (
+            "[amqp]\nhandshake_timeout = 86400001\n",
+            "amqp.handshake_timeout",
+            &["invalid value for `amqp.handshake_timeout`", "milliseconds"],
+        ),
+        (
+            "[amqp]\nhandshake_timeout = \"10s\"\n",
+            "amqp.handshake_timeout",
+            &["invalid value for `amqp.handshake_timeout`: expected an integer"],
+        ),
+        (
             "[amqp]\nheartbeat = -1\n",
             "amqp.heartbeat",
             &["invalid value for `amqp.heartbeat`: expected a non-negative integer, found -1"],
@@ -376,6 +411,8 @@ fn env_overrides_defaults() {
         ("WARREN_AMQP__FRAME_MAX", "8192"),
         ("WARREN_AMQP__CHANNEL_MAX", "16"),
         ("WARREN_AMQP__HEARTBEAT", "0"),
+        ("WARREN_AMQP__MAX_CONNECTIONS", "100"),
+        ("WARREN_AMQP__HANDSHAKE_TIMEOUT", "2500"),
         ("WARREN_STORAGE__DIR", "/tmp/x"),
         ("WARREN_AUTH__DEFAULT_USER", "admin"),
         ("WARREN_AUTH__DEFAULT_PASS", "1234"),
@@ -387,6 +424,8 @@ fn env_overrides_defaults() {
     assert_eq!(config.amqp.frame_max, 8192);
     assert_eq!(config.amqp.channel_max, 16);
     assert_eq!(config.amqp.heartbeat, 0);
+    assert_eq!(config.amqp.max_connections, 100);
+    assert_eq!(config.amqp.handshake_timeout, 2500);
     assert_eq!(config.storage.dir, PathBuf::from("/tmp/x"));
     assert_eq!(config.auth.default_user, "admin");
     // A numeric-looking string stays a string.
@@ -475,6 +514,24 @@ fn bad_env_values_name_the_key_and_variable() {
             "70000",
             "amqp.heartbeat",
             "16 bit",
+        ),
+        (
+            "WARREN_AMQP__MAX_CONNECTIONS",
+            "infinity",
+            "amqp.max_connections",
+            "expected an integer",
+        ),
+        (
+            "WARREN_AMQP__MAX_CONNECTIONS",
+            "-1",
+            "amqp.max_connections",
+            "non-negative integer, found -1",
+        ),
+        (
+            "WARREN_AMQP__HANDSHAKE_TIMEOUT",
+            "0",
+            "amqp.handshake_timeout",
+            "outside 1..=86400000",
         ),
         (
             "WARREN_AMQP__CHANNEL_MAX",

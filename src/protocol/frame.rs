@@ -57,6 +57,12 @@ impl Frame {
 
 /// Frame header (type, channel, size) plus the frame-end octet.
 pub const FRAME_OVERHEAD: usize = 8;
+
+/// How far past `frame_max - FRAME_OVERHEAD` an incoming payload may go: RabbitMQ's
+/// `?FRAME_SIZE_FUDGE` in rabbit_reader. Several clients compare their payloads with
+/// frame_max itself, forgetting the frame's own eight octets, and RabbitMQ accepts them;
+/// so does Warren, to work with those clients. What Warren sends stays within frame_max.
+pub const FRAME_SIZE_FUDGE: usize = FRAME_OVERHEAD;
 const FRAME_HEADER_LEN: usize = 7;
 
 /// What the first eight octets of a connection say.
@@ -77,8 +83,11 @@ pub fn check_protocol_header(h: &[u8; 8]) -> HeaderCheck {
 
 /// Decodes frames on input and encodes them on output.
 ///
-/// `frame_max` is the largest whole frame accepted (header and frame-end included); larger
-/// frames are a FRAME_ERROR. Before tuning it is [`FRAME_MIN_SIZE`], as in RabbitMQ.
+/// `frame_max` bounds the frames accepted: a payload may have up to `frame_max` octets, that
+/// is `frame_max - FRAME_OVERHEAD` plus RabbitMQ's [`FRAME_SIZE_FUDGE`]; a larger one is a
+/// FRAME_ERROR whose text names `frame_max - FRAME_OVERHEAD`, as RabbitMQ's does. Before
+/// tuning it is [`FRAME_MIN_SIZE`], as in RabbitMQ: an unauthenticated peer cannot make
+/// the broker wait for (and buffer) a larger frame.
 #[derive(Debug, Clone)]
 pub struct FrameCodec {
     frame_max: u32,
@@ -112,10 +121,11 @@ impl FrameCodec {
         self.whole_content = on;
     }
 
-    /// Whether a frame payload of `size` octets is within frame_max.
+    /// Whether a frame payload of `size` octets is within frame_max, with RabbitMQ's
+    /// tolerance (`frame_max - FRAME_OVERHEAD + FRAME_SIZE_FUDGE`).
     #[inline]
     fn fits(&self, size: usize) -> bool {
-        self.frame_max == 0 || size <= self.frame_max as usize - FRAME_OVERHEAD
+        self.frame_max == 0 || size <= self.frame_max as usize - FRAME_OVERHEAD + FRAME_SIZE_FUDGE
     }
 
     /// Sets the negotiated frame_max (0 means no limit).
@@ -302,7 +312,7 @@ fn decode_whole_content(
 fn too_large(kind: u8, size: usize, frame_max: u32) -> AmqpError {
     AmqpError::frame_error(format!(
         "type {kind}, all octets = <<>>: {{frame_too_large,{size},{}}}",
-        frame_max as usize - FRAME_OVERHEAD
+        (frame_max as usize).saturating_sub(FRAME_OVERHEAD)
     ))
 }
 

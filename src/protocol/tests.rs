@@ -276,9 +276,29 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
 #[test]
 fn oversized_frame_is_frame_error() {
     let mut codec = FrameCodec::new(4096);
-    let mut buf = BytesMut::from(&[3u8, 0, 1, 0, 0, 0x10, 0x00][..]); // 4096-octet payload
+    let mut buf = BytesMut::from(&[3u8, 0, 1, 0, 0, 0x10, 0x01][..]); // 4097-octet payload
     match codec.decode(&mut buf) {
-        Err(frame::CodecError::Amqp(e)) => assert_eq!(e.code, reply_code::FRAME_ERROR),
+        Err(frame::CodecError::Amqp(e)) => {
+            assert_eq!(e.code, reply_code::FRAME_ERROR);
+            assert_eq!(
+                e.text,
+                "type 3, all octets = <<>>: {frame_too_large,4097,4088}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RabbitMQ's FRAME_SIZE_FUDGE: a payload of frame_max octets (eight over the limit the
+/// frame overhead leaves) is accepted.
+#[test]
+fn frame_of_frame_max_payload_is_accepted() {
+    let mut codec = FrameCodec::new(4096);
+    let mut buf = BytesMut::from(&[3u8, 0, 1, 0, 0, 0x10, 0x00][..]); // 4096-octet payload
+    buf.extend_from_slice(&[b'x'; 4096]);
+    buf.extend_from_slice(&[FRAME_END]);
+    match codec.decode(&mut buf) {
+        Ok(Some(Frame::Body { payload, .. })) => assert_eq!(payload.len(), 4096),
         other => panic!("{other:?}"),
     }
 }

@@ -5,8 +5,8 @@
 //! The reader task owns the connection's and its channels' private state; what queues and
 //! other connections reach lives in `ChannelLink`s (see `broker::consumer`).
 
-use super::Shared;
 use super::channel::Channel;
+use super::{ConnectionSlot, Shared};
 use crate::broker::auth::{Access, Usage, User};
 use crate::broker::connections::Registration;
 use crate::broker::deadletter::dead_letter_all;
@@ -14,6 +14,7 @@ use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
+use crate::config::MAX_HANDSHAKE_TIMEOUT_MS;
 use crate::protocol::frame::{CodecError, erlang_binary};
 use crate::protocol::*;
 use bytes::BytesMut;
@@ -27,9 +28,11 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::Decoder;
 use tracing::{Instrument, debug, info, warn};
 
-/// How long a client may take over the handshake, and to answer our connection.close.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to answer our connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a peer that broke the framing during the handshake waits before its socket is
+/// closed: RabbitMQ's SILENT_CLOSE_DELAY, some relief from connection storms.
+const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
 
 pub(crate) struct Connection {
     pub id: u64,
@@ -108,11 +111,17 @@ enum End {
     AwaitClientEof,
 }
 
-pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>, id: u64) {
+pub(crate) async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    id: u64,
+    slot: ConnectionSlot,
+) {
     let span = tracing::info_span!("connection", id, %peer);
     async move {
         let _ = socket.set_nodelay(true);
-        match handshake_and_run(socket, peer, shared, id).await {
+        match handshake_and_run(socket, peer, shared, id, slot).await {
             Ok(()) => debug!("connection closed"),
             Err(e) => debug!(error = %e, "connection ended"),
         }
@@ -121,37 +130,70 @@ pub(crate) async fn serve(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     .await
 }
 
+/// `slot` is this connection's place under `amqp.max_connections`: released when the
+/// connection ends, before its socket is closed once it was open, so that a client that
+/// has seen the close may count on the place being free.
 async fn handshake_and_run(
     socket: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     id: u64,
+    slot: ConnectionSlot,
 ) -> Result<(), CodecError> {
+    // One deadline from accept to connection.open, as RabbitMQ's handshake_timeout: a
+    // socket that never sends the header, or stops anywhere in the handshake, is closed.
+    let timeout = Duration::from_millis(
+        shared
+            .config
+            .amqp
+            .handshake_timeout
+            .min(MAX_HANDSHAKE_TIMEOUT_MS),
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let timed_out = |_| {
+        info!(
+            ?timeout,
+            "handshake not completed in time, closing the socket"
+        );
+        std::io::Error::from(std::io::ErrorKind::TimedOut)
+    };
     let (mut rd, mut wr) = socket.into_split();
     let mut header = [0u8; 8];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header))
+    tokio::time::timeout_at(deadline, rd.read_exact(&mut header))
         .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        .map_err(timed_out)??;
     if check_protocol_header(&header) == HeaderCheck::Refused {
         debug!(?header, "refused protocol header");
-        wr.write_all(&PROTOCOL_HEADER).await?;
+        tokio::time::timeout_at(deadline, wr.write_all(&PROTOCOL_HEADER))
+            .await
+            .map_err(timed_out)??;
         return Ok(());
     }
-    let cfg = &shared.config;
-    let mut codec = FrameCodec::new(cfg.amqp.frame_max);
+    // Until tune-ok settles frame_max, frames may not exceed FRAME_MIN_SIZE, as in
+    // RabbitMQ: an unauthenticated peer cannot make the broker buffer more than that.
+    let mut codec = FrameCodec::new(FRAME_MIN_SIZE);
     let mut buf = BytesMut::with_capacity(4096);
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &super::handshake::start_method().into());
-    wr.write_all(&out).await?;
+    tokio::time::timeout_at(deadline, wr.write_all(&out))
+        .await
+        .map_err(timed_out)??;
     out.clear();
 
-    let hs = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+    let hs = tokio::time::timeout_at(
+        deadline,
         super::handshake::negotiate(&mut rd, &mut wr, &mut buf, &mut codec, peer, &shared),
     )
     .await
-    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
-    let Some(hs) = hs? else {
+    .map_err(timed_out)?;
+    let hs = match hs {
+        Err(CodecError::Amqp(e)) => {
+            silent_close(e, &shared).await;
+            return Ok(());
+        }
+        hs => hs?,
+    };
+    let Some(hs) = hs else {
         return Ok(());
     };
     info!(user = %hs.user.name, vhost = %hs.vhost.name, "connection open");
@@ -185,9 +227,22 @@ async fn handshake_and_run(
     codec.set_whole_content(true);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
     conn.cleanup();
+    // Before the writer closes the socket: see above.
+    drop(slot);
     outbox.close();
     let _ = writer.await;
     result
+}
+
+/// A frame error before the connection is open (a frame over the pre-tune limit, a bad
+/// frame-end...): as RabbitMQ, no connection.close; the socket is closed after
+/// [`SILENT_CLOSE_DELAY`], during which nothing more is read from it.
+async fn silent_close(e: AmqpError, shared: &Shared) {
+    warn!(code = e.code, text = %e.text, "frame error during the handshake, closing the socket");
+    tokio::select! {
+        _ = tokio::time::sleep(SILENT_CLOSE_DELAY) => {}
+        _ = shared.shutdown.cancelled() => {}
+    }
 }
 
 impl Connection {
@@ -490,13 +545,13 @@ impl Connection {
                     method: Method::ChannelCloseOk(_),
                     ..
                 } => self.drop_channel(id),
+                // The client's own close crossed ours: answer it, and keep waiting for
+                // the close-ok to ours (the spec's handshake, and RabbitMQ's), which
+                // would otherwise arrive on a dead channel and close the connection.
                 Frame::Method {
                     method: Method::ChannelClose(_),
                     ..
-                } => {
-                    self.send(id, ChannelCloseOk {}.into());
-                    self.drop_channel(id)
-                }
+                } => self.send(id, ChannelCloseOk {}.into()),
                 // RabbitMQ checks channel.open before the closing state.
                 Frame::Method {
                     method: m @ Method::ChannelOpen(_),

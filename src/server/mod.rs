@@ -18,13 +18,13 @@ use crate::store::Store;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -35,11 +35,32 @@ pub(crate) struct Shared {
     pub alarm: tokio::sync::watch::Receiver<alarm::Alarm>,
     pub store: Arc<Store>,
     ids: AtomicU64,
+    /// Client connections whose task is running, handshakes included: what
+    /// `amqp.max_connections` bounds. Only the accept loop adds; [`ConnectionSlot`]
+    /// takes away.
+    connections: AtomicUsize,
 }
 
 impl Shared {
     pub fn next_id(&self) -> u64 {
         self.ids.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One counted client connection. Dropping it (when the connection's task ends, however it
+/// ends, a panic included) gives its place back under `amqp.max_connections`.
+pub(crate) struct ConnectionSlot(Arc<Shared>);
+
+impl ConnectionSlot {
+    fn take(shared: &Arc<Shared>) -> Self {
+        shared.connections.fetch_add(1, Ordering::AcqRel);
+        ConnectionSlot(shared.clone())
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -105,6 +126,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         alarm,
         store: store.clone(),
         ids: AtomicU64::new(1),
+        connections: AtomicUsize::new(0),
     });
     let tracker = TaskTracker::new();
     tracker.spawn(alarm::run(
@@ -127,14 +149,33 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let mut backoff = std::time::Duration::from_millis(1);
+    let max = shared.config.amqp.max_connections as usize;
+    // Whether the last socket accepted was refused: the limit is logged once per episode.
+    let mut refusing = false;
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             r = listener.accept() => match r {
                 Ok((socket, peer)) => {
                     backoff = std::time::Duration::from_millis(1);
+                    // The count RabbitMQ's connection_max bounds. Past the limit a new
+                    // socket is closed at once, before any read or write: it costs no
+                    // task, no buffer and no handshake timer, and the client fails fast.
+                    // (RabbitMQ 3.10's ranch listener instead stops accepting, leaving
+                    // new sockets in the listen backlog until a place frees.)
+                    if max != 0 && shared.connections.load(Ordering::Acquire) >= max {
+                        if !refusing {
+                            warn!(max, "amqp.max_connections reached: closing new connections");
+                            refusing = true;
+                        }
+                        debug!(%peer, "connection refused: amqp.max_connections reached");
+                        drop(socket);
+                        continue;
+                    }
+                    refusing = false;
+                    let slot = ConnectionSlot::take(&shared);
                     let id = shared.next_id();
-                    tracker.spawn(connection::serve(socket, peer, shared.clone(), id));
+                    tracker.spawn(connection::serve(socket, peer, shared.clone(), id, slot));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.

@@ -106,6 +106,60 @@ impl RawClient {
         c
     }
 
+    /// Sends the protocol header and reads connection.start.
+    pub async fn header_and_start(&mut self) {
+        self.send_raw(&PROTOCOL_HEADER).await;
+        let Method::ConnectionStart(_) = self.expect_method().await.1 else {
+            panic!("start")
+        };
+    }
+
+    /// Waits until the broker closes the socket (EOF or reset) without sending anything
+    /// more; fails after `within`.
+    pub async fn expect_closed_without_reply(&mut self, within: Duration) {
+        let closed = tokio::time::timeout(within, async {
+            loop {
+                match self.socket.read_buf(&mut self.buf).await {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                    Err(e) => panic!("read failed: {e}"),
+                }
+            }
+        })
+        .await;
+        assert!(
+            closed.is_ok(),
+            "the broker did not close the socket within {within:?}"
+        );
+        assert!(self.buf.is_empty(), "the broker sent {:?}", &self.buf[..]);
+    }
+
+    /// connection.close, its close-ok, then our end of the socket shut, and the broker's
+    /// end seen closed: once this returns the broker has finished with the connection.
+    pub async fn close_and_wait(mut self) {
+        self.send(
+            0,
+            ConnectionClose {
+                reply_code: 200,
+                reply_text: "bye".into(),
+                class_id: 0,
+                method_id: 0,
+            }
+            .into(),
+        )
+        .await;
+        let (_, m) = self.expect_method().await;
+        assert!(matches!(m, Method::ConnectionCloseOk(_)), "got {m:?}");
+        self.socket.shutdown().await.unwrap();
+        assert!(self.next_frame().await.is_none(), "EOF after close-ok");
+    }
+
+    /// The socket's write half may fail once the broker has closed it.
+    pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.socket.write_all(bytes).await
+    }
+
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.socket.write_all(bytes).await.unwrap();
     }
