@@ -29,7 +29,7 @@ use tracing::{debug, error, info, warn};
 /// What every connection shares.
 pub(crate) struct Shared {
     pub config: Config,
-    pub broker: Broker,
+    pub broker: Arc<Broker>,
     pub shutdown: CancellationToken,
     /// The resource alarm raised (memory or disk), if any.
     pub alarm: tokio::sync::watch::Receiver<alarm::Alarm>,
@@ -67,6 +67,8 @@ impl Drop for ConnectionSlot {
 /// A running broker.
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
+    /// The broker's socket-free operations (administration: users, vhosts, permissions).
+    pub broker: Arc<Broker>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -115,10 +117,11 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         password: config.auth.default_pass.clone(),
         vhost: config.auth.default_vhost.clone(),
     };
-    let broker = Broker::new(&seed, store.clone(), &mut recovery);
+    let broker = Arc::new(Broker::new(&seed, store.clone(), &mut recovery));
     // Sampled once now so that the alarm is right from the first connection on.
     let dir = config.storage.dir.clone();
     let (alarm_tx, alarm) = tokio::sync::watch::channel(alarm::sample(watermark, &dir, disk_limit));
+    let broker_handle = broker.clone();
     let shared = Arc::new(Shared {
         broker,
         config,
@@ -141,6 +144,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
         local_addr,
+        broker: broker_handle,
         shutdown: token,
         tracker,
         store,
