@@ -89,6 +89,11 @@ fn default_values() {
     assert_eq!(c.auth.default_pass, "guest");
     assert_eq!(c.auth.default_vhost, "/");
     assert_eq!(c.log.level, "info");
+    assert_eq!(c.tls.listen, "");
+    assert_eq!(c.tls.listen_addr(), Ok(None));
+    assert!(c.tls.cert_file.as_os_str().is_empty());
+    assert!(!c.tls.verify_peer);
+    assert!(!c.tls.fail_if_no_peer_cert);
     c.validate().unwrap();
 }
 
@@ -109,7 +114,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 14);
+    assert_eq!(keys, 20);
 }
 
 #[test]
@@ -391,6 +396,80 @@ fn env_overrides_defaults() {
     assert_eq!(config.auth.default_pass, "1234");
     assert_eq!(config.auth.default_vhost, "prod");
     assert_eq!(config.log.level, "debug");
+}
+
+#[test]
+fn tls_settings_from_env_and_file() {
+    let config = load_env(&[
+        ("WARREN_TLS__LISTEN", "0.0.0.0:5671"),
+        ("WARREN_TLS__CERT_FILE", "/etc/warren/server.pem"),
+        ("WARREN_TLS__KEY_FILE", "/etc/warren/server.key"),
+        ("WARREN_TLS__CA_FILE", "/etc/warren/ca.pem"),
+        ("WARREN_TLS__VERIFY_PEER", "true"),
+        ("WARREN_TLS__FAIL_IF_NO_PEER_CERT", "true"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.tls.listen_addr(),
+        Ok(Some("0.0.0.0:5671".parse().unwrap()))
+    );
+    assert_eq!(
+        config.tls.cert_file,
+        PathBuf::from("/etc/warren/server.pem")
+    );
+    assert_eq!(config.tls.key_file, PathBuf::from("/etc/warren/server.key"));
+    assert_eq!(config.tls.ca_file, PathBuf::from("/etc/warren/ca.pem"));
+    assert!(config.tls.verify_peer);
+    assert!(config.tls.fail_if_no_peer_cert);
+
+    let config = load_file(
+        "[tls]\nlisten = \"[::]:5671\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\nverify_peer = false\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.tls.listen_addr(),
+        Ok(Some("[::]:5671".parse().unwrap()))
+    );
+    assert_eq!(config.tls.cert_file, PathBuf::from("c.pem"));
+    assert!(config.tls.ca_file.as_os_str().is_empty());
+}
+
+#[test]
+fn bad_tls_settings_name_the_key() {
+    assert_error(
+        load_env(&[("WARREN_TLS__LISTEN", "5671")]),
+        "tls.listen",
+        &["not an address", "WARREN_TLS__LISTEN"],
+    );
+    // A listener without a certificate or key.
+    assert_error(
+        load_env(&[("WARREN_TLS__LISTEN", "127.0.0.1:5671")]),
+        "tls.cert_file",
+        &["must be set when tls.listen is"],
+    );
+    assert_error(
+        load_env(&[
+            ("WARREN_TLS__LISTEN", "127.0.0.1:5671"),
+            ("WARREN_TLS__CERT_FILE", "c.pem"),
+        ]),
+        "tls.key_file",
+        &["must be set when tls.listen is"],
+    );
+    assert_error(
+        load_env(&[("WARREN_TLS__VERIFY_PEER", "true")]),
+        "tls.ca_file",
+        &["must be set when tls.verify_peer is true"],
+    );
+    assert_error(
+        load_file("[tls]\nverify_peer = \"maybe\"\n"),
+        "tls.verify_peer",
+        &["invalid value for `tls.verify_peer`"],
+    );
+    assert_error(
+        load_file("[tls]\nlisten = 5671\n"),
+        "tls.listen",
+        &["expected a string"],
+    );
 }
 
 #[test]
