@@ -641,6 +641,29 @@ fn binary_exits_2_on_unknown_env_key() {
 }
 
 #[test]
+fn binary_exits_1_naming_a_missing_certificate_file() {
+    let missing = std::env::temp_dir().join("warren-config-test-no-such-cert.pem");
+    let data = std::env::temp_dir().join(format!("warren-config-test-data-{}", std::process::id()));
+    let out = warren()
+        .arg("--config")
+        .arg(shipped_file())
+        .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
+        .env("WARREN_STORAGE__DIR", &data)
+        .env("WARREN_TLS__LISTEN", "127.0.0.1:0")
+        .env("WARREN_TLS__CERT_FILE", &missing)
+        .env("WARREN_TLS__KEY_FILE", &missing)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tls.cert_file") && stderr.contains(&*missing.to_string_lossy()),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn binary_exits_2_on_bad_value() {
     let file = temp_file("[amqp]\nframe_max = 1\n");
     let out = warren().arg("--config").arg(file.path()).output().unwrap();

@@ -1,14 +1,14 @@
 //! The connection handshake: start/start-ok (SASL PLAIN or AMQPLAIN), tune/tune-ok, open.
 
 use super::Shared;
+use super::tls::TlsPeer;
 use crate::broker::vhost::VHost;
 use crate::protocol::frame::CodecError;
 use crate::protocol::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
 /// What the handshake settled.
@@ -20,14 +20,17 @@ pub(crate) struct Handshake {
     pub heartbeat: u16,
     pub cancel_notify: bool,
     pub blocked_notify: bool,
+    /// On an `amqps` connection, the TLS client (and its verified certificate, if any).
+    pub tls_peer: Option<TlsPeer>,
 }
 
 /// The RabbitMQ release whose behaviour Warren implements, reported as `version`.
 pub const RABBITMQ_COMPATIBLE_VERSION: &str = "3.10.8";
 
 /// connection.start with RabbitMQ's server properties and capabilities. A capability is
-/// announced only when it works.
-pub(crate) fn start_method() -> ConnectionStart {
+/// announced only when it works. `external`: offer SASL EXTERNAL too (a TLS client that
+/// presented a certificate).
+pub(crate) fn start_method(external: bool) -> ConnectionStart {
     let mut caps = FieldTable::new();
     for (name, on) in [
         ("publisher_confirms", true),
@@ -68,15 +71,20 @@ pub(crate) fn start_method() -> ConnectionStart {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: if external {
+            "PLAIN AMQPLAIN EXTERNAL"
+        } else {
+            "PLAIN AMQPLAIN"
+        }
+        .into(),
         locales: "en_US".into(),
     }
 }
 
 /// Next non-heartbeat frame: RabbitMQ accepts heartbeat frames at any point of the
 /// handshake.
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
 ) -> Result<Frame, CodecError> {
@@ -88,16 +96,16 @@ async fn read_frame(
     }
 }
 
-async fn send(wr: &mut OwnedWriteHalf, method: Method) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(wr: &mut W, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &method);
     wr.write_all(&out).await
 }
 
 /// Sends connection.close and gives the client a moment to answer.
-async fn refuse(
-    wr: &mut OwnedWriteHalf,
-    rd: &mut OwnedReadHalf,
+async fn refuse<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
     e: AmqpError,
@@ -138,13 +146,14 @@ fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, String)> {
     }
 }
 
-pub(crate) async fn negotiate(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: &mut R,
+    wr: &mut W,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
     peer: SocketAddr,
     shared: &Arc<Shared>,
+    tls: Option<TlsPeer>,
 ) -> Result<Option<Handshake>, CodecError> {
     let cfg = &shared.config;
     let Frame::Method {
@@ -268,5 +277,6 @@ pub(crate) async fn negotiate(
         heartbeat: tune.heartbeat,
         cancel_notify: cap("consumer_cancel_notify"),
         blocked_notify: cap("connection.blocked"),
+        tls_peer: tls,
     }))
 }
