@@ -534,3 +534,58 @@ async fn no_tls_listener_by_default() {
     assert_eq!(server.tls_addr, None);
     server.shutdown().await;
 }
+
+// --- back-pressure --------------------------------------------------------------------------
+
+/// Many large deliveries to a TLS consumer: the writer fills the socket, so tokio-rustls
+/// keeps records buffered that only a flush sends; every message must still arrive.
+#[tokio::test]
+async fn a_large_backlog_arrives_whole_over_tls() {
+    let pki = Pki::new();
+    let server = start(pki.config()).await;
+    let conn = within("TLS connect", lapin_connect(&server, &pki, None))
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            LapinTable::default(),
+        )
+        .await
+        .unwrap();
+    const N: usize = 48;
+    let payload = vec![7u8; 300_000];
+    for _ in 0..N {
+        ch.basic_publish(
+            "".into(),
+            q.name().as_str().into(),
+            BasicPublishOptions::default(),
+            &payload,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let consumer = ch
+        .basic_consume(
+            q.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            LapinTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut deliveries = Deliveries::new(consumer);
+    for _ in 0..N {
+        assert_eq!(deliveries.next().await.data.len(), payload.len());
+    }
+    server.shutdown().await;
+}

@@ -143,6 +143,7 @@ where
     if check_protocol_header(&header) == HeaderCheck::Refused {
         debug!(?header, "refused protocol header");
         wr.write_all(&PROTOCOL_HEADER).await?;
+        wr.flush().await?;
         return Ok(());
     }
     let cfg = &shared.config;
@@ -157,6 +158,7 @@ where
         &super::handshake::start_method(external).into(),
     );
     wr.write_all(&out).await?;
+    wr.flush().await?;
     out.clear();
 
     let hs = tokio::time::timeout(

@@ -99,7 +99,8 @@ async fn read_frame<R: AsyncRead + Unpin>(
 async fn send<W: AsyncWrite + Unpin>(wr: &mut W, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &method);
-    wr.write_all(&out).await
+    wr.write_all(&out).await?;
+    wr.flush().await
 }
 
 /// Sends connection.close and gives the client a moment to answer.

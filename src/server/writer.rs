@@ -38,7 +38,8 @@ pub async fn run<W: AsyncWrite + Unpin>(
         }
         outbox.take(&mut spare);
         if !spare.is_empty() {
-            if spare.write_to(&mut socket).await.is_err() {
+            // The flush is a no-op on TCP; TLS may keep the last records buffered until it.
+            if spare.write_to(&mut socket).await.is_err() || socket.flush().await.is_err() {
                 outbox.close();
                 return;
             }
