@@ -48,6 +48,7 @@ pub struct Config {
     pub log: LogConfig,
     pub memory: MemoryConfig,
     pub definitions: DefinitionsConfig,
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,6 +57,38 @@ pub struct DefinitionsConfig {
     /// A definitions file in RabbitMQ's JSON export format, imported at every start
     /// (RabbitMQ's `load_definitions`); empty: none.
     pub import_file: String,
+}
+
+/// The `amqps` listener (RabbitMQ's `listeners.ssl` and `ssl_options`). Empty strings mean
+/// "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the TLS listener ("0.0.0.0:5671"); empty: no TLS listener.
+    pub listen: String,
+    /// PEM certificate chain presented to clients, server certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates are verified against.
+    pub ca_file: PathBuf,
+    /// Ask clients for a certificate and verify one presented against `ca_file`.
+    pub verify_peer: bool,
+    /// With `verify_peer`, refuse clients that present no certificate.
+    pub fail_if_no_peer_cert: bool,
+}
+
+impl TlsConfig {
+    /// The TLS listener's address, `None` when it is off.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let s = self.listen.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            format!("{s:?} is not an address such as \"0.0.0.0:5671\" (empty: no TLS listener)")
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -213,6 +246,14 @@ impl Default for Config {
             },
             definitions: DefinitionsConfig {
                 import_file: String::new(),
+            },
+            tls: TlsConfig {
+                listen: String::new(),
+                cert_file: PathBuf::new(),
+                key_file: PathBuf::new(),
+                ca_file: PathBuf::new(),
+                verify_peer: false,
+                fail_if_no_peer_cert: false,
             },
         }
     }
@@ -397,6 +438,29 @@ impl Config {
         }
         if let Err(e) = self.storage.disk_free_limit_bytes() {
             return Err(invalid("storage.disk_free_limit", e));
+        }
+        match self.tls.listen_addr() {
+            Err(e) => return Err(invalid("tls.listen", e)),
+            Ok(Some(_)) => {
+                for (key, path) in [
+                    ("tls.cert_file", &self.tls.cert_file),
+                    ("tls.key_file", &self.tls.key_file),
+                ] {
+                    if path.as_os_str().is_empty() {
+                        return Err(invalid(
+                            key,
+                            "must be set when tls.listen is (the TLS listener needs a certificate and its key)".to_string(),
+                        ));
+                    }
+                }
+            }
+            Ok(None) => {}
+        }
+        if self.tls.verify_peer && self.tls.ca_file.as_os_str().is_empty() {
+            return Err(invalid(
+                "tls.ca_file",
+                "must be set when tls.verify_peer is true (client certificates are verified against it)".to_string(),
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid(

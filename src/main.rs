@@ -85,7 +85,13 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!("Warren listening on {}", handle.local_addr);
+    match handle.tls_addr {
+        Some(tls) => tracing::info!(
+            "Warren listening on {} and on {tls} (TLS)",
+            handle.local_addr
+        ),
+        None => tracing::info!("Warren listening on {}", handle.local_addr),
+    }
 
     let signal_name = tokio::select! {
         _ = sigint.recv() => "SIGINT",

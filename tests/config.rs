@@ -93,6 +93,11 @@ fn default_values() {
     assert_eq!(c.auth.loopback_users, vec!["guest".to_string()]);
     assert_eq!(c.definitions.import_file, "");
     assert_eq!(c.log.level, "info");
+    assert_eq!(c.tls.listen, "");
+    assert_eq!(c.tls.listen_addr(), Ok(None));
+    assert!(c.tls.cert_file.as_os_str().is_empty());
+    assert!(!c.tls.verify_peer);
+    assert!(!c.tls.fail_if_no_peer_cert);
     c.validate().unwrap();
 }
 
@@ -113,7 +118,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 18);
+    assert_eq!(keys, 24);
 }
 
 #[test]
@@ -435,6 +440,80 @@ fn env_overrides_defaults() {
 }
 
 #[test]
+fn tls_settings_from_env_and_file() {
+    let config = load_env(&[
+        ("WARREN_TLS__LISTEN", "0.0.0.0:5671"),
+        ("WARREN_TLS__CERT_FILE", "/etc/warren/server.pem"),
+        ("WARREN_TLS__KEY_FILE", "/etc/warren/server.key"),
+        ("WARREN_TLS__CA_FILE", "/etc/warren/ca.pem"),
+        ("WARREN_TLS__VERIFY_PEER", "true"),
+        ("WARREN_TLS__FAIL_IF_NO_PEER_CERT", "true"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.tls.listen_addr(),
+        Ok(Some("0.0.0.0:5671".parse().unwrap()))
+    );
+    assert_eq!(
+        config.tls.cert_file,
+        PathBuf::from("/etc/warren/server.pem")
+    );
+    assert_eq!(config.tls.key_file, PathBuf::from("/etc/warren/server.key"));
+    assert_eq!(config.tls.ca_file, PathBuf::from("/etc/warren/ca.pem"));
+    assert!(config.tls.verify_peer);
+    assert!(config.tls.fail_if_no_peer_cert);
+
+    let config = load_file(
+        "[tls]\nlisten = \"[::]:5671\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\nverify_peer = false\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.tls.listen_addr(),
+        Ok(Some("[::]:5671".parse().unwrap()))
+    );
+    assert_eq!(config.tls.cert_file, PathBuf::from("c.pem"));
+    assert!(config.tls.ca_file.as_os_str().is_empty());
+}
+
+#[test]
+fn bad_tls_settings_name_the_key() {
+    assert_error(
+        load_env(&[("WARREN_TLS__LISTEN", "5671")]),
+        "tls.listen",
+        &["not an address", "WARREN_TLS__LISTEN"],
+    );
+    // A listener without a certificate or key.
+    assert_error(
+        load_env(&[("WARREN_TLS__LISTEN", "127.0.0.1:5671")]),
+        "tls.cert_file",
+        &["must be set when tls.listen is"],
+    );
+    assert_error(
+        load_env(&[
+            ("WARREN_TLS__LISTEN", "127.0.0.1:5671"),
+            ("WARREN_TLS__CERT_FILE", "c.pem"),
+        ]),
+        "tls.key_file",
+        &["must be set when tls.listen is"],
+    );
+    assert_error(
+        load_env(&[("WARREN_TLS__VERIFY_PEER", "true")]),
+        "tls.ca_file",
+        &["must be set when tls.verify_peer is true"],
+    );
+    assert_error(
+        load_file("[tls]\nverify_peer = \"maybe\"\n"),
+        "tls.verify_peer",
+        &["invalid value for `tls.verify_peer`"],
+    );
+    assert_error(
+        load_file("[tls]\nlisten = 5671\n"),
+        "tls.listen",
+        &["expected a string"],
+    );
+}
+
+#[test]
 fn env_overrides_file() {
     let file = temp_file("[amqp]\nlisten = \"0.0.0.0:5673\"\nheartbeat = 30\n");
     let config = Config::load_with_env(
@@ -618,6 +697,29 @@ fn binary_exits_2_on_unknown_env_key() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown key `amqp.listn`"), "{stderr}");
+}
+
+#[test]
+fn binary_exits_1_naming_a_missing_certificate_file() {
+    let missing = std::env::temp_dir().join("warren-config-test-no-such-cert.pem");
+    let data = std::env::temp_dir().join(format!("warren-config-test-data-{}", std::process::id()));
+    let out = warren()
+        .arg("--config")
+        .arg(shipped_file())
+        .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
+        .env("WARREN_STORAGE__DIR", &data)
+        .env("WARREN_TLS__LISTEN", "127.0.0.1:0")
+        .env("WARREN_TLS__CERT_FILE", &missing)
+        .env("WARREN_TLS__KEY_FILE", &missing)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tls.cert_file") && stderr.contains(&*missing.to_string_lossy()),
+        "{stderr}"
+    );
 }
 
 #[test]

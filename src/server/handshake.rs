@@ -1,6 +1,7 @@
 //! The connection handshake: start/start-ok (SASL PLAIN or AMQPLAIN), tune/tune-ok, open.
 
 use super::Shared;
+use super::tls::TlsPeer;
 use crate::broker::auth::{Access, LoginError, User};
 use crate::broker::vhost::VHost;
 use crate::protocol::frame::CodecError;
@@ -8,8 +9,7 @@ use crate::protocol::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tracing::warn;
 
 /// What the handshake settled.
@@ -23,14 +23,17 @@ pub(crate) struct Handshake {
     pub heartbeat: u16,
     pub cancel_notify: bool,
     pub blocked_notify: bool,
+    /// On an `amqps` connection, the TLS client (and its verified certificate, if any).
+    pub tls_peer: Option<TlsPeer>,
 }
 
 /// The RabbitMQ release whose behaviour Warren implements, reported as `version`.
 pub const RABBITMQ_COMPATIBLE_VERSION: &str = "3.10.8";
 
 /// connection.start with RabbitMQ's server properties and capabilities. A capability is
-/// announced only when it works.
-pub(crate) fn start_method() -> ConnectionStart {
+/// announced only when it works. `external`: offer SASL EXTERNAL too (a TLS client that
+/// presented a certificate).
+pub(crate) fn start_method(external: bool) -> ConnectionStart {
     let mut caps = FieldTable::new();
     for (name, on) in [
         ("publisher_confirms", true),
@@ -71,15 +74,20 @@ pub(crate) fn start_method() -> ConnectionStart {
         version_major: 0,
         version_minor: 9,
         server_properties: props,
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: if external {
+            "PLAIN AMQPLAIN EXTERNAL"
+        } else {
+            "PLAIN AMQPLAIN"
+        }
+        .into(),
         locales: "en_US".into(),
     }
 }
 
 /// Next non-heartbeat frame: RabbitMQ accepts heartbeat frames at any point of the
 /// handshake.
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
 ) -> Result<Frame, CodecError> {
@@ -91,16 +99,17 @@ async fn read_frame(
     }
 }
 
-async fn send(wr: &mut OwnedWriteHalf, method: Method) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(wr: &mut W, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode_method(&mut out, 0, &method);
-    wr.write_all(&out).await
+    wr.write_all(&out).await?;
+    wr.flush().await
 }
 
 /// Sends connection.close and gives the client a moment to answer.
-async fn refuse(
-    wr: &mut OwnedWriteHalf,
-    rd: &mut OwnedReadHalf,
+async fn refuse<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
     e: AmqpError,
@@ -141,13 +150,14 @@ fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, String)> {
     }
 }
 
-pub(crate) async fn negotiate(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: &mut R,
+    wr: &mut W,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
     peer: SocketAddr,
     shared: &Arc<Shared>,
+    tls: Option<TlsPeer>,
 ) -> Result<Option<Handshake>, CodecError> {
     let cfg = &shared.config;
     let Frame::Method {
@@ -169,11 +179,23 @@ pub(crate) async fn negotiate(
         .and_then(|v| v.as_str())
         .unwrap_or("")
         .to_string();
-    let Some((name, pass)) = credentials(&mechanism, &start_ok.response.0) else {
-        warn!(mechanism = %start_ok.mechanism, "unsupported or malformed login");
-        return Ok(None);
+    let (name, login) = if mechanism == b"EXTERNAL" {
+        // rabbitmq_auth_mechanism_ssl: the user is named by the verified client
+        // certificate's subject CN; the response (an authorisation id) is ignored.
+        let cn = tls.as_ref().and_then(|t| t.subject_cn.clone());
+        let login = match &cn {
+            Some(cn) => certificate_login(shared, cn, peer),
+            None => Err(("no verified client certificate", None)),
+        };
+        (cn.unwrap_or_default(), login)
+    } else {
+        let Some((name, pass)) = credentials(&mechanism, &start_ok.response.0) else {
+            warn!(mechanism = %start_ok.mechanism, "unsupported or malformed login");
+            return Ok(None);
+        };
+        let login = login(shared, &name, &pass, peer);
+        (name, login)
     };
-    let login = login(shared, &name, &pass, peer);
     let user = match login {
         Ok(u) => u,
         Err((why, text)) => {
@@ -273,6 +295,7 @@ pub(crate) async fn negotiate(
         heartbeat: tune.heartbeat,
         cancel_notify: cap("consumer_cancel_notify"),
         blocked_notify: cap("connection.blocked"),
+        tls_peer: tls,
     }))
 }
 
@@ -293,6 +316,30 @@ fn login(
         };
         (why, None)
     })?;
+    check_loopback(shared, user, peer)
+}
+
+/// SASL EXTERNAL: the certificate was verified by the TLS layer; the user it names must
+/// exist (password or not), as with RabbitMQ's internal backend.
+fn certificate_login(
+    shared: &Shared,
+    name: &str,
+    peer: SocketAddr,
+) -> Result<Arc<User>, (&'static str, Option<String>)> {
+    let user = shared
+        .broker
+        .auth
+        .user(name)
+        .ok_or(("no user named by the certificate", None))?;
+    check_loopback(shared, user, peer)
+}
+
+/// `auth.loopback_users` may connect only from a loopback address.
+fn check_loopback(
+    shared: &Shared,
+    user: Arc<User>,
+    peer: SocketAddr,
+) -> Result<Arc<User>, (&'static str, Option<String>)> {
     // On a dual-stack listener ("[::]:5672", RabbitMQ's default) IPv4 clients arrive as
     // IPv4-mapped addresses (::ffff:127.0.0.1); like RabbitMQ, judge those as IPv4.
     let loopback_only = shared

@@ -8,6 +8,7 @@ mod connection;
 mod exchange;
 mod handshake;
 mod queue;
+mod tls;
 mod writer;
 
 use crate::broker::{Broker, Seed};
@@ -19,9 +20,9 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
@@ -69,6 +70,8 @@ pub struct ServerHandle {
     pub local_addr: SocketAddr,
     /// The broker's socket-free operations (administration: users, vhosts, permissions).
     pub broker: Arc<Broker>,
+    /// The `amqps` listener's address, when `tls.listen` is set.
+    pub tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -91,8 +94,17 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds `config.amqp.listen` (port 0 picks a free port) and serves AMQP in the background.
+/// Binds `config.amqp.listen` (port 0 picks a free port), and `config.tls.listen` when set,
+/// and serves AMQP in the background.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    let tls_listen = config.tls.listen_addr().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("tls.listen: {e}"))
+    })?;
+    // Certificate problems are reported before anything is bound or opened.
+    let tls_acceptor = match tls_listen {
+        Some(_) => Some(tls::acceptor(&config.tls)?),
+        None => None,
+    };
     let watermark = config
         .memory
         .high_watermark_bytes(alarm::total_ram())
@@ -102,6 +114,16 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     let paging = config.memory.paging_threshold_bytes().map_err(invalid)?;
     let listener = TcpListener::bind(config.amqp.listen).await?;
     let local_addr = listener.local_addr()?;
+    let tls_listener = match tls_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("tls.listen {addr}: cannot bind: {e}"))
+        })?),
+        None => None,
+    };
+    let tls_addr = match &tls_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let (store, mut recovery) = Store::open(&config.storage.dir, config.storage.sync, paging)
         .map_err(|e| {
             std::io::Error::new(
@@ -140,18 +162,35 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         shared.shutdown.clone(),
     ));
     let token = shared.shutdown.clone();
-    tracker.spawn(accept_loop(listener, shared, tracker.clone()));
+    if let (Some(l), Some(acceptor), Some(addr)) = (tls_listener, tls_acceptor, tls_addr) {
+        tracker.spawn(accept_loop(
+            l,
+            shared.clone(),
+            tracker.clone(),
+            Some(acceptor),
+        ));
+        info!(local_addr = %addr, "listening for AMQP 0-9-1 over TLS");
+    }
+    tracker.spawn(accept_loop(listener, shared, tracker.clone(), None));
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
         local_addr,
         broker: broker_handle,
+        tls_addr,
         shutdown: token,
         tracker,
         store,
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+/// Accepts connections and gives each its own task; with `tls`, that task does the TLS
+/// handshake first, so a slow or silent TLS client never holds up the loop.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    tls: Option<TlsAcceptor>,
+) {
     let mut backoff = std::time::Duration::from_millis(1);
     let max = shared.config.amqp.max_connections as usize;
     // Whether the last socket accepted was refused: the limit is logged once per episode.
@@ -179,7 +218,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                     refusing = false;
                     let slot = ConnectionSlot::take(&shared);
                     let id = shared.next_id();
-                    tracker.spawn(connection::serve(socket, peer, shared.clone(), id, slot));
+                    match &tls {
+                        None => tracker.spawn(connection::serve(socket, peer, shared.clone(), id, slot)),
+                        Some(acceptor) => tracker.spawn(connection::serve_tls(
+                            socket,
+                            peer,
+                            shared.clone(),
+                            id,
+                            slot,
+                            acceptor.clone(),
+                        )),
+                    };
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off rather than spin.
@@ -193,8 +242,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
 }
 
 /// Reads until one whole frame is decoded (handshake use; the main loop batches).
-pub(crate) async fn connection_read_frame(
-    rd: &mut OwnedReadHalf,
+pub(crate) async fn connection_read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
 ) -> Result<Frame, CodecError> {

@@ -8,13 +8,13 @@ use crate::protocol::Output;
 use crate::protocol::encode_heartbeat;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// Runs until the outbox is closed and drained, or the socket fails.
-pub async fn run(
-    mut socket: OwnedWriteHalf,
+/// Runs until the outbox is closed and drained, or the socket fails. `W` is a TCP socket's
+/// write half (vectored writes reach `writev`) or a TLS stream's.
+pub async fn run<W: AsyncWrite + Unpin>(
+    mut socket: W,
     outbox: Arc<Outbox>,
     heartbeat: Arc<std::sync::atomic::AtomicU32>,
 ) {
@@ -38,7 +38,8 @@ pub async fn run(
         }
         outbox.take(&mut spare);
         if !spare.is_empty() {
-            if spare.write_to(&mut socket).await.is_err() {
+            // The flush is a no-op on TCP; TLS may keep the last records buffered until it.
+            if spare.write_to(&mut socket).await.is_err() || socket.flush().await.is_err() {
                 outbox.close();
                 return;
             }

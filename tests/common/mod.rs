@@ -5,11 +5,57 @@
 //! instead, which is how they are checked against RabbitMQ.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use lapin::{Connection, ConnectionProperties};
 
 pub struct TestBroker {
     url: String,
     _server: Option<warren::server::ServerHandle>,
+}
+
+impl TestBroker {
+    /// Sets up users, vhosts and permissions on whichever broker the tests run against.
+    pub fn admin(&self) -> admin::Admin {
+        match &self._server {
+            Some(s) => admin::Admin::Warren(s.broker.clone()),
+            None => admin::Admin::http_from_env(),
+        }
+    }
+
+    /// The broker's `host:port`.
+    pub fn host(&self) -> String {
+        let rest = self.url.split('@').nth(1).unwrap_or("");
+        rest.split('/').next().unwrap_or("").to_string()
+    }
+
+    /// An AMQP URL for `user`/`pass` on `vhost`.
+    pub fn url_for(&self, user: &str, pass: &str, vhost: &str) -> String {
+        let vhost: String = vhost
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        format!("amqp://{user}:{pass}@{}/{vhost}", self.host())
+    }
+
+    /// Connects as `user` to `vhost`.
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        pass: &str,
+        vhost: &str,
+    ) -> Result<Connection, lapin::Error> {
+        Connection::connect(
+            &self.url_for(user, pass, vhost),
+            ConnectionProperties::default(),
+        )
+        .await
+    }
 }
 
 impl TestBroker {
