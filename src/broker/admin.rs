@@ -181,6 +181,14 @@ impl Broker {
         }
     }
 
+    /// Records that the first start is over without creating the default user and vhost
+    /// (definitions were imported instead): a later start without an import file then
+    /// does not create them either, as RabbitMQ seeds only an empty database.
+    pub fn mark_seeded(&self) {
+        let _g = self.admin.lock().unwrap();
+        self.record(AdminChange::Seeded);
+    }
+
     fn record(&self, a: AdminChange) {
         self.store.define(&Change::Admin(a));
     }

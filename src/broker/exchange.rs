@@ -201,6 +201,12 @@ impl Exchange {
         !gone.is_empty()
     }
 
+    /// A copy of every binding from this exchange, in the order they were added (for
+    /// export and the management API; the bindings lock is held only while copying).
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.bindings.read().unwrap().list.clone()
+    }
+
     pub fn has_bindings(&self) -> bool {
         !self.bindings.read().unwrap().list.is_empty()
     }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod connections;
 pub mod consumer;
 pub mod deadletter;
+pub mod definitions_json;
 pub mod effects;
 pub mod exchange;
 pub mod headers;
@@ -50,8 +51,10 @@ pub struct Seed {
 impl Broker {
     /// The broker as the store recovered it: vhosts with their durable exchanges, queues
     /// (and messages) and bindings; users, permissions and limits. On the very first start
-    /// the default user and vhost are created (once: deleting them later is respected).
-    pub fn new(seed: &Seed, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
+    /// the default user and vhost are created (once: deleting them later is respected),
+    /// unless `seed` is None: as RabbitMQ, a broker that imports definitions at start-up
+    /// does not create them (see [`Broker::mark_seeded`]).
+    pub fn new(seed: Option<&Seed>, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
         let b = Broker {
             vhosts: DashMap::new(),
             auth: Arc::new(Auth::default()),
@@ -59,7 +62,9 @@ impl Broker {
             store,
             admin: Mutex::new(()),
         };
-        if !recovery.definitions.seeded {
+        if let Some(seed) = seed
+            && !recovery.definitions.seeded
+        {
             for c in admin::seed_changes(seed, &recovery.definitions) {
                 b.store.define(&c);
                 recovery.definitions.apply(c);

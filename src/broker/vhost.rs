@@ -131,6 +131,21 @@ impl VHost {
         super::admin::limit(&self.def.read().unwrap().limits, name)
     }
 
+    /// Every exchange (the default and `amq.*` ones included), sorted by name: a snapshot
+    /// for export and the management API (one clone of each `Arc`, no lock held after).
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        let mut v: Vec<_> = self.exchanges.iter().map(|e| e.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Every queue, sorted by name: a snapshot, as [`VHost::exchanges`].
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        let mut v: Vec<_> = self.queues.iter().map(|q| q.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// Number of queues, for `max-queues` and the management API.
     pub fn queue_count(&self) -> usize {
         self.queues.len()

@@ -11,7 +11,7 @@ mod queue;
 mod tls;
 mod writer;
 
-use crate::broker::{Broker, Seed};
+use crate::broker::{Broker, Seed, definitions_json};
 use crate::config::Config;
 use crate::protocol::frame::CodecError;
 use crate::protocol::{Frame, FrameCodec};
@@ -124,6 +124,19 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    // Read before the storage is opened: a missing file stops start-up at once.
+    let import = match config.definitions.import_file.as_str() {
+        "" => None,
+        path => Some((
+            path.to_string(),
+            std::fs::read_to_string(path).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read the definitions file {path}: {e}"),
+                )
+            })?,
+        )),
+    };
     let (store, mut recovery) = Store::open(&config.storage.dir, config.storage.sync, paging)
         .map_err(|e| {
             std::io::Error::new(
@@ -139,7 +152,26 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         password: config.auth.default_pass.clone(),
         vhost: config.auth.default_vhost.clone(),
     };
-    let broker = Arc::new(Broker::new(&seed, store.clone(), &mut recovery));
+    // As RabbitMQ: with definitions to import, the default user and vhost are not created.
+    let seeded = recovery.definitions.seeded;
+    let broker = Arc::new(Broker::new(
+        import.is_none().then_some(&seed),
+        store.clone(),
+        &mut recovery,
+    ));
+    if let Some((path, text)) = import {
+        if let Err(e) = definitions_json::import(&broker, &text) {
+            drop(broker);
+            store.close();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("cannot import the definitions file {path}: {e}"),
+            ));
+        }
+        if !seeded {
+            broker.mark_seeded();
+        }
+    }
     // Sampled once now so that the alarm is right from the first connection on.
     let dir = config.storage.dir.clone();
     let (alarm_tx, alarm) = tokio::sync::watch::channel(alarm::sample(watermark, &dir, disk_limit));
