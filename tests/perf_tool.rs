@@ -9,6 +9,10 @@ use std::process::Command;
 async fn run_tool(args: &[&str]) -> String {
     let server = raw::broker(|_| {}).await;
     let uri = format!("amqp://guest:guest@{}/%2f", server.local_addr);
+    run_tool_at(uri, args).await
+}
+
+async fn run_tool_at(uri: String, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_warren-perf"))
@@ -114,4 +118,25 @@ async fn backlog_mode_publishes_then_drains_everything() {
     assert_eq!(field(&json, "backlog"), 1000, "{json}");
     assert_eq!(field(&json, "consumed"), 1000, "{json}");
     assert!(field(&json, "rss_backlog_kib") > 0, "{json}");
+}
+
+/// `amqps://`: the tool speaks TLS to the broker's TLS listener (a self-signed certificate
+/// made here; the tool does not verify it, being a benchmark tool).
+#[tokio::test]
+async fn throughput_over_tls() {
+    let dir = std::env::temp_dir().join(format!("warren-perf-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let server = raw::broker(|c| {
+        c.tls.listen = "127.0.0.1:0".into();
+        c.tls.cert_file = dir.join("cert.pem");
+        c.tls.key_file = dir.join("key.pem");
+    })
+    .await;
+    let uri = format!("amqps://guest:guest@{}/%2f", server.tls_addr.unwrap());
+    let json = run_tool_at(uri, &["-x", "1", "-y", "1", "-s", "64", "-z", "1"]).await;
+    assert!(field(&json, "consumed") > 0, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

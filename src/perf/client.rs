@@ -1,23 +1,25 @@
 //! A minimal pipelined AMQP client on Warren's own codec, for the load tool: frames are
 //! encoded into one buffer and written in batches, so the tool is never the bottleneck.
 
+use super::transport::Stream;
 use crate::protocol::frame::CodecError;
 use crate::protocol::*;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 pub struct Client {
-    socket: TcpStream,
+    socket: Stream,
     rbuf: BytesMut,
     pub wbuf: Output,
     codec: FrameCodec,
     pub frame_max: u32,
 }
 
-/// Parts of an `amqp://user:pass@host:port/vhost` URI.
+/// Parts of an `amqp://user:pass@host:port/vhost` (or `amqps://`) URI.
 pub struct Uri {
+    /// `amqps://`: TLS (default port 5671).
+    pub tls: bool,
     pub user: String,
     pub pass: String,
     pub addr: String,
@@ -26,9 +28,11 @@ pub struct Uri {
 
 impl Uri {
     pub fn parse(uri: &str) -> Result<Uri, String> {
-        let rest = uri
-            .strip_prefix("amqp://")
-            .ok_or("the URI must start with amqp://")?;
+        let (tls, rest) = match (uri.strip_prefix("amqp://"), uri.strip_prefix("amqps://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err("the URI must start with amqp:// or amqps://".into()),
+        };
         let (auth, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
         let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
         let (addr, vhost) = rest.split_once('/').unwrap_or((rest, ""));
@@ -38,10 +42,13 @@ impl Uri {
         };
         let addr = if addr.contains(':') {
             addr.to_string()
+        } else if tls {
+            format!("{addr}:5671")
         } else {
             format!("{addr}:5672")
         };
         Ok(Uri {
+            tls,
             user: user.into(),
             pass: pass.into(),
             addr,
@@ -65,8 +72,7 @@ impl Client {
         channels: u16,
         buffer: usize,
     ) -> Result<Client, CodecError> {
-        let socket = TcpStream::connect(&uri.addr).await?;
-        socket.set_nodelay(true)?;
+        let socket = Stream::connect(&uri.addr, uri.tls).await?;
         let mut c = Client {
             socket,
             rbuf: BytesMut::with_capacity(buffer),
@@ -156,6 +162,8 @@ impl Client {
     pub async fn flush(&mut self) -> Result<(), CodecError> {
         if !self.wbuf.is_empty() {
             self.wbuf.write_to(&mut self.socket).await?;
+            // TLS keeps records it could not send yet; plain TCP: a no-op.
+            self.socket.flush().await?;
         }
         Ok(())
     }

@@ -8,3 +8,4 @@ pub mod connections;
 pub mod progress;
 pub mod rss;
 pub mod throughput;
+pub mod transport;
