@@ -322,19 +322,7 @@ async fn each_operation_needs_the_permission_rabbitmq_checks() {
                 ch.confirm_select(ConfirmSelectOptions::default())
                     .await
                     .unwrap();
-                match ch
-                    .basic_publish(
-                        ex.into(),
-                        "k".into(),
-                        BasicPublishOptions::default(),
-                        b"m",
-                        BasicProperties::default(),
-                    )
-                    .await
-                {
-                    Ok(c) => c.await.map(drop),
-                    Err(e) => Err(e),
-                }
+                publish_confirmed(&ch, ex, "k", b"m", BasicProperties::default()).await
             }
             "basic.get r-q" => ch
                 .basic_get("r-q".into(), BasicGetOptions::default())
@@ -438,19 +426,14 @@ async fn topic_permissions_restrict_routing_keys_with_variables() {
     .unwrap()
     .await
     .expect("a key under the user's own name is allowed");
-    let r = match ch
-        .basic_publish(
-            "amq.topic".into(),
-            "other.k".into(),
-            BasicPublishOptions::default(),
-            b"m",
-            BasicProperties::default(),
-        )
-        .await
-    {
-        Ok(c) => c.await.map(drop),
-        Err(e) => Err(e),
-    };
+    let r = publish_confirmed(
+        &ch,
+        "amq.topic",
+        "other.k",
+        b"m",
+        BasicProperties::default(),
+    )
+    .await;
     assert_eq!(
         expect_code(r, ACCESS_REFUSED),
         format!(
@@ -539,19 +522,7 @@ async fn a_permission_change_applies_to_open_connections() {
     // decisions without expiry); Warren applies it to open channels too, which
     // `a_permission_change_reaches_open_channels_in_warren` checks.
     let ch = confirming_channel(&conn).await;
-    let r = match ch
-        .basic_publish(
-            "amq.direct".into(),
-            "k".into(),
-            BasicPublishOptions::default(),
-            b"2",
-            BasicProperties::default(),
-        )
-        .await
-    {
-        Ok(c) => c.await.map(drop),
-        Err(e) => Err(e),
-    };
+    let r = publish_confirmed(&ch, "amq.direct", "k", b"2", BasicProperties::default()).await;
     assert_eq!(
         expect_code(r, ACCESS_REFUSED),
         format!(
@@ -784,19 +755,7 @@ async fn the_user_id_property_may_name_another_user_only_for_impersonators() {
     let conn = b.connect_as(&user, "secret", &vhost).await.unwrap();
     let ch = confirming_channel(&conn).await;
     let props = BasicProperties::default().with_user_id("someone-else".into());
-    let r = match ch
-        .basic_publish(
-            "amq.direct".into(),
-            "k".into(),
-            BasicPublishOptions::default(),
-            b"m",
-            props.clone(),
-        )
-        .await
-    {
-        Ok(c) => c.await.map(drop),
-        Err(e) => Err(e),
-    };
+    let r = publish_confirmed(&ch, "amq.direct", "k", b"m", props.clone()).await;
     expect_code(r, PRECONDITION_FAILED);
     b.admin().add_user(&user, "secret", "impersonator").await;
     let conn = b.connect_as(&user, "secret", &vhost).await.unwrap();
@@ -827,21 +786,7 @@ async fn a_permission_change_reaches_open_channels_in_warren() {
     let ch = confirming_channel(&conn).await;
     let publish = |n: &'static [u8]| {
         let ch = ch.clone();
-        async move {
-            match ch
-                .basic_publish(
-                    "amq.direct".into(),
-                    "k".into(),
-                    BasicPublishOptions::default(),
-                    n,
-                    BasicProperties::default(),
-                )
-                .await
-            {
-                Ok(c) => c.await.map(drop),
-                Err(e) => Err(e),
-            }
-        }
+        async move { publish_confirmed(&ch, "amq.direct", "k", n, BasicProperties::default()).await }
     };
     publish(b"1").await.unwrap();
     b.admin().clear_permissions(&user, &vhost).await;

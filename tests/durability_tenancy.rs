@@ -214,19 +214,7 @@ async fn users_vhosts_permissions_and_limits_survive_sigkill() {
     .unwrap();
     drop(ch);
     let ch = confirming_channel(&conn).await;
-    let r = match ch
-        .basic_publish(
-            "amq.topic".into(),
-            "bob.k".into(),
-            BasicPublishOptions::default(),
-            b"m",
-            BasicProperties::default(),
-        )
-        .await
-    {
-        Ok(c) => c.await.map(drop),
-        Err(e) => Err(e),
-    };
+    let r = publish_confirmed(&ch, "amq.topic", "bob.k", b"m", BasicProperties::default()).await;
     expect_code(r, 403);
     let user = server.broker.auth.user("alice").unwrap();
     assert_eq!(user.tags, vec!["monitoring".to_string()]);

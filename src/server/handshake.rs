@@ -106,15 +106,19 @@ async fn send<W: AsyncWrite + Unpin>(wr: &mut W, method: Method) -> std::io::Res
     wr.flush().await
 }
 
-/// Sends connection.close and gives the client a moment to answer.
+/// Sends connection.close and gives the client a moment to answer. Logs the refusal
+/// unless the caller already did (each refusal is logged once).
 async fn refuse<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     wr: &mut W,
     rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
     e: AmqpError,
+    logged: bool,
 ) -> Result<Option<Handshake>, CodecError> {
-    warn!(code = e.code, text = %e.text, "refusing connection");
+    if !logged {
+        warn!(code = e.code, text = %e.text, "refusing connection");
+    }
     send(wr, e.connection_close()).await?;
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(3),
@@ -215,6 +219,7 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 buf,
                 codec,
                 AmqpError::connection(reply_code::ACCESS_REFUSED, text),
+                true,
             )
             .await;
         }
@@ -273,7 +278,7 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 "unexpected method in connection state opening",
             )
             .caused_by(&method);
-            return refuse(wr, rd, buf, codec, e).await;
+            return refuse(wr, rd, buf, codec, e, false).await;
         }
         _ => return Ok(None),
     };
@@ -282,7 +287,7 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         Ok(ok) => ok,
         Err(text) => {
             let e = AmqpError::connection(reply_code::NOT_ALLOWED, text).on(10, 40);
-            return refuse(wr, rd, buf, codec, e).await;
+            return refuse(wr, rd, buf, codec, e, false).await;
         }
     };
     send(wr, ConnectionOpenOk {}.into()).await?;

@@ -259,3 +259,24 @@ pub async fn next_slow_delivery(deliveries: &mut Deliveries) -> lapin::message::
         None => panic!("no delivery within 30 s"),
     }
 }
+
+/// Publishes one message and waits for the broker's answer: its confirm on a channel in
+/// confirm mode. A refusal (channel.close) comes back as the error.
+pub async fn publish_confirmed(
+    ch: &lapin::Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: lapin::BasicProperties,
+) -> Result<(), Error> {
+    ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        lapin::options::BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await?
+    .await
+    .map(drop)
+}
