@@ -69,9 +69,13 @@ pub(crate) struct Connection {
 }
 
 /// A connection's place in the broker's counts: the registry, its vhost's connection count
-/// and its user's connection and channel counts. Dropping it gives them back.
+/// and its user's connection and channel counts. [`release`](Presence::release) (or drop)
+/// gives them back; the connection releases as soon as it is closed at the AMQP level,
+/// before its close-ok goes out, so a client that has seen close-ok may count on its
+/// place under a connection limit being free.
 struct Presence {
-    registration: Registration,
+    registration: Option<Registration>,
+    entry: Arc<crate::broker::connections::ConnectionEntry>,
     vhost: Arc<VHost>,
     usage: Arc<Usage>,
 }
@@ -82,24 +86,32 @@ impl Presence {
         let usage = shared.broker.auth.usage(user);
         usage.connections.fetch_add(1, Relaxed);
         vhost.connections.fetch_add(1, Relaxed);
+        let registration =
+            shared
+                .broker
+                .connections
+                .register(id, user, &vhost.name, peer.to_string());
         Presence {
-            registration: shared.broker.connections.register(
-                id,
-                user,
-                &vhost.name,
-                peer.to_string(),
-            ),
+            entry: registration.entry.clone(),
+            registration: Some(registration),
             vhost: vhost.clone(),
             usage,
+        }
+    }
+
+    /// Gives the counts back (once).
+    fn release(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.registration.take().is_some() {
+            self.usage.connections.fetch_sub(1, Relaxed);
+            self.vhost.connections.fetch_sub(1, Relaxed);
         }
     }
 }
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.usage.connections.fetch_sub(1, Relaxed);
-        self.vhost.connections.fetch_sub(1, Relaxed);
+        self.release();
     }
 }
 
@@ -335,7 +347,7 @@ impl Connection {
         // A silent peer is dropped after two missed heartbeat intervals.
         let read_timeout = (heartbeat > 0).then(|| Duration::from_secs(u64::from(heartbeat) * 2));
         let shutdown = self.shared.shutdown.clone();
-        let entry = self.presence.registration.entry.clone();
+        let entry = self.presence.entry.clone();
         let mut synced = self.shared.store.synced();
         let mut closing = false;
         loop {
@@ -576,6 +588,9 @@ impl Connection {
         match method {
             Method::ConnectionClose(c) => {
                 debug!(code = c.reply_code, text = %c.reply_text, "client closed connection");
+                // Free this connection's place under the limits before close-ok can reach
+                // the client.
+                self.presence.release();
                 self.send(0, ConnectionCloseOk {}.into());
                 Ok(Some(End::AwaitClientEof))
             }
@@ -758,6 +773,7 @@ impl Connection {
             std::sync::atomic::Ordering::Relaxed,
         );
         self.open_channels = 0;
+        self.presence.release();
         for q in self.vhost.exclusive_queues_of(self.id) {
             self.vhost.remove_queue(&q);
         }
