@@ -44,7 +44,7 @@ fn watch_connection(
     Box::pin(conn.events_listener())
 }
 
-/// The error that ended the connection.
+/// The connection.close that ended the connection (times out if there was none).
 async fn connection_error(
     events: &mut (impl futures_lite::Stream<Item = lapin::Event> + Unpin),
 ) -> lapin::Error {
@@ -52,7 +52,12 @@ async fn connection_error(
     within("connection.close", async {
         loop {
             match events.next().await {
-                Some(lapin::Event::Error(e)) => return e,
+                // The connection.close; a socket error may be reported beside it.
+                Some(lapin::Event::Error(e))
+                    if matches!(e.kind(), lapin::ErrorKind::ProtocolError(_)) =>
+                {
+                    return e;
+                }
                 Some(_) => continue,
                 None => panic!("the connection's events ended without an error"),
             }
@@ -601,6 +606,8 @@ async fn vhosts_are_isolated() {
     expect_code(r, 404);
 }
 
+/// Against RabbitMQ 3.10 this fails now and then: its vhost deletion sometimes resets the
+/// socket before the connection.close reaches the client. Warren always sends it.
 #[tokio::test]
 async fn deleting_a_vhost_closes_its_connections_and_its_queues_go() {
     let b = TestBroker::start().await;
