@@ -82,10 +82,6 @@ impl Registry {
         self.map.iter().map(|e| e.clone()).collect()
     }
 
-    pub fn get(&self, id: u64) -> Option<Arc<ConnectionEntry>> {
-        self.map.get(&id).map(|e| e.clone())
-    }
-
     /// Closes every connection `pick` selects, with `reason`.
     pub fn close_where(&self, pick: impl Fn(&ConnectionEntry) -> bool, reason: &str) {
         for e in self.all().into_iter().filter(|e| pick(e)) {

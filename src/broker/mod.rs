@@ -84,8 +84,4 @@ impl Broker {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
-
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
 }

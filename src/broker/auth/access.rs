@@ -135,15 +135,6 @@ impl Access {
         ))
     }
 
-    /// Whether topic permissions constrain routing keys on `exchange` (cheap: most users
-    /// have none).
-    pub fn has_topic_permissions(&mut self, exchange: &[u8]) -> bool {
-        self.refresh();
-        self.topics
-            .iter()
-            .any(|t| t.exchange.as_bytes() == exchange)
-    }
-
     /// RabbitMQ's topic authorisation on a topic exchange: without topic permissions for
     /// the exchange anything goes; with them the routing key must match the (expanded)
     /// write or read expression.

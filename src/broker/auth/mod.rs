@@ -92,15 +92,6 @@ impl Limit {
     }
 }
 
-/// The tags RabbitMQ knows (others are kept and shown, with no meaning).
-pub const KNOWN_TAGS: [&str; 5] = [
-    "administrator",
-    "monitoring",
-    "policymaker",
-    "management",
-    "impersonator",
-];
-
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
@@ -193,6 +184,8 @@ impl Auth {
         db.permissions.retain(|(u, _), _| u != name);
         db.topic_permissions.retain(|(u, _), _| u != name);
         drop(db);
+        // Its open connections keep their own handle on the counts until they close.
+        self.usage.remove(name);
         self.changed();
         existed
     }
