@@ -49,6 +49,46 @@ pub struct Config {
     pub memory: MemoryConfig,
     pub definitions: DefinitionsConfig,
     pub tls: TlsConfig,
+    pub mgmt: MgmtConfig,
+}
+
+/// The management HTTP API (RabbitMQ's management plugin). Empty strings mean "off" or
+/// "not set".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MgmtConfig {
+    /// Address of the plain HTTP listener; empty: none.
+    pub listen: String,
+    /// Address of the HTTPS listener; empty: none.
+    pub tls_listen: String,
+    /// PEM certificate chain for HTTPS; empty: `tls.cert_file`.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key for HTTPS; empty: `tls.key_file`.
+    pub tls_key_file: PathBuf,
+    /// Milliseconds between statistics samples, from which rates are computed
+    /// (RabbitMQ's `collect_statistics_interval`).
+    pub stats_interval: u64,
+}
+
+/// Parses an optional listener address ("" = off).
+fn optional_addr(s: &str, example: &str) -> Result<Option<SocketAddr>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{s:?} is not an address such as \"{example}\" (empty: off)"))
+}
+
+impl MgmtConfig {
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        optional_addr(&self.listen, "127.0.0.1:15672")
+    }
+
+    pub fn tls_listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        optional_addr(&self.tls_listen, "0.0.0.0:15671")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -255,6 +295,13 @@ impl Default for Config {
                 verify_peer: false,
                 fail_if_no_peer_cert: false,
             },
+            mgmt: MgmtConfig {
+                listen: "127.0.0.1:15672".into(),
+                tls_listen: String::new(),
+                tls_cert_file: PathBuf::new(),
+                tls_key_file: PathBuf::new(),
+                stats_interval: 5000,
+            },
         }
     }
 }
@@ -460,6 +507,44 @@ impl Config {
             return Err(invalid(
                 "tls.ca_file",
                 "must be set when tls.verify_peer is true (client certificates are verified against it)".to_string(),
+            ));
+        }
+        if let Err(e) = self.mgmt.listen_addr() {
+            return Err(invalid("mgmt.listen", e));
+        }
+        match self.mgmt.tls_listen_addr() {
+            Err(e) => return Err(invalid("mgmt.tls_listen", e)),
+            Ok(Some(_)) => {
+                for (key, own, fallback) in [
+                    (
+                        "mgmt.tls_cert_file",
+                        &self.mgmt.tls_cert_file,
+                        &self.tls.cert_file,
+                    ),
+                    (
+                        "mgmt.tls_key_file",
+                        &self.mgmt.tls_key_file,
+                        &self.tls.key_file,
+                    ),
+                ] {
+                    if own.as_os_str().is_empty() && fallback.as_os_str().is_empty() {
+                        return Err(invalid(
+                            key,
+                            "must be set (or its tls.* counterpart) when mgmt.tls_listen is"
+                                .to_string(),
+                        ));
+                    }
+                }
+            }
+            Ok(None) => {}
+        }
+        if !(100..=3_600_000).contains(&self.mgmt.stats_interval) {
+            return Err(invalid(
+                "mgmt.stats_interval",
+                format!(
+                    "{} is outside 100..=3600000 milliseconds",
+                    self.mgmt.stats_interval
+                ),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Warren: an AMQP 0-9-1 message broker, a drop-in replacement for RabbitMQ.
 
 pub mod broker;

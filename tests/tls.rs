@@ -109,6 +109,7 @@ impl Pki {
     fn config(&self) -> Config {
         let mut config = Config::default();
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+        config.mgmt.listen = "127.0.0.1:0".into();
         config.storage.dir = self.dir.join("data");
         config.tls.listen = "127.0.0.1:0".into();
         config.tls.cert_file = self.path("server.pem");
@@ -531,6 +532,7 @@ async fn no_tls_listener_by_default() {
     let pki = Pki::new();
     let mut config = Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
+    config.mgmt.listen = "127.0.0.1:0".into();
     config.storage.dir = pki.dir.join("data");
     let server = start(config).await;
     assert_eq!(server.tls_addr, None);

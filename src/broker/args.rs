@@ -26,6 +26,15 @@ pub enum QueueType {
 }
 
 impl QueueType {
+    /// The type's name, as `x-queue-type` and the management API write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+            QueueType::Stream => "stream",
+        }
+    }
+
     /// RabbitMQ's module name, as its error texts print it.
     pub(crate) fn module(self) -> &'static str {
         match self {

@@ -5,9 +5,40 @@
 //! A connection registers after its handshake and is removed when its [`Registration`]
 //! drops, so the registry never outlives the connection task.
 
+use super::consumer::ChannelLink;
+use super::stats::{Counters, Traffic};
+use crate::protocol::FieldTable;
 use dashmap::DashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
+
+/// What a connection settled at its handshake, for the management API.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// "AMQP 0-9-1".
+    pub protocol: &'static str,
+    pub auth_mechanism: String,
+    pub client_properties: FieldTable,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    /// Heartbeat interval in seconds (0: none).
+    pub timeout: u16,
+    /// The TLS protocol version, on a TLS connection.
+    pub tls: Option<String>,
+    pub peer_cert_subject: Option<String>,
+    pub connected_at: SystemTime,
+}
+
+impl ConnectionInfo {
+    /// RabbitMQ's connection name: "peer -> local".
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+}
 
 #[derive(Debug)]
 pub struct ConnectionEntry {
@@ -15,6 +46,11 @@ pub struct ConnectionEntry {
     pub user: String,
     pub vhost: String,
     pub peer: String,
+    pub info: ConnectionInfo,
+    /// Bytes and socket operations, counted per read and per write.
+    pub traffic: Traffic,
+    /// Open channels (their shared part), in the order opened.
+    channels: Mutex<Vec<Arc<ChannelLink>>>,
     kill: CancellationToken,
     reason: Mutex<Option<String>>,
 }
@@ -30,6 +66,21 @@ impl ConnectionEntry {
         self.kill.cancel();
     }
 
+    pub fn add_channel(&self, link: Arc<ChannelLink>) {
+        self.channels.lock().unwrap().push(link);
+    }
+
+    /// Forgets a closed channel; returns it so that its statistics can be kept.
+    pub fn remove_channel(&self, id: u16) -> Option<Arc<ChannelLink>> {
+        let mut v = self.channels.lock().unwrap();
+        let i = v.iter().position(|l| l.id == id)?;
+        Some(v.remove(i))
+    }
+
+    pub fn channels(&self) -> Vec<Arc<ChannelLink>> {
+        self.channels.lock().unwrap().clone()
+    }
+
     /// Resolves when [`close`](Self::close) was called; yields the reason.
     pub async fn closed(&self) -> String {
         self.kill.cancelled().await;
@@ -40,6 +91,9 @@ impl ConnectionEntry {
 #[derive(Debug, Default)]
 pub struct Registry {
     map: DashMap<u64, Arc<ConnectionEntry>>,
+    /// Statistics of channels that have closed, so that the broker's totals never go
+    /// backwards.
+    pub retired: Counters,
 }
 
 /// Keeps a connection in the registry while it lives.
@@ -61,13 +115,16 @@ impl Registry {
         id: u64,
         user: &str,
         vhost: &str,
-        peer: String,
+        info: ConnectionInfo,
     ) -> Registration {
         let entry = Arc::new(ConnectionEntry {
             id,
             user: user.to_string(),
             vhost: vhost.to_string(),
-            peer,
+            peer: info.peer.to_string(),
+            info,
+            traffic: Traffic::default(),
+            channels: Mutex::new(Vec::new()),
             kill: CancellationToken::new(),
             reason: Mutex::new(None),
         });
@@ -78,8 +135,24 @@ impl Registry {
         }
     }
 
+    /// Every open connection, in the order they opened.
     pub fn all(&self) -> Vec<Arc<ConnectionEntry>> {
-        self.map.iter().map(|e| e.clone()).collect()
+        let mut v: Vec<_> = self.map.iter().map(|e| e.clone()).collect();
+        v.sort_by_key(|e| e.id);
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// A channel closed: keep its statistics in the broker's totals.
+    pub fn retire(&self, link: &ChannelLink) {
+        self.retired.absorb(&link.stats);
     }
 
     /// Closes every connection `pick` selects, with `reason`.

@@ -11,6 +11,7 @@
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
+use super::stats::{Counters, Stat};
 use crate::protocol::{BasicDeliver, Method, ShortStr};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -25,6 +26,14 @@ pub struct ChannelLink {
     /// The client handles server-sent basic.cancel (capability consumer_cancel_notify).
     pub cancel_notify: bool,
     pub deliveries: Mutex<Deliveries>,
+    /// Message statistics (management API); folded into the broker's when it closes.
+    pub stats: Counters,
+    /// The channel is in confirm mode (for the management API).
+    pub confirm: AtomicBool,
+    /// The channel is transactional (for the management API).
+    pub transactional: AtomicBool,
+    /// basic.qos prefetch_count for new consumers (for the management API).
+    pub prefetch: AtomicU32,
 }
 
 /// Deliveries in flight on one channel.
@@ -69,6 +78,10 @@ impl ChannelLink {
                 next_tag: 1,
                 ..Default::default()
             }),
+            stats: Counters::default(),
+            confirm: AtomicBool::new(false),
+            transactional: AtomicBool::new(false),
+            prefetch: AtomicU32::new(0),
         }
     }
 }
@@ -106,6 +119,7 @@ impl Deliveries {
 
     fn release(&mut self, taken: &[Unacked]) {
         for u in taken {
+            u.queue.unacked.fetch_sub(1, Ordering::Relaxed);
             if let Some(c) = &u.consumer {
                 c.in_flight.fetch_sub(1, Ordering::Relaxed);
                 self.global_in_flight = self.global_in_flight.saturating_sub(1);
@@ -164,9 +178,21 @@ impl Consumer {
             message.redelivered,
             &message.message,
         );
+        let kind = if self.no_ack {
+            Stat::DeliverNoAck
+        } else {
+            Stat::Deliver
+        };
+        queue.stats.incr(kind);
+        self.channel.stats.incr(kind);
+        if message.redelivered {
+            queue.stats.incr(Stat::Redeliver);
+            self.channel.stats.incr(Stat::Redeliver);
+        }
         bells.add(&self.channel.outbox);
         if !self.no_ack {
             message.mark_delivered();
+            queue.unacked.fetch_add(1, Ordering::Relaxed);
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             d.global_in_flight += 1;
             d.unacked.push_back(Unacked {
@@ -188,6 +214,7 @@ impl Consumer {
         let tag = d.next_tag;
         d.next_tag += 1;
         write_deliver(&self.channel, &self.tag, tag, false, message);
+        self.channel.stats.incr(Stat::DeliverNoAck);
         bells.add(&self.channel.outbox);
         true
     }

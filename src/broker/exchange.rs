@@ -105,6 +105,8 @@ pub struct Exchange {
     pub internal: bool,
     pub arguments: FieldTable,
     bindings: RwLock<Bindings>,
+    /// Message statistics (management API): publish_in, publish_out.
+    pub stats: super::stats::Counters,
 }
 
 impl Exchange {
@@ -124,6 +126,7 @@ impl Exchange {
             internal,
             arguments,
             bindings: RwLock::default(),
+            stats: Default::default(),
         }
     }
 

@@ -16,7 +16,9 @@ pub mod headers;
 pub mod message;
 pub mod names;
 pub mod outbox;
+pub mod publish;
 pub mod queue;
+pub mod stats;
 pub mod topic;
 pub mod vhost;
 

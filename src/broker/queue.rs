@@ -12,6 +12,7 @@ use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
 use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
+use super::stats::{Counters, Stat};
 use super::vhost::VHost;
 use crate::protocol::{FieldTable, ShortStr};
 use crate::store::log::LoggedMessage;
@@ -190,6 +191,10 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// Wakes the expiry task when an earlier deadline appears.
     timer: Notify,
+    /// Message statistics (management API).
+    pub stats: Counters,
+    /// Deliveries not yet acknowledged (channels hold them; they count them here).
+    pub unacked: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -216,6 +221,16 @@ struct QueueState {
     /// unacknowledged. The next consumer takes over only once they are settled, so that
     /// requeued ones reach it first.
     sac_draining: Option<Arc<Consumer>>,
+}
+
+/// A queue's state as the management API shows it.
+#[derive(Debug)]
+pub struct QueueSnapshot {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub paged_out: u64,
+    pub consumers: Vec<Arc<Consumer>>,
+    pub idle_since: Instant,
 }
 
 /// Why a consumer could not subscribe.
@@ -270,6 +285,8 @@ impl Queue {
                 sac_draining: None,
             }),
             timer: Notify::new(),
+            stats: Counters::default(),
+            unacked: Default::default(),
         }
     }
 
@@ -305,6 +322,7 @@ impl Queue {
     /// Enqueues a message and delivers what can be delivered. Returns false when the
     /// queue refused it (x-overflow reject-publish / reject-publish-dlx on a full queue).
     pub fn publish(self: &Arc<Self>, message: MessageRef, fx: &mut Effects) -> bool {
+        self.stats.incr(Stat::Publish);
         let mut s = self.lock();
         if s.deleted {
             return true;
@@ -726,6 +744,18 @@ impl Queue {
             (s.ready.len as u64 + s.tail.count) as u32,
             s.consumers.len() as u32,
         )
+    }
+
+    /// What the management API shows of the queue's state, read under one short lock.
+    pub fn snapshot(&self) -> QueueSnapshot {
+        let s = self.lock();
+        QueueSnapshot {
+            ready: s.ready.len as u64 + s.tail.count,
+            ready_bytes: s.ready.bytes + s.tail.bytes,
+            paged_out: s.tail.count,
+            consumers: s.consumers.clone(),
+            idle_since: s.last_used,
+        }
     }
 
     /// Drops every ready message (paged out ones too); returns how many.

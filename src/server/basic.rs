@@ -12,6 +12,7 @@ use crate::broker::exchange::ExchangeKind;
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
+use crate::broker::stats::Stat;
 use crate::broker::vhost::{DIRECT_REPLY_TO, type_name};
 use crate::protocol::*;
 use std::sync::Arc;
@@ -176,6 +177,16 @@ impl Connection {
         {
             routed = consumer.deliver_no_ack(&message, &mut self.fx.bells);
         }
+        let link_stats = &self.channel(ch).link.stats;
+        link_stats.incr(Stat::Publish);
+        ex.stats.incr(Stat::PublishIn);
+        if routed {
+            ex.stats.incr(Stat::PublishOut);
+        } else if p.mandatory {
+            link_stats.incr(Stat::ReturnUnroutable);
+        } else {
+            link_stats.incr(Stat::DropUnroutable);
+        }
         if !routed && p.mandatory {
             let m = Method::BasicReturn(BasicReturn {
                 reply_code: reply_code::NO_ROUTE,
@@ -199,6 +210,7 @@ impl Connection {
         let outbox = self.outbox.clone();
         let channel = self.channel(ch);
         if let Some(c) = &mut channel.confirms {
+            channel.link.stats.incr(Stat::Confirm);
             c.last_seq += 1;
             let seq = c.last_seq;
             if ticket > 0 || !c.waiting.is_empty() {
@@ -410,11 +422,20 @@ impl Connection {
         self.access
             .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
+        let link = self.channel(ch).link.clone();
         let Some((qm, message_count)) = q.get(&mut self.fx) else {
+            q.stats.incr(Stat::GetEmpty);
+            link.stats.incr(Stat::GetEmpty);
             self.send(ch, BasicGetEmpty {}.into());
             return Ok(());
         };
-        let link = self.channel(ch).link.clone();
+        let kind = if m.no_ack { Stat::GetNoAck } else { Stat::Get };
+        q.stats.incr(kind);
+        link.stats.incr(kind);
+        if qm.redelivered {
+            q.stats.incr(Stat::Redeliver);
+            link.stats.incr(Stat::Redeliver);
+        }
         let mut d = link.deliveries.lock().unwrap();
         let tag = d.next_tag;
         d.next_tag += 1;
@@ -429,6 +450,7 @@ impl Connection {
             .push_content(ch, &method, &qm.message.properties, &qm.message.body);
         if !m.no_ack {
             qm.mark_delivered();
+            q.unacked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             d.unacked.push_back(Unacked {
                 tag,
                 queue: q,
@@ -543,6 +565,11 @@ impl Connection {
 
     pub(crate) fn apply_ack(&mut self, ch: u16, tag: u64, multiple: bool) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
+        let link_stats = &self.channel(ch).link.stats;
+        link_stats.add(Stat::Ack, taken.len() as u64);
+        for u in &taken {
+            u.queue.stats.incr(Stat::Ack);
+        }
         self.redispatch(ch, &taken);
         Ok(())
     }
@@ -614,6 +641,10 @@ impl Connection {
                 true
             } else {
                 channel.prefetch_count = m.prefetch_count;
+                link.prefetch.store(
+                    u32::from(m.prefetch_count),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 channel.global_prefetch = false;
                 // As RabbitMQ: a per-consumer qos lifts the channel's global limit.
                 std::mem::take(&mut d.global_prefetch) != 0

@@ -249,6 +249,7 @@ impl Connection {
             && slot.take().is_some()
         {
             self.open_channels -= 1;
+            self.forget_channel(id);
         }
     }
 
@@ -262,6 +263,9 @@ impl Connection {
         }
         if c.confirms.is_none() {
             c.confirms = Some(Confirms::default());
+            c.link
+                .confirm
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if !m.nowait {
             self.send(ch, ConfirmSelectOk {}.into());
@@ -279,6 +283,9 @@ impl Connection {
         }
         if c.tx.is_none() {
             c.tx = Some(Vec::new());
+            c.link
+                .transactional
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         self.send(ch, TxSelectOk {}.into());
         Ok(())

@@ -9,7 +9,7 @@ use super::channel::Channel;
 use super::tls::TlsPeer;
 use super::{ConnectionSlot, Shared};
 use crate::broker::auth::{Access, Usage, User};
-use crate::broker::connections::Registration;
+use crate::broker::connections::{ConnectionInfo, Registration};
 use crate::broker::deadletter::dead_letter_all;
 use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
@@ -75,22 +75,27 @@ pub(crate) struct Connection {
 /// place under a connection limit being free.
 struct Presence {
     registration: Option<Registration>,
-    entry: Arc<crate::broker::connections::ConnectionEntry>,
+    pub entry: Arc<crate::broker::connections::ConnectionEntry>,
     vhost: Arc<VHost>,
     usage: Arc<Usage>,
 }
 
 impl Presence {
-    fn new(shared: &Shared, id: u64, user: &str, vhost: &Arc<VHost>, peer: SocketAddr) -> Presence {
+    fn new(
+        shared: &Shared,
+        id: u64,
+        user: &str,
+        vhost: &Arc<VHost>,
+        info: ConnectionInfo,
+    ) -> Presence {
         use std::sync::atomic::Ordering::Relaxed;
         let usage = shared.broker.auth.usage(user);
         usage.connections.fetch_add(1, Relaxed);
         vhost.connections.fetch_add(1, Relaxed);
-        let registration =
-            shared
-                .broker
-                .connections
-                .register(id, user, &vhost.name, peer.to_string());
+        let registration = shared
+            .broker
+            .connections
+            .register(id, user, &vhost.name, info);
         Presence {
             entry: registration.entry.clone(),
             registration: Some(registration),
@@ -161,8 +166,10 @@ pub(crate) async fn serve(
     async move {
         let deadline = handshake_deadline(&shared);
         let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().unwrap_or(peer);
         let (rd, wr) = socket.into_split();
-        match handshake_and_run(rd, wr, peer, shared, id, slot, None, deadline).await {
+        let ends = (peer, local);
+        match handshake_and_run(rd, wr, ends, shared, id, slot, None, deadline).await {
             Ok(()) => debug!("connection closed"),
             Err(e) => debug!(error = %e, "connection ended"),
         }
@@ -185,6 +192,7 @@ pub(crate) async fn serve_tls(
     async move {
         let deadline = handshake_deadline(&shared);
         let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().unwrap_or(peer);
         let handshake = tokio::time::timeout_at(deadline, acceptor.accept(socket));
         let stream = tokio::select! {
             r = handshake => match r {
@@ -204,7 +212,8 @@ pub(crate) async fn serve_tls(
         let tls = TlsPeer::of(stream.get_ref().1);
         debug!(protocol = ?tls.protocol, subject = ?tls.subject_dn, "TLS established");
         let (rd, wr) = tokio::io::split(stream);
-        match handshake_and_run(rd, wr, peer, shared, id, slot, Some(tls), deadline).await {
+        let ends = (peer, local);
+        match handshake_and_run(rd, wr, ends, shared, id, slot, Some(tls), deadline).await {
             Ok(()) => debug!("connection closed"),
             Err(e) => debug!(error = %e, "connection ended"),
         }
@@ -217,7 +226,7 @@ pub(crate) async fn serve_tls(
 async fn handshake_and_run<R, W>(
     mut rd: R,
     mut wr: W,
-    peer: SocketAddr,
+    (peer, local): (SocketAddr, SocketAddr),
     shared: Arc<Shared>,
     id: u64,
     slot: ConnectionSlot,
@@ -275,7 +284,7 @@ where
         }
         hs => hs?,
     };
-    let Some(hs) = hs else {
+    let Some(mut hs) = hs else {
         return Ok(());
     };
     match &hs.tls_peer {
@@ -290,8 +299,29 @@ where
     }
     let heartbeat = Arc::new(AtomicU32::new(u32::from(hs.heartbeat)));
     let outbox = Arc::new(Outbox::new(hs.frame_max));
-    let writer = tokio::spawn(super::writer::run(wr, outbox.clone(), heartbeat.clone()));
-    let presence = Presence::new(&shared, id, &hs.user.name, &hs.vhost, peer);
+    let info = ConnectionInfo {
+        peer,
+        local,
+        protocol: "AMQP 0-9-1",
+        auth_mechanism: std::mem::take(&mut hs.mechanism),
+        client_properties: std::mem::take(&mut hs.client_properties),
+        frame_max: hs.frame_max,
+        channel_max: hs.channel_max,
+        timeout: hs.heartbeat,
+        tls: hs
+            .tls_peer
+            .as_ref()
+            .map(|t| t.protocol.clone().unwrap_or_default()),
+        peer_cert_subject: hs.tls_peer.as_ref().and_then(|t| t.subject_dn.clone()),
+        connected_at: std::time::SystemTime::now(),
+    };
+    let presence = Presence::new(&shared, id, &hs.user.name, &hs.vhost, info);
+    let writer = tokio::spawn(super::writer::run(
+        wr,
+        outbox.clone(),
+        heartbeat.clone(),
+        presence.entry.clone(),
+    ));
     let mut conn = Connection {
         id,
         shared: shared.clone(),
@@ -429,7 +459,7 @@ impl Connection {
             tokio::select! {
                 r = read => match r {
                     Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => self.presence.entry.traffic.received(n),
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
                         if !closing {
@@ -711,13 +741,15 @@ impl Connection {
         if self.channels.len() <= slot {
             self.channels.resize_with(slot + 1, || None);
         }
-        self.channels[slot] = Some(Box::new(Channel::new(
+        let channel = Channel::new(
             id,
             self.id,
             self.outbox.clone(),
             self.cancel_notify,
             self.shared.config.amqp.max_message_size,
-        )));
+        );
+        self.presence.entry.add_channel(channel.link.clone());
+        self.channels[slot] = Some(Box::new(channel));
         self.open_channels += 1;
         self.send(id, ChannelOpenOk {}.into());
         Ok(())
@@ -735,6 +767,7 @@ impl Connection {
         if let Some(slot) = self.channels.get_mut(id as usize)
             && slot.take().is_some()
         {
+            self.forget_channel(id);
             self.open_channels -= 1;
             self.presence
                 .usage
@@ -766,6 +799,7 @@ impl Connection {
     fn cleanup(&mut self) {
         for id in 0..self.channels.len() as u16 {
             self.release_channel(id);
+            self.forget_channel(id);
         }
         self.channels.clear();
         self.presence.usage.channels.fetch_sub(
@@ -779,6 +813,14 @@ impl Connection {
         }
         dead_letter_all(&self.vhost, &mut self.fx);
         self.fx.bells.ring();
+    }
+
+    /// The management API stops listing a closed channel; its statistics stay in the
+    /// broker's totals.
+    pub(crate) fn forget_channel(&self, id: u16) {
+        if let Some(link) = self.presence.entry.remove_channel(id) {
+            self.shared.broker.connections.retire(&link);
+        }
     }
 
     /// Appends a method frame to this connection's outbox (rung at the end of the batch).

@@ -25,6 +25,9 @@ pub(crate) struct Handshake {
     pub blocked_notify: bool,
     /// On an `amqps` connection, the TLS client (and its verified certificate, if any).
     pub tls_peer: Option<TlsPeer>,
+    /// The SASL mechanism used, and the client's properties (for the management API).
+    pub mechanism: String,
+    pub client_properties: FieldTable,
 }
 
 /// The RabbitMQ release whose behaviour Warren implements, reported as `version`.
@@ -301,6 +304,8 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         cancel_notify: cap("consumer_cancel_notify"),
         blocked_notify: cap("connection.blocked"),
         tls_peer: tls,
+        mechanism: String::from_utf8_lossy(&mechanism).into_owned(),
+        client_properties: start_ok.client_properties.clone(),
     }))
 }
 

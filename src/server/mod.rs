@@ -7,6 +7,7 @@ mod channel;
 mod connection;
 mod exchange;
 mod handshake;
+mod mgmt;
 mod queue;
 mod tls;
 mod writer;
@@ -72,6 +73,10 @@ pub struct ServerHandle {
     pub broker: Arc<Broker>,
     /// The `amqps` listener's address, when `tls.listen` is set.
     pub tls_addr: Option<SocketAddr>,
+    /// The management API's HTTP listener, when `mgmt.listen` is set.
+    pub mgmt_addr: Option<SocketAddr>,
+    /// The management API's HTTPS listener, when `mgmt.tls_listen` is set.
+    pub mgmt_tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -124,6 +129,8 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    let mgmt_bound = mgmt::bind(&config).await?;
+    let (mgmt_addr, mgmt_tls_addr) = (mgmt_bound.plain_addr, mgmt_bound.tls_addr);
     // Read before the storage is opened: a missing file stops start-up at once.
     let import = match config.definitions.import_file.as_str() {
         "" => None,
@@ -203,12 +210,25 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         ));
         info!(local_addr = %addr, "listening for AMQP 0-9-1 over TLS");
     }
+    let mut amqp_listeners = vec![("amqp".to_string(), local_addr)];
+    if let Some(a) = tls_addr {
+        amqp_listeners.push(("amqp/ssl".to_string(), a));
+    }
+    mgmt::serve(
+        mgmt_bound,
+        shared.clone(),
+        amqp_listeners,
+        &tracker,
+        token.clone(),
+    );
     tracker.spawn(accept_loop(listener, shared, tracker.clone(), None));
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
         local_addr,
         broker: broker_handle,
         tls_addr,
+        mgmt_addr,
+        mgmt_tls_addr,
         shutdown: token,
         tracker,
         store,

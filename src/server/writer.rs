@@ -1,6 +1,7 @@
 //! The writer task of a connection: waits for the outbox's doorbell, swaps the buffer out
 //! and writes it in one (vectored) call; sends heartbeats when the connection is otherwise idle.
 
+use crate::broker::connections::ConnectionEntry;
 use crate::broker::deadletter::dead_letter_all;
 use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
@@ -17,6 +18,7 @@ pub async fn run<W: AsyncWrite + Unpin>(
     mut socket: W,
     outbox: Arc<Outbox>,
     heartbeat: Arc<std::sync::atomic::AtomicU32>,
+    entry: Arc<ConnectionEntry>,
 ) {
     let mut spare = Output::with_capacity(1024);
     let mut last_write = Instant::now();
@@ -39,10 +41,12 @@ pub async fn run<W: AsyncWrite + Unpin>(
         outbox.take(&mut spare);
         if !spare.is_empty() {
             // The flush is a no-op on TCP; TLS may keep the last records buffered until it.
+            let bytes = spare.len();
             if spare.write_to(&mut socket).await.is_err() || socket.flush().await.is_err() {
                 outbox.close();
                 return;
             }
+            entry.traffic.sent(bytes);
             last_write = Instant::now();
             redeliver_stalled(&outbox);
             // Keep a modest buffer between bursts rather than the largest one ever needed.

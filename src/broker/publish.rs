@@ -1,0 +1,60 @@
+//! Publishing from outside AMQP (the management API's `exchanges/{vhost}/{name}/publish`):
+//! the same routing and enqueueing as basic.publish, without a channel.
+
+use super::deadletter::dead_letter_all;
+use super::effects::Effects;
+use super::message::Message;
+use super::vhost::VHost;
+use crate::protocol::{AmqpError, BasicProperties, EncodedProperties, ShortStr, reply_code};
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Routes a message through `exchange` (the default exchange when empty) and enqueues it.
+/// Returns whether it reached a queue. The exchange must exist and not be internal.
+pub fn publish(
+    vhost: &Arc<VHost>,
+    exchange: &str,
+    routing_key: &str,
+    properties: &BasicProperties,
+    body: Bytes,
+) -> Result<bool, AmqpError> {
+    let name = ShortStr::from(exchange);
+    let ex = vhost.existing_exchange(&name)?;
+    if ex.internal {
+        return Err(AmqpError::channel(
+            reply_code::ACCESS_REFUSED,
+            format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                vhost.name
+            ),
+        ));
+    }
+    let key = ShortStr::from(routing_key);
+    let mut out = Vec::new();
+    vhost.route(
+        &ex,
+        &[key.as_bytes()],
+        properties.headers.as_ref(),
+        &mut out,
+    );
+    let message = Arc::new(Message {
+        exchange: name,
+        routing_key: key,
+        properties: EncodedProperties::encode(properties),
+        body,
+        bcc: Vec::new(),
+    });
+    use super::stats::Stat;
+    ex.stats.incr(Stat::PublishIn);
+    let routed = !out.is_empty();
+    if routed {
+        ex.stats.incr(Stat::PublishOut);
+    }
+    let mut fx = Effects::default();
+    for q in &out {
+        q.publish(message.clone(), &mut fx);
+    }
+    dead_letter_all(vhost, &mut fx);
+    fx.bells.ring();
+    Ok(routed)
+}

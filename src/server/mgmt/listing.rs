@@ -1,0 +1,233 @@
+//! Listing endpoints' query parameters, as RabbitMQ's API takes them: `sort` and
+//! `sort_reverse` (any field, dotted paths into nested objects), `columns` (keep only
+//! these, dotted paths too), and pagination (`page`, `page_size` up to 500, with `name`
+//! filtering, case-insensitive, or by regular expression with `use_regex=true`), which
+//! answers in RabbitMQ's paginated shape.
+
+use super::error::{ApiError, ApiResult};
+use axum::Json;
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+pub type Params = HashMap<String, String>;
+
+const MAX_PAGE_SIZE: usize = 500;
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// Answers a listing: `items` sorted, filtered, paginated and cut to `columns` as the
+/// parameters ask.
+pub fn list(mut items: Vec<Value>, p: &Params) -> ApiResult<Json<Value>> {
+    if let Some(key) = p.get("sort").filter(|s| !s.is_empty()) {
+        let path: Vec<&str> = key.split('.').collect();
+        items.sort_by(|a, b| compare(lookup(a, &path), lookup(b, &path)));
+    }
+    if p.get("sort_reverse").is_some_and(|v| v == "true") {
+        items.reverse();
+    }
+    let columns: Option<Vec<Vec<&str>>> = p.get("columns").filter(|c| !c.is_empty()).map(|c| {
+        c.split(',')
+            .map(|col| col.trim().split('.').collect())
+            .collect()
+    });
+    let cut = |v: Value| match &columns {
+        Some(cols) => select(&v, cols),
+        None => v,
+    };
+    if !p.contains_key("page") {
+        return Ok(Json(Value::Array(items.into_iter().map(cut).collect())));
+    }
+    let page = parse_pos(p, "page")?;
+    let page_size = match p.get("page_size") {
+        Some(_) => parse_pos(p, "page_size")?,
+        None => Some(DEFAULT_PAGE_SIZE),
+    };
+    let (page, page_size) = match (page, page_size) {
+        (Some(n), Some(s)) if n >= 1 && (1..=MAX_PAGE_SIZE).contains(&s) => (n, s),
+        (n, s) => {
+            let show = |x: Option<usize>| x.map_or("undefined".to_string(), |v| v.to_string());
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_pagination_parameters",
+                format!(
+                    "Invalid pagination parameters: page number {}, page size {}",
+                    show(n),
+                    show(s)
+                ),
+            ));
+        }
+    };
+    let total = items.len();
+    if let Some(name) = p.get("name").filter(|n| !n.is_empty()) {
+        let regex = p.get("use_regex").is_some_and(|v| v == "true");
+        let pattern = if regex {
+            format!("(?i){name}")
+        } else {
+            format!("(?i){}", fancy_regex::escape(name))
+        };
+        let re = fancy_regex::Regex::new(&pattern)
+            .map_err(|_| ApiError::bad_request("Pagination parameters are invalid"))?;
+        items.retain(|v| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| re.is_match(n).unwrap_or(false))
+        });
+    }
+    let filtered = items.len();
+    let page_count = filtered.div_ceil(page_size).max(1);
+    if page > page_count {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "page_out_of_range",
+            format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}"),
+        ));
+    }
+    let start = (page - 1) * page_size;
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip(start)
+        .take(page_size)
+        .map(cut)
+        .collect();
+    Ok(Json(json!({
+        "filtered_count": filtered,
+        "item_count": slice.len(),
+        "items": slice,
+        "page": page,
+        "page_count": page_count,
+        "page_size": page_size,
+        "total_count": total,
+    })))
+}
+
+/// A positive integer parameter (None when it is not one).
+fn parse_pos(p: &Params, key: &str) -> ApiResult<Option<usize>> {
+    match p.get(key).map(|v| v.parse::<i64>()) {
+        None => Ok(None),
+        Some(Ok(n)) => Ok(usize::try_from(n).ok()),
+        Some(Err(_)) => Err(ApiError::bad_request("Pagination parameters are invalid")),
+    }
+}
+
+fn lookup<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
+/// Orders values of one field: missing first, then numbers, then strings, then the rest
+/// by their text.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, _) => Ordering::Less,
+        (_, None) => Ordering::Greater,
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Number(_)), _) => Ordering::Less,
+        (_, Some(Value::Number(_))) => Ordering::Greater,
+        (Some(x), Some(y)) => x.to_string().cmp(&y.to_string()),
+    }
+}
+
+/// Keeps only the given (dotted) columns of an object, nested objects rebuilt.
+fn select(v: &Value, columns: &[Vec<&str>]) -> Value {
+    let mut out = Value::Object(Map::new());
+    for path in columns {
+        if let Some(found) = lookup(v, path) {
+            let mut at = &mut out;
+            for (i, k) in path.iter().enumerate() {
+                let obj = at.as_object_mut().expect("built as objects");
+                if i + 1 == path.len() {
+                    obj.insert((*k).to_string(), found.clone());
+                    break;
+                }
+                at = obj
+                    .entry((*k).to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !at.is_object() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn items() -> Vec<Value> {
+        vec![
+            json!({"name": "b", "messages": 2, "message_stats": {"publish": 5}}),
+            json!({"name": "a", "messages": 10}),
+            json!({"name": "Ca", "messages": 1}),
+        ]
+    }
+
+    #[test]
+    fn sorts_by_numbers_and_reverses() {
+        let Json(v) = list(
+            items(),
+            &params(&[("sort", "messages"), ("sort_reverse", "true")]),
+        )
+        .unwrap();
+        let names: Vec<_> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("a"), json!("b"), json!("Ca")]);
+    }
+
+    #[test]
+    fn columns_keep_nested_paths() {
+        let Json(v) = list(
+            items(),
+            &params(&[("columns", "name,message_stats.publish")]),
+        )
+        .unwrap();
+        assert_eq!(v[0], json!({"name": "b", "message_stats": {"publish": 5}}));
+        assert_eq!(v[1], json!({"name": "a"}));
+    }
+
+    #[test]
+    fn pages_and_filters_case_insensitively() {
+        let Json(v) = list(
+            items(),
+            &params(&[("page", "1"), ("page_size", "1"), ("name", "A")]),
+        )
+        .unwrap();
+        assert_eq!(v["filtered_count"], 2);
+        assert_eq!(v["total_count"], 3);
+        assert_eq!(v["page_count"], 2);
+        assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_pages_are_refused_as_rabbitmq() {
+        for (q, error) in [
+            (vec![("page", "0")], "invalid_pagination_parameters"),
+            (
+                vec![("page", "1"), ("page_size", "600")],
+                "invalid_pagination_parameters",
+            ),
+            (vec![("page", "9")], "page_out_of_range"),
+            (vec![("page", "x")], "bad_request"),
+        ] {
+            let e = list(items(), &params(&q)).unwrap_err();
+            assert_eq!(e.error, error, "{q:?}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The management HTTP API: RabbitMQ's management plugin's paths, methods, status codes
+//! and JSON under `/api`, served by axum on the broker's tokio runtime (plain HTTP on
+//! `mgmt.listen`, HTTPS on `mgmt.tls_listen`).
+//!
+//! One file per resource, each with its own `routes()`; handlers call the broker's
+//! socket-free operations (`broker::admin`, `VHost::declare_queue`, ...) exactly as the
+//! AMQP front end does, and errors become HTTP answers in one place (`error`). Statistics
+//! are read from per-object atomic counters; a sampler task turns them into rates every
+//! `mgmt.stats_interval`, so that the API costs the message path nothing.
+
+mod access;
+mod auth;
+mod bindings;
+mod conns;
+mod definitions;
+mod error;
+mod exchanges;
+mod health;
+mod listing;
+mod messages;
+mod overview;
+mod queues;
+mod time;
+mod tls;
+
+use super::Shared;
+use crate::broker::Broker;
+use crate::config::Config;
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use error::ApiError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+/// What every handler reaches.
+pub(crate) struct Mgmt {
+    pub broker: Arc<Broker>,
+    pub config: Config,
+    pub shared: Arc<Shared>,
+    pub started: Instant,
+    /// This node's name, as `overview.node` and `nodes/{name}` show it.
+    pub node: String,
+    /// The listeners, as `overview.listeners` shows them.
+    pub listeners: Vec<(String, SocketAddr)>,
+}
+
+/// The peer of an HTTP connection (plain or TLS), for the loopback rule.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+/// The listeners bound for the API, before serving.
+pub(crate) struct Bound {
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    pub plain_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
+}
+
+/// Binds `mgmt.listen` and `mgmt.tls_listen` (errors name the key).
+pub(crate) async fn bind(config: &Config) -> std::io::Result<Bound> {
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let plain = match config.mgmt.listen_addr().map_err(invalid)? {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("mgmt.listen {addr}: cannot bind: {e}"))
+        })?),
+        None => None,
+    };
+    let tls = match config.mgmt.tls_listen_addr().map_err(invalid)? {
+        Some(addr) => {
+            let acceptor = tls::acceptor(config)?;
+            let l = TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("mgmt.tls_listen {addr}: cannot bind: {e}"),
+                )
+            })?;
+            Some((l, acceptor))
+        }
+        None => None,
+    };
+    Ok(Bound {
+        plain_addr: plain.as_ref().and_then(|l| l.local_addr().ok()),
+        tls_addr: tls.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+        plain,
+        tls,
+    })
+}
+
+/// The API's routes.
+fn router(m: Arc<Mgmt>) -> Router {
+    Router::new()
+        .merge(overview::routes())
+        .merge(conns::routes())
+        .merge(exchanges::routes())
+        .merge(queues::routes())
+        .merge(bindings::routes())
+        .merge(access::routes())
+        .merge(definitions::routes())
+        .merge(health::routes())
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(m)
+}
+
+/// Serves the API on the bound listeners and starts the statistics sampler, until
+/// `shutdown`.
+pub(crate) fn serve(
+    bound: Bound,
+    shared: Arc<Shared>,
+    amqp: Vec<(String, SocketAddr)>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let mut listeners = amqp;
+    if let Some(a) = bound.plain_addr {
+        listeners.push(("http".into(), a));
+    }
+    if let Some(a) = bound.tls_addr {
+        listeners.push(("https".into(), a));
+    }
+    let m = Arc::new(Mgmt {
+        broker: shared.broker.clone(),
+        config: shared.config.clone(),
+        shared: shared.clone(),
+        started: Instant::now(),
+        node: node_name(),
+        listeners,
+    });
+    tracker.spawn(sample_loop(
+        m.broker.clone(),
+        Duration::from_millis(m.config.mgmt.stats_interval),
+        shutdown.clone(),
+    ));
+    let app = router(m);
+    if let Some(l) = bound.plain {
+        info!(local_addr = ?bound.plain_addr, "management API listening (HTTP)");
+        let app = app.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            let service = app.into_make_service_with_connect_info::<PeerAddr>();
+            let _ = axum::serve(l, service)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
+    if let Some((l, acceptor)) = bound.tls {
+        info!(local_addr = ?bound.tls_addr, "management API listening (HTTPS)");
+        let listener = tls::TlsListener::spawn(l, acceptor, tracker, shutdown.clone());
+        let stop = shutdown;
+        tracker.spawn(async move {
+            let service = app.into_make_service_with_connect_info::<PeerAddr>();
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+    }
+}
+
+/// `warren@<hostname>`, as RabbitMQ's `rabbit@<hostname>`.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("warren@{host}")
+}
+
+/// Every `interval`, turns each object's counters into rates. Walks every queue,
+/// exchange and channel: O(objects) per interval, nothing per message.
+async fn sample_loop(broker: Arc<Broker>, interval: Duration, shutdown: CancellationToken) {
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let seconds = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        for v in broker.vhosts() {
+            for q in v.queues() {
+                q.stats.sample(seconds);
+            }
+            for e in v.exchanges() {
+                e.stats.sample(seconds);
+            }
+        }
+        for c in broker.connections.all() {
+            c.traffic.sample(seconds);
+            for ch in c.channels() {
+                ch.stats.sample(seconds);
+            }
+        }
+    }
+}
