@@ -707,6 +707,7 @@ fn binary_exits_1_naming_a_missing_certificate_file() {
         .arg("--config")
         .arg(shipped_file())
         .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
+        .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
         .env("WARREN_STORAGE__DIR", &data)
         .env("WARREN_TLS__LISTEN", "127.0.0.1:0")
         .env("WARREN_TLS__CERT_FILE", &missing)
