@@ -31,7 +31,9 @@ pub fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e}");
+            if !e.message.is_empty() {
+                eprintln!("Error: {e}");
+            }
             ExitCode::from(e.code)
         }
     }

@@ -3,7 +3,7 @@
 use super::{Ctl, Scope, io_error};
 use crate::ctl::client::seg;
 use crate::ctl::columns::List;
-use crate::ctl::error::{self, CtlError, OrMissing, Result};
+use crate::ctl::error::{CtlError, OrMissing, Result};
 use crate::ctl::table;
 use serde_json::{Map, Value, json};
 
@@ -128,28 +128,26 @@ impl Ctl<'_> {
         }
         // Memory, disk and alarms come from the node's own record, when the API has it.
         if !node.is_empty() {
-            match self.client.get(&format!("/nodes/{}", seg(&node))) {
-                Ok(n) => {
-                    for k in [
-                        "uptime",
-                        "mem_used",
-                        "mem_limit",
-                        "mem_alarm",
-                        "disk_free",
-                        "disk_free_limit",
-                        "disk_free_alarm",
-                        "fd_used",
-                        "fd_total",
-                        "sockets_used",
-                        "sockets_total",
-                        "proc_used",
-                        "proc_total",
-                    ] {
-                        row(k, n.get(k));
-                    }
+            // Best effort: without it (no such path, or not for this user) the overview
+            // alone is the status.
+            if let Ok(n) = self.client.get(&format!("/nodes/{}", seg(&node))) {
+                for k in [
+                    "uptime",
+                    "mem_used",
+                    "mem_limit",
+                    "mem_alarm",
+                    "disk_free",
+                    "disk_free_limit",
+                    "disk_free_alarm",
+                    "fd_used",
+                    "fd_total",
+                    "sockets_used",
+                    "sockets_total",
+                    "proc_used",
+                    "proc_total",
+                ] {
+                    row(k, n.get(k));
                 }
-                Err(e) if e.not_found || e.code == error::SOFTWARE => {}
-                Err(e) => return Err(e),
             }
         }
         table::write(self.out, None, &rows).map_err(io_error)

@@ -31,8 +31,12 @@ pub struct Ctl<'a> {
     out: &'a mut dyn Write,
 }
 
-/// Where a write to standard output failed (a closed pipe, say).
+/// A write to standard output that failed. A reader that went away (`| head`) is no
+/// error: nothing more to print, exit 0.
 fn io_error(e: std::io::Error) -> CtlError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return CtlError::new(0, "");
+    }
     CtlError::new(error::SOFTWARE, format!("cannot write the output: {e}"))
 }
 
