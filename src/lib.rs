@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod ctl;
 pub mod perf;
 pub mod protocol;
 pub mod server;

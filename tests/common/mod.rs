@@ -15,6 +15,18 @@ pub struct TestBroker {
 }
 
 impl TestBroker {
+    /// The management API's base URL ("http://host:port", no trailing slash): the
+    /// in-process broker's, or `AMQP_TEST_MGMT_URL` (RabbitMQ's on 15673 by default) when
+    /// the tests run against another broker.
+    #[allow(dead_code)]
+    pub fn mgmt_url(&self) -> String {
+        match &self._server {
+            Some(s) => format!("http://{}", s.mgmt_addr.expect("the management API listens")),
+            None => std::env::var("AMQP_TEST_MGMT_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:15673".to_string()),
+        }
+    }
+
     /// Sets up users, vhosts and permissions on whichever broker the tests run against.
     pub fn admin(&self) -> admin::Admin {
         match &self._server {

@@ -61,6 +61,10 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
                 .put(put_topic_permission)
                 .delete(delete_topic_permission),
         )
+        .route(
+            "/api/topic-permissions/{vhost}/{user}/{exchange}",
+            axum::routing::delete(delete_exchange_topic_permission),
+        )
         .route("/api/vhost-limits", get(vhost_limits))
         .route("/api/vhost-limits/{vhost}", get(one_vhost_limits))
         .route(
@@ -557,6 +561,17 @@ async fn delete_topic_permission(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     m.broker.clear_topic_permissions(&user, &vhost, None)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_exchange_topic_permission(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, user, exchange)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    m.broker
+        .clear_topic_permissions(&user, &vhost, Some(&exchange))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
