@@ -71,7 +71,7 @@ for i in range(n):
 c.close()
 PY
 
-ulimit -n 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$PERF" connections --uri "$uri" -n "$CONNECTIONS" -z 30 --json >/tmp/mgmt-bench-conns.json &
 perf=$!
 "$PY" - "$mgmt" "$CONNECTIONS" <<'PY'

@@ -21,7 +21,10 @@ impl TestBroker {
     #[allow(dead_code)]
     pub fn mgmt_url(&self) -> String {
         match &self._server {
-            Some(s) => format!("http://{}", s.mgmt_addr.expect("the management API listens")),
+            Some(s) => format!(
+                "http://{}",
+                s.mgmt_addr.expect("the management API listens")
+            ),
             None => std::env::var("AMQP_TEST_MGMT_URL")
                 .unwrap_or_else(|_| "http://127.0.0.1:15673".to_string()),
         }

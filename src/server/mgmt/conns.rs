@@ -5,7 +5,7 @@
 use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::listing::{Params, list};
+use super::listing::{Params, list, list_lazy};
 use crate::broker::connections::ConnectionEntry;
 use crate::broker::consumer::ChannelLink;
 use crate::broker::definitions_json::{field_value_to_json, table_to_json};
@@ -172,11 +172,12 @@ async fn connections(
     caller: Caller,
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
-    let items = visible(&m, &caller)
-        .iter()
-        .map(|c| connection_json(&m, c))
-        .collect();
-    list(items, &p)
+    list_lazy(
+        visible(&m, &caller),
+        |c| c.info.name(),
+        |c| connection_json(&m, c),
+        &p,
+    )
 }
 
 async fn vhost_connections(

@@ -6,7 +6,7 @@ use super::Mgmt;
 use super::auth::Caller;
 use super::conns::queue_consumers;
 use super::error::{ApiError, ApiResult};
-use super::listing::{Params, list};
+use super::listing::{Params, list_lazy};
 use super::messages::body_json;
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::definitions_json::{json_to_table, table_to_json};
@@ -100,20 +100,27 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
     v
 }
 
-fn listing(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
-    m.broker
-        .vhosts()
-        .iter()
-        .filter(|v| vhost.is_none_or(|n| n == v.name))
-        .filter(|v| caller.sees_vhost(m, &v.name))
-        .flat_map(|v| {
-            let mut qs = v.queues();
-            qs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-            qs.iter()
-                .map(|q| queue_json(m, &v.name, q, false))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+/// The queues the caller may see, by vhost then name.
+fn visible(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<(String, Arc<Queue>)> {
+    let mut out = Vec::new();
+    for v in m.broker.vhosts() {
+        if vhost.is_some_and(|n| n != v.name) || !caller.sees_vhost(m, &v.name) {
+            continue;
+        }
+        let mut qs = v.queues();
+        qs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        out.extend(qs.into_iter().map(|q| (v.name.clone(), q)));
+    }
+    out
+}
+
+fn listing(m: &Mgmt, caller: &Caller, vhost: Option<&str>, p: &Params) -> ApiResult<Json<Value>> {
+    list_lazy(
+        visible(m, caller, vhost),
+        |(_, q)| q.name.to_string(),
+        |(v, q)| queue_json(m, v, q, false),
+        p,
+    )
 }
 
 async fn all(
@@ -121,7 +128,7 @@ async fn all(
     caller: Caller,
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
-    list(listing(&m, &caller, None), &p)
+    listing(&m, &caller, None, &p)
 }
 
 async fn in_vhost(
@@ -131,7 +138,7 @@ async fn in_vhost(
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
     caller.read_vhost(&m, &vhost)?;
-    list(listing(&m, &caller, Some(&vhost)), &p)
+    listing(&m, &caller, Some(&vhost), &p)
 }
 
 pub(super) fn find(m: &Mgmt, vhost: &str, name: &str) -> ApiResult<Arc<Queue>> {
