@@ -89,7 +89,52 @@ pub struct TopicPermissionDef {
     pub read: String,
 }
 
-/// A change to users, vhosts, permissions or limits (stored as one JSON record, kind 7).
+/// Where a policy applies (RabbitMQ 3.10's `apply-to`: 3.12 added `classic_queues`,
+/// `quorum_queues` and `streams`, which 3.10 refuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyTo {
+    Queues,
+    Exchanges,
+    All,
+}
+
+impl ApplyTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyTo::Queues => "queues",
+            ApplyTo::Exchanges => "exchanges",
+            ApplyTo::All => "all",
+        }
+    }
+}
+
+/// A policy or an operator policy, validated, as stored, listed and exported: its fields
+/// serialise under RabbitMQ's JSON names (`GET /api/policies`, definitions export).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyDef {
+    pub vhost: String,
+    pub name: String,
+    /// A regular expression matched (unanchored) against queue and exchange names.
+    pub pattern: String,
+    #[serde(rename = "apply-to")]
+    pub apply_to: ApplyTo,
+    /// The settings (`message-ttl`, `max-length`, ...), keys sorted.
+    pub definition: serde_json::Map<String, serde_json::Value>,
+    /// Any JSON number, as RabbitMQ takes it (integers in practice; 1.5 is accepted and
+    /// kept as given). The highest wins.
+    pub priority: serde_json::Number,
+}
+
+/// A global runtime parameter (`cluster_name`, `internal_cluster_id`, ...): any JSON value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GlobalParameterDef {
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+/// A change to users, vhosts, permissions, limits, policies or global parameters (stored
+/// as one JSON record, kind 7).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AdminChange {
     User(UserDef),
@@ -115,6 +160,22 @@ pub enum AdminChange {
     },
     /// The default user and vhost were created (done once, on the first start).
     Seeded,
+    /// Creates or replaces the policy `(vhost, name)`.
+    Policy(PolicyDef),
+    DeletePolicy {
+        vhost: String,
+        name: String,
+    },
+    /// Creates or replaces the operator policy `(vhost, name)` (a namespace of its own).
+    OperatorPolicy(PolicyDef),
+    DeleteOperatorPolicy {
+        vhost: String,
+        name: String,
+    },
+    GlobalParameter(GlobalParameterDef),
+    DeleteGlobalParameter {
+        name: String,
+    },
 }
 
 /// One change to the durable definitions.
@@ -139,6 +200,9 @@ pub struct Definitions {
     pub vhosts: Vec<VHostDef>,
     pub permissions: Vec<PermissionDef>,
     pub topic_permissions: Vec<TopicPermissionDef>,
+    pub policies: Vec<PolicyDef>,
+    pub operator_policies: Vec<PolicyDef>,
+    pub global_parameters: Vec<GlobalParameterDef>,
     /// The default user and vhost have been created once.
     pub seeded: bool,
 }
@@ -204,6 +268,8 @@ impl Definitions {
                 self.bindings.retain(|x| !mine(&x.vhost));
                 self.permissions.retain(|p| p.vhost != name);
                 self.topic_permissions.retain(|p| p.vhost != name);
+                self.policies.retain(|p| p.vhost != name);
+                self.operator_policies.retain(|p| p.vhost != name);
             }
             AdminChange::Permission(p) => {
                 self.permissions
@@ -229,6 +295,21 @@ impl Definitions {
                     && exchange.as_ref().is_none_or(|e| *e == x.exchange))
             }),
             AdminChange::Seeded => self.seeded = true,
+            AdminChange::Policy(p) => put_policy(&mut self.policies, p),
+            AdminChange::DeletePolicy { vhost, name } => self
+                .policies
+                .retain(|x| !(x.vhost == vhost && x.name == name)),
+            AdminChange::OperatorPolicy(p) => put_policy(&mut self.operator_policies, p),
+            AdminChange::DeleteOperatorPolicy { vhost, name } => self
+                .operator_policies
+                .retain(|x| !(x.vhost == vhost && x.name == name)),
+            AdminChange::GlobalParameter(g) => {
+                self.global_parameters.retain(|x| x.name != g.name);
+                self.global_parameters.push(g);
+            }
+            AdminChange::DeleteGlobalParameter { name } => {
+                self.global_parameters.retain(|x| x.name != name)
+            }
         }
     }
 
@@ -251,12 +332,30 @@ impl Definitions {
                     .cloned()
                     .map(AdminChange::TopicPermission),
             )
+            .chain(self.policies.iter().cloned().map(AdminChange::Policy))
+            .chain(
+                self.operator_policies
+                    .iter()
+                    .cloned()
+                    .map(AdminChange::OperatorPolicy),
+            )
+            .chain(
+                self.global_parameters
+                    .iter()
+                    .cloned()
+                    .map(AdminChange::GlobalParameter),
+            )
             .map(Change::Admin);
         admin
             .chain(self.exchanges.iter().cloned().map(Change::Exchange))
             .chain(self.queues.iter().cloned().map(Change::Queue))
             .chain(self.bindings.iter().cloned().map(Change::Bind))
     }
+}
+
+fn put_policy(list: &mut Vec<PolicyDef>, p: PolicyDef) {
+    list.retain(|x| !(x.vhost == p.vhost && x.name == p.name));
+    list.push(p);
 }
 
 /// The open definitions log.
