@@ -341,7 +341,7 @@ pub const MAX_EXPIRY_MS: u64 = 315_360_000_000;
 /// `{Tag,Value}` as Erlang's `~p` prints it after `col` characters of text: on one line
 /// when it fits (RabbitMQ's line width), else broken after the comma with the value
 /// aligned under the tuple's first element.
-fn pretty_tuple(col: usize, tag: &str, value: &str) -> String {
+pub(crate) fn pretty_tuple(col: usize, tag: &str, value: &str) -> String {
     let flat = format!("{{{tag},{value}}}");
     if col + flat.len() <= 78 {
         flat

@@ -39,9 +39,12 @@ fn entry_str<'a>(t: &'a FieldTable, key: &str) -> Option<&'a [u8]> {
 
 fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     let queue = &dl.queue;
-    let Some(dlx_name) = &queue.args.dead_letter_exchange else {
+    // The queue's settings now (argument or policy): one short lock, taken with no other
+    // held, once per dead-lettered message.
+    let Some((dlx_name, dead_letter_routing_key)) = queue.dead_letter_target() else {
         return;
     };
+    let dlx_name = &dlx_name;
     let Some(dlx) = vhost.exchange(dlx_name.as_bytes()) else {
         debug!(queue = %queue.name, dlx = %dlx_name, "dead-letter exchange missing; message dropped");
         return;
@@ -60,7 +63,7 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     if let Some(FieldValue::Array(cc)) = headers.get("CC") {
         routing_keys.extend(cc.iter().cloned());
     }
-    if queue.args.dead_letter_routing_key.is_some() {
+    if dead_letter_routing_key.is_some() {
         headers.remove("CC");
     }
     let reason = dl.reason.as_str();
@@ -138,12 +141,10 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     headers.insert("x-death", FieldValue::Array(deaths));
     // RabbitMQ sorts a dead-lettered message's headers by name (a stable sort).
     sort(&mut headers);
-    let routing_key = queue
-        .args
-        .dead_letter_routing_key
+    let routing_key = dead_letter_routing_key
         .clone()
         .unwrap_or_else(|| original.routing_key.clone());
-    let keys: Vec<Vec<u8>> = match &queue.args.dead_letter_routing_key {
+    let keys: Vec<Vec<u8>> = match &dead_letter_routing_key {
         Some(k) => vec![k.as_bytes().to_vec()],
         None => routing_keys
             .iter()

@@ -41,9 +41,10 @@ pub struct Effects {
 
 impl Effects {
     /// Records a message leaving `queue` for `reason`; kept only if the queue has a
-    /// dead-letter exchange (otherwise the message is simply dropped).
+    /// dead-letter exchange, by argument or policy (otherwise the message is simply
+    /// dropped). The exchange itself is read when the message is dead-lettered.
     pub fn dead_letter(&mut self, queue: &Arc<Queue>, message: QueuedMessage, reason: DeathReason) {
-        if queue.args.dead_letter_exchange.is_some() {
+        if queue.has_dead_letter_exchange() {
             self.dead.push(DeadLetter {
                 queue: queue.clone(),
                 message,

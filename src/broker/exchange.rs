@@ -2,9 +2,10 @@
 //! map for direct, the binding list for fanout and headers, a trie for topic.
 
 use super::headers::{self, XMatch};
+use super::policy::{Applied, effective};
 use super::queue::Queue;
 use super::topic::TopicTrie;
-use crate::protocol::{AmqpError, FieldTable, ShortStr};
+use crate::protocol::{AmqpError, FieldTable, FieldValue, ShortStr};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -107,6 +108,16 @@ pub struct Exchange {
     bindings: RwLock<Bindings>,
     /// Message statistics (management API): publish_in, publish_out.
     pub stats: super::stats::Counters,
+    /// The policies applied, and the alternate exchange they give. A leaf lock, read only
+    /// when a message found no binding and the exchange has no `alternate-exchange`
+    /// argument.
+    policy: RwLock<ExchangePolicy>,
+}
+
+#[derive(Debug, Default)]
+struct ExchangePolicy {
+    applied: Applied,
+    alternate: Option<ShortStr>,
 }
 
 impl Exchange {
@@ -127,14 +138,46 @@ impl Exchange {
             arguments,
             bindings: RwLock::default(),
             stats: Default::default(),
+            policy: RwLock::default(),
         }
     }
 
-    /// The `alternate-exchange` argument, if any.
-    pub fn alternate(&self) -> Option<&str> {
-        self.arguments
-            .get("alternate-exchange")
-            .and_then(|v| v.as_str())
+    /// The alternate exchange: the `alternate-exchange` argument when there is one, else
+    /// the policy's (as RabbitMQ's `rabbit_policy:get_arg`).
+    pub fn alternate(&self) -> Option<ShortStr> {
+        if let Some(v) = self.arguments.get("alternate-exchange") {
+            return match v {
+                FieldValue::LongStr(s) => Some(ShortStr(s.0.clone())),
+                _ => None,
+            };
+        }
+        self.policy.read().unwrap().alternate.clone()
+    }
+
+    /// Applies the policies that match the exchange (at declaration, and when a policy
+    /// changes).
+    pub fn set_policies(&self, applied: Applied) {
+        let alternate = effective::alternate_exchange(&applied);
+        *self.policy.write().unwrap() = ExchangePolicy { applied, alternate };
+    }
+
+    /// The policy applied, by name (`policy` in `/api/exchanges`).
+    pub fn policy(&self) -> Option<String> {
+        let p = self.policy.read().unwrap();
+        p.applied.policy.as_ref().map(|p| p.name().to_string())
+    }
+
+    /// The operator policy applied, by name (operator policies hold only queue settings,
+    /// but may name exchanges).
+    pub fn operator_policy(&self) -> Option<String> {
+        let p = self.policy.read().unwrap();
+        p.applied.operator.as_ref().map(|p| p.name().to_string())
+    }
+
+    /// Both policies' definitions merged (`{}` without policies).
+    pub fn effective_policy_definition(&self) -> serde_json::Value {
+        let p = self.policy.read().unwrap();
+        serde_json::Value::Object(p.applied.effective_definition())
     }
 
     /// Adds a binding; false when an identical one exists.

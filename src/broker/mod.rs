@@ -1,6 +1,7 @@
 //! The broker core, socket-free: vhosts, exchanges and their routing, queues, consumers and
 //! messages, the user database and access control (`auth`), the administrative operations
-//! every front end calls (`admin`), and the registry of open connections. The server feeds
+//! every front end calls (`admin`, `policy::admin`), policies and runtime parameters
+//! (`policy`), and the registry of open connections. The server feeds
 //! it decoded methods; it writes deliveries into outboxes.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod headers;
 pub mod message;
 pub mod names;
 pub mod outbox;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod stats;
@@ -26,7 +28,8 @@ use crate::store::{Recovery, Store};
 use auth::Auth;
 use connections::Registry;
 use dashmap::DashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 use vhost::VHost;
 
 /// Every vhost of one broker, its users and its connections.
@@ -40,6 +43,8 @@ pub struct Broker {
     /// declared into meanwhile and the definitions log sees changes in the order applied.
     /// Taken before any other lock, never while holding one.
     admin: Mutex<()>,
+    /// Global runtime parameters by name (`cluster_name`, `internal_cluster_id`, ...).
+    globals: RwLock<BTreeMap<String, serde_json::Value>>,
 }
 
 /// What the first start creates (`auth.default_*`), as RabbitMQ's `default_user`.
@@ -63,6 +68,7 @@ impl Broker {
             connections: Arc::new(Registry::default()),
             store,
             admin: Mutex::new(()),
+            globals: RwLock::default(),
         };
         if let Some(seed) = seed
             && !recovery.definitions.seeded
@@ -73,6 +79,7 @@ impl Broker {
             }
         }
         b.load(recovery);
+        b.load_policies(recovery);
         b
     }
 

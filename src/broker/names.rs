@@ -43,6 +43,11 @@ pub fn consumer_tag() -> String {
     format!("amq.ctag-{}", random_suffix())
 }
 
+/// The `internal_cluster_id` global parameter RabbitMQ seeds on its first start.
+pub fn cluster_id() -> String {
+    format!("rabbitmq-cluster-id-{}", random_suffix())
+}
+
 /// The private part of a direct reply-to address.
 pub fn reply_token() -> String {
     format!("g2d{}", random_suffix())

@@ -7,19 +7,26 @@
 //! extra hop between the publisher's socket and the consumer's outbox. Only queues with
 //! expiring messages or `x-expires` get a timer task (`expiry_loop`), which sleeps until the
 //! earliest deadline: no polling.
+//!
+//! What the queue does about TTL, expiry, length limits and dead-lettering is
+//! `QueueState::settings`: its arguments resolved against the policies applied to it.
+//! Every path that reads them already holds the state lock, so a policy change replaces
+//! them at no cost to the message path (see `apply_policies`).
 
 use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
 use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
 use super::stats::{Counters, Stat};
+use super::policy::Applied;
+use super::policy::effective::QueueSettings;
 use super::vhost::VHost;
 use crate::protocol::{FieldTable, ShortStr};
 use crate::store::log::LoggedMessage;
 use crate::store::record::MARK_DELIVERED;
 use crate::store::{Persisted, QueueLog};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -181,13 +188,18 @@ pub struct Queue {
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// The declared arguments, parsed. Those a policy can override are read from
+    /// `QueueState::settings` instead.
     pub args: QueueArgs,
     vhost: Weak<VHost>,
     /// The queue's message log (persistent messages and paged-out ones).
     pub log: Arc<QueueLog>,
-    /// Bytes of ready bodies kept in memory before new messages are paged out (u64::MAX:
-    /// never, for queues whose arguments need every message at hand).
-    paging_threshold: u64,
+    /// The store's paging threshold (see `QueueState::paging_threshold`).
+    store_paging_threshold: u64,
+    /// Mirrors `settings.dead_letter_exchange.is_some()`, for the one reader without the
+    /// state lock: a consumer's reject, deciding whether to keep the message for
+    /// dead-lettering.
+    has_dlx: AtomicBool,
     state: Mutex<QueueState>,
     /// Wakes the expiry task when an earlier deadline appears.
     timer: Notify,
@@ -199,6 +211,14 @@ pub struct Queue {
 
 #[derive(Debug)]
 struct QueueState {
+    /// TTL, expiry, length limits, overflow and dead-lettering in force: the arguments
+    /// resolved against `applied`. Replaced whole by `apply_policies`.
+    settings: QueueSettings,
+    /// The policy and operator policy applied.
+    applied: Applied,
+    /// Bytes of ready bodies kept in memory before new messages are paged out (u64::MAX:
+    /// never, for queues whose settings need every message at hand).
+    paging_threshold: u64,
     ready: Ready,
     tail: Tail,
     /// Something was written to the log (it has files to delete with the queue).
@@ -255,22 +275,23 @@ impl Queue {
         paging_threshold: u64,
     ) -> Self {
         let levels = args.max_priority.map_or(1, |p| p as usize + 1);
-        // Length limits and priorities act on the messages themselves: such queues keep
-        // them all in memory (their limits bound them anyway).
-        let pageable = args.max_priority.is_none()
-            && args.max_length.is_none()
-            && args.max_length_bytes.is_none();
+        let settings = QueueSettings::from_args(&args);
+        let threshold = pageable_below(&args, &settings, paging_threshold);
         Self {
             name,
             durable,
             exclusive_owner,
             auto_delete,
             arguments,
+            has_dlx: AtomicBool::new(settings.dead_letter_exchange.is_some()),
             args,
             vhost,
             log,
-            paging_threshold: if pageable { paging_threshold } else { u64::MAX },
+            store_paging_threshold: paging_threshold,
             state: Mutex::new(QueueState {
+                settings,
+                applied: Applied::default(),
+                paging_threshold: threshold,
                 ready: Ready::new(levels),
                 tail: Tail::default(),
                 logged: false,
@@ -290,16 +311,118 @@ impl Queue {
         }
     }
 
+    /// A new queue with the policies that match it (before anyone else can see it).
+    pub fn with_policies(mut self, applied: Applied) -> Self {
+        let settings = QueueSettings::resolve(&self.args, &self.arguments, &applied);
+        let s = self.state.get_mut().unwrap();
+        s.paging_threshold = pageable_below(&self.args, &settings, self.store_paging_threshold);
+        self.has_dlx = AtomicBool::new(settings.dead_letter_exchange.is_some());
+        s.settings = settings;
+        s.applied = applied;
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap()
     }
 
     /// Starts the expiry task if the queue needs one (x-expires; done at declaration).
     pub fn start_timer_if_needed(self: &Arc<Self>) {
-        if self.args.expires.is_some() {
-            let mut s = self.lock();
+        let mut s = self.lock();
+        if s.settings.expires.is_some() {
             self.ensure_timer(&mut s);
         }
+    }
+
+    /// Applies the policies that now match (a policy was put or deleted), as RabbitMQ's
+    /// `process_args_policy` does: the settings are resolved again and replace the old
+    /// ones; a lower length limit drops (or dead-letters) the excess head at once under
+    /// `drop-head`; a new `expires` restarts the expiry timer from now; a new
+    /// `message-ttl` applies to messages published from now on (those queued keep their
+    /// deadline, as in RabbitMQ, whose messages carry theirs from publication); a new
+    /// dead-letter exchange receives what dies from now on. Nothing happens when the same
+    /// policies are applied already.
+    pub fn apply_policies(self: &Arc<Self>, applied: Applied, fx: &mut Effects) {
+        let settings = QueueSettings::resolve(&self.args, &self.arguments, &applied);
+        {
+            let mut s = self.lock();
+            if s.deleted || s.applied.same(&applied) {
+                return;
+            }
+            s.applied = applied;
+            s.paging_threshold = pageable_below(&self.args, &settings, self.store_paging_threshold);
+            self.has_dlx
+                .store(settings.dead_letter_exchange.is_some(), Ordering::Relaxed);
+            let expires = settings.expires.is_some();
+            s.settings = settings;
+            if expires {
+                s.last_used = Instant::now();
+                self.ensure_timer(&mut s);
+            }
+            // The timer task looks again at its deadlines (expires may have changed).
+            self.timer.notify_one();
+        }
+        self.enforce_length_limit(fx);
+    }
+
+    /// Drops the head while the queue is over its length limits (drop-head only), paging
+    /// the tail back in as needed: a queue that just got a limit may have some on disk.
+    fn enforce_length_limit(self: &Arc<Self>, fx: &mut Effects) {
+        loop {
+            let mut s = self.lock();
+            if s.deleted || s.settings.overflow != Overflow::DropHead {
+                return;
+            }
+            while over_limit(&s, 0, 0) {
+                match s.ready.pop_front() {
+                    Some(head) => fx.dead_letter(self, head, DeathReason::Maxlen),
+                    None => break,
+                }
+            }
+            if s.tail.count == 0 || !over_limit(&s, 0, 0) {
+                return;
+            }
+            let below = page_in_below(s.paging_threshold);
+            drop(s);
+            if !self.page_in_now(below) {
+                return;
+            }
+        }
+    }
+
+    /// The policy applied, by name (RabbitMQ's `policy` in `/api/queues`).
+    pub fn policy(&self) -> Option<String> {
+        let s = self.lock();
+        s.applied.policy.as_ref().map(|p| p.name().to_string())
+    }
+
+    /// The operator policy applied, by name.
+    pub fn operator_policy(&self) -> Option<String> {
+        let s = self.lock();
+        s.applied.operator.as_ref().map(|p| p.name().to_string())
+    }
+
+    /// Both policies' definitions merged (`effective_policy_definition`; `{}` without).
+    pub fn effective_policy_definition(&self) -> serde_json::Value {
+        let applied = self.lock().applied.clone();
+        serde_json::Value::Object(applied.effective_definition())
+    }
+
+    /// The settings in force (arguments resolved against the policies).
+    pub fn settings(&self) -> QueueSettings {
+        self.lock().settings.clone()
+    }
+
+    /// Whether a dead-letter exchange is set (argument or policy); no lock taken.
+    pub fn has_dead_letter_exchange(&self) -> bool {
+        self.has_dlx.load(Ordering::Relaxed)
+    }
+
+    /// Where dead-lettered messages go now: the exchange and the routing key, if any.
+    pub fn dead_letter_target(&self) -> Option<(ShortStr, Option<ShortStr>)> {
+        let s = self.lock();
+        let dlx = s.settings.dead_letter_exchange.clone()?;
+        Some((dlx, s.settings.dead_letter_routing_key.clone()))
     }
 
     fn ensure_timer(self: &Arc<Self>, s: &mut QueueState) {
@@ -307,16 +430,6 @@ impl Queue {
             s.timer_running = true;
             tokio::spawn(expiry_loop(Arc::downgrade(self), self.vhost.clone()));
         }
-    }
-
-    fn over_limit(&self, r: &Ready, extra_len: usize, extra_bytes: u64) -> bool {
-        self.args
-            .max_length
-            .is_some_and(|m| (r.len + extra_len) as u64 > m)
-            || self
-                .args
-                .max_length_bytes
-                .is_some_and(|m| r.bytes + extra_bytes > m)
     }
 
     /// Enqueues a message and delivers what can be delivered. Returns false when the
@@ -331,10 +444,10 @@ impl Queue {
         s.next_seq += 1;
         let ttl = match message.properties.expiration() {
             Some(e) => match message_expiration(&e) {
-                Ok(d) => Some(self.args.message_ttl.map_or(d, |q| q.min(d))),
-                Err(_) => self.args.message_ttl,
+                Ok(d) => Some(s.settings.message_ttl.map_or(d, |q| q.min(d))),
+                Err(_) => s.settings.message_ttl,
             },
-            None => self.args.message_ttl,
+            None => s.settings.message_ttl,
         };
         let level = self.level_of(&message);
         let persistent = self.durable && message.persistent();
@@ -347,8 +460,8 @@ impl Queue {
             persisted: None,
         };
         let size = qm.message.size() as u64;
-        if self.args.overflow != Overflow::DropHead && self.over_limit(&s.ready, 1, size) {
-            if self.args.overflow == Overflow::RejectPublishDlx {
+        if s.settings.overflow != Overflow::DropHead && over_limit(&s, 1, size) {
+            if s.settings.overflow == Overflow::RejectPublishDlx {
                 fx.dead_letter(self, qm, DeathReason::Maxlen);
             }
             return false;
@@ -363,7 +476,7 @@ impl Queue {
             }
             return true;
         }
-        if s.tail.count > 0 || (s.ready.len > 0 && s.ready.bytes + size > self.paging_threshold) {
+        if s.tail.count > 0 || (s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold) {
             // Paged out: behind everything else, on disk only.
             self.page_out(&mut s, qm, persistent, fx);
             return true;
@@ -394,7 +507,7 @@ impl Queue {
             s.ready.push_back(qm);
             self.dispatch_locked(&mut s, fx);
         }
-        while self.over_limit(&s.ready, 0, 0) {
+        while over_limit(&s, 0, 0) {
             match s.ready.pop_front() {
                 Some(head) => fx.dead_letter(self, head, DeathReason::Maxlen),
                 None => break,
@@ -458,22 +571,21 @@ impl Queue {
 
     /// Asks the log for more of the tail when ready messages run low.
     fn maybe_page_in(self: &Arc<Self>, s: &mut QueueState) {
-        if s.tail.count > 0 && !s.tail.paging && s.ready.bytes < self.page_in_below() {
+        let below = page_in_below(s.paging_threshold);
+        if s.tail.count > 0 && !s.tail.paging && s.ready.bytes < below {
             s.tail.paging = true;
-            self.log.page_in(
-                Arc::downgrade(self),
-                self.page_in_below().max(64 << 10),
-                None,
-            );
+            self.log
+                .page_in(Arc::downgrade(self), below.max(64 << 10), None);
         }
     }
 
-    fn page_in_below(&self) -> u64 {
-        if self.paging_threshold == u64::MAX {
-            64 << 20
-        } else {
-            self.paging_threshold / 2
-        }
+    /// Reads the next stretch of the paged-out tail back, waiting for it (the state lock
+    /// must not be held). False when the store could not answer.
+    fn page_in_now(self: &Arc<Self>, below: u64) -> bool {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.log
+            .page_in(Arc::downgrade(self), below.max(64 << 10), Some(done));
+        wait_for_store(&wait).is_ok()
     }
 
     /// Takes back messages read from the paged-out tail (called by the store's writer).
@@ -612,14 +724,9 @@ impl Queue {
                 }
                 // Everything left is paged out: read some back, waiting for it (rare:
                 // consumers and earlier gets page in ahead of time).
+                let below = page_in_below(s.paging_threshold);
                 drop(s);
-                let (done, wait) = std::sync::mpsc::sync_channel(1);
-                self.log.page_in(
-                    Arc::downgrade(self),
-                    self.page_in_below().max(64 << 10),
-                    Some(done),
-                );
-                if wait_for_store(&wait).is_err() {
+                if !self.page_in_now(below) {
                     return None;
                 }
                 s = self.lock();
@@ -656,8 +763,8 @@ impl Queue {
         }
         // As RabbitMQ: requeued messages count against x-max-length (drop-head only),
         // and the head goes before anything is delivered again.
-        if self.args.overflow == Overflow::DropHead {
-            while self.over_limit(&s.ready, 0, 0) {
+        if s.settings.overflow == Overflow::DropHead {
+            while over_limit(&s, 0, 0) {
                 match s.ready.pop_front() {
                     Some(head) => fx.dead_letter(self, head, DeathReason::Maxlen),
                     None => break,
@@ -715,7 +822,7 @@ impl Queue {
         }
         s.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         s.last_used = Instant::now();
-        if s.consumers.is_empty() && self.args.expires.is_some() {
+        if s.consumers.is_empty() && s.settings.expires.is_some() {
             self.timer.notify_one();
         }
         // With a single active consumer, the next one takes over.
@@ -817,7 +924,7 @@ impl Queue {
         }
         let mut queue_deadline = None;
         let mut queue_expired = false;
-        if let Some(ttl) = self.args.expires
+        if let Some(ttl) = s.settings.expires
             && s.consumers.is_empty()
         {
             let at = s.last_used + ttl;
@@ -832,6 +939,35 @@ impl Queue {
             (a, b) => a.or(b),
         };
         (wake, queue_expired)
+    }
+}
+
+/// Whether the queue is over its length limits with `extra_len` more messages of
+/// `extra_bytes` more bytes; paged-out messages count.
+fn over_limit(s: &QueueState, extra_len: usize, extra_bytes: u64) -> bool {
+    let len = s.ready.len as u64 + s.tail.count + extra_len as u64;
+    let bytes = s.ready.bytes + s.tail.bytes + extra_bytes;
+    s.settings.max_length.is_some_and(|m| len > m)
+        || s.settings.max_length_bytes.is_some_and(|m| bytes > m)
+}
+
+/// The paging threshold for these settings: length limits and priorities act on the
+/// messages themselves, so such queues keep them all in memory (their limits bound them
+/// anyway); others keep `store` bytes of ready bodies.
+fn pageable_below(args: &QueueArgs, settings: &QueueSettings, store: u64) -> u64 {
+    if args.max_priority.is_some() || settings.limits_length() {
+        u64::MAX
+    } else {
+        store
+    }
+}
+
+/// Below how many ready bytes the tail is read back.
+fn page_in_below(threshold: u64) -> u64 {
+    if threshold == u64::MAX {
+        64 << 20
+    } else {
+        threshold / 2
     }
 }
 

@@ -7,6 +7,7 @@ use super::consumer::Consumer;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
 use super::names;
 use super::outbox::Bells;
+use super::policy::{Target, VHostPolicies};
 use super::queue::Queue;
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
@@ -31,6 +32,10 @@ pub struct VHost {
     def: RwLock<VHostDef>,
     /// Client connections open to this vhost now (for `max-connections`).
     pub connections: AtomicU64,
+    /// Its policies and operator policies. Read (briefly) by declarations, under the map
+    /// shard they insert into; written by the administrative operations, which hold no
+    /// other lock then and re-apply after releasing it (see `policy::apply`).
+    pub(crate) policies: RwLock<VHostPolicies>,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -89,6 +94,7 @@ impl VHost {
                 limits: Vec::new(),
             }),
             connections: AtomicU64::new(0),
+            policies: RwLock::default(),
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -278,14 +284,16 @@ impl VHost {
             .entry(spec.name.clone())
             .or_insert_with(|| {
                 created = true;
-                Arc::new(Exchange::new(
+                let e = Exchange::new(
                     spec.name.clone(),
                     kind,
                     spec.durable,
                     spec.auto_delete,
                     spec.internal,
                     spec.arguments.clone(),
-                ))
+                );
+                e.set_policies(self.policies_for(Target::Exchange, spec.name.as_bytes()));
+                Arc::new(e)
             })
             .clone();
         if created && spec.durable {
@@ -507,17 +515,21 @@ impl VHost {
             .entry(name.clone())
             .or_insert_with(|| {
                 created = true;
-                Arc::new(Queue::new(
-                    name.clone(),
-                    durable,
-                    owner,
-                    spec.auto_delete,
-                    spec.arguments.clone(),
-                    args,
-                    Arc::downgrade(self),
-                    self.store.new_log(),
-                    self.store.paging_threshold,
-                ))
+                let target = Target::Queue(args.queue_type);
+                Arc::new(
+                    Queue::new(
+                        name.clone(),
+                        durable,
+                        owner,
+                        spec.auto_delete,
+                        spec.arguments.clone(),
+                        args,
+                        Arc::downgrade(self),
+                        self.store.new_log(),
+                        self.store.paging_threshold,
+                    )
+                    .with_policies(self.policies_for(target, name.as_bytes())),
+                )
             })
             .clone();
         if created {
