@@ -11,15 +11,23 @@
 //! permissions and limits are overwritten with the file's; an exchange or queue that
 //! already exists is left as it is (not redeclared, not checked for equivalence); a
 //! binding that exists is not added twice. Exchanges and queues named `amq.*` (and the
-//! default exchange) are skipped with a warning, as RabbitMQ skips them. Policies, operator
-//! policies, runtime parameters other than `vhost-limits` and global parameters are not
-//! supported yet: they are reported as skipped (one warning) and listed in the report.
+//! default exchange) are skipped with a warning, as RabbitMQ skips them.
+//!
+//! Policies are validated as `PUT /api/policies` validates them and set through
+//! `Broker::put_policy` (an identical one is left as it is); global parameters
+//! (`cluster_name`, `internal_cluster_id`, ...) are set as given. Of runtime parameters,
+//! `vhost-limits` set the vhost's limits; other components belong to plugins Warren does
+//! not have: they are reported as skipped (one warning), where a RabbitMQ without the
+//! plugin would refuse the whole file. `operator_policies`, which RabbitMQ 3.10 neither
+//! exports nor imports, are reported as skipped too.
 
 use super::Broker;
 use super::admin::{Credential, USER_LIMITS, VHOST_LIMITS, parse_tags, user_def, user_from_def};
 use super::args::QueueArgs;
 use super::auth::{Pattern, Permissions};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::policy::admin::policy_from_json;
+use super::policy::{GlobalParameterDef, PolicyDef, PolicyKind};
 use super::vhost::{ExchangeSpec, QueueSpec};
 use crate::protocol::{FieldTable, FieldValue, LongStr, ShortStr};
 use crate::store::definitions::{PermissionDef, TopicPermissionDef, UserDef, VHostDef};
@@ -51,6 +59,8 @@ pub struct ImportReport {
     pub exchanges: usize,
     pub queues: usize,
     pub bindings: usize,
+    pub policies: usize,
+    pub global_parameters: usize,
     /// Entries not imported, each named (`policy 'p' in vhost 'v'`, `exchange 'amq.x'
     /// in vhost 'v'`, ...).
     pub skipped: Vec<String>,
@@ -66,8 +76,9 @@ struct File {
     permissions: Vec<PermissionDef>,
     topic_permissions: Vec<TopicPermissionDef>,
     parameters: Vec<JParameter>,
-    global_parameters: Vec<JGlobalParameter>,
-    policies: Vec<JPolicy>,
+    global_parameters: Vec<GlobalParameterDef>,
+    /// Kept as JSON: checked field by field, as the management API checks a body.
+    policies: Vec<Value>,
     operator_policies: Vec<JPolicy>,
     queues: Vec<JQueue>,
     exchanges: Vec<JExchange>,
@@ -118,11 +129,6 @@ struct JParameter {
     name: String,
     #[serde(default)]
     value: Value,
-}
-
-#[derive(Debug, Deserialize)]
-struct JGlobalParameter {
-    name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +327,8 @@ struct Plan {
     exchanges: Vec<(JExchange, ExchangeKind, FieldTable)>,
     queues: Vec<(JQueue, FieldTable)>,
     bindings: Vec<(JBinding, FieldTable)>,
+    policies: Vec<PolicyDef>,
+    global_parameters: Vec<GlobalParameterDef>,
     skipped: Vec<String>,
 }
 
@@ -439,10 +447,26 @@ fn plan(broker: &Broker, text: &str) -> Result<Plan, ImportError> {
         }
     }
     for g in &file.global_parameters {
-        skipped.push(format!("global parameter '{}'", g.name));
+        if g.name.is_empty() {
+            return err("a global parameter has an empty name");
+        }
     }
+    let mut policies = Vec::new();
     for p in &file.policies {
-        skipped.push(format!("policy '{}' in vhost '{}'", p.name, p.vhost));
+        let text = |k: &str| p.get(k).and_then(Value::as_str);
+        let Some(vhost) = text("vhost") else {
+            return err(format!("a policy has no vhost: {p}"));
+        };
+        let Some(name) = text("name").filter(|n| !n.is_empty()) else {
+            return err(format!(
+                "policy in virtual host '{vhost}' has undefined name"
+            ));
+        };
+        let what = format!("policy '{name}' in vhost '{vhost}'");
+        known_vhost(vhost, &what)?;
+        let def = policy_from_json(PolicyKind::Policy, vhost, name, p)
+            .map_err(|e| ImportError(format!("{what}: {e}")))?;
+        policies.push(def);
     }
     for p in &file.operator_policies {
         skipped.push(format!(
@@ -699,6 +723,8 @@ fn plan(broker: &Broker, text: &str) -> Result<Plan, ImportError> {
         exchanges,
         queues,
         bindings,
+        policies,
+        global_parameters: file.global_parameters,
         skipped,
     })
 }
@@ -757,6 +783,17 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
             .set_topic_permissions(p)
             .map_err(|e| failed(e.to_string()))?;
         report.topic_permissions += 1;
+    }
+    for g in plan.global_parameters {
+        broker
+            .put_global_parameter(g)
+            .map_err(|e| failed(e.to_string()))?;
+        report.global_parameters += 1;
+    }
+    // Before the queues, which then get them at declaration.
+    for p in plan.policies {
+        broker.put_policy(p).map_err(|e| failed(e.to_string()))?;
+        report.policies += 1;
     }
     for (e, _kind, args) in &plan.exchanges {
         let v = broker
@@ -833,6 +870,8 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
         exchanges = report.exchanges,
         queues = report.queues,
         bindings = report.bindings,
+        policies = report.policies,
+        global_parameters = report.global_parameters,
         "definitions imported"
     );
     Ok(report)
@@ -840,7 +879,8 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
 
 /// Every definition of the broker in RabbitMQ 3.10's export format (`GET
 /// /api/definitions`): users with their hashes, tags and limits, vhosts, permissions,
-/// topic permissions, vhost limits as `vhost-limits` parameters, and each vhost's durable
+/// topic permissions, vhost limits as `vhost-limits` parameters, global parameters,
+/// policies (not operator policies, which 3.10 does not export), and each vhost's durable
 /// exchanges (not the default and `amq.*` ones), durable queues and the bindings between
 /// durable ends.
 pub fn export(broker: &Broker) -> Value {
@@ -974,8 +1014,8 @@ pub fn export(broker: &Broker) -> Value {
         "permissions": permissions,
         "topic_permissions": topic,
         "parameters": parameters,
-        "global_parameters": [],
-        "policies": [],
+        "global_parameters": broker.global_parameters(),
+        "policies": broker.policies(None),
         "queues": queues,
         "exchanges": exchanges,
         "bindings": bindings,
