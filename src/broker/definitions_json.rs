@@ -16,17 +16,18 @@
 //! Policies are validated as `PUT /api/policies` validates them and set through
 //! `Broker::put_policy` (an identical one is left as it is); global parameters
 //! (`cluster_name`, `internal_cluster_id`, ...) are set as given. Of runtime parameters,
-//! `vhost-limits` set the vhost's limits; other components belong to plugins Warren does
-//! not have: they are reported as skipped (one warning), where a RabbitMQ without the
-//! plugin would refuse the whole file. `operator_policies`, which RabbitMQ 3.10 neither
-//! exports nor imports, are reported as skipped too.
+//! `vhost-limits` set the vhost's limits and `operator_policy` ones are operator policies
+//! (RabbitMQ 3.10 exports them there); other components belong to plugins Warren does not
+//! have: they are reported as skipped (one warning), where a RabbitMQ without the plugin
+//! would refuse the whole file. A top-level `operator_policies` list, which RabbitMQ 3.10
+//! neither writes nor reads, is reported as skipped too.
 
 use super::Broker;
 use super::admin::{Credential, USER_LIMITS, VHOST_LIMITS, parse_tags, user_def, user_from_def};
 use super::args::QueueArgs;
 use super::auth::{Pattern, Permissions};
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
-use super::policy::admin::policy_from_json;
+use super::policy::admin::{policy_from_json, policy_from_parameter};
 use super::policy::{GlobalParameterDef, PolicyDef, PolicyKind};
 use super::vhost::{ExchangeSpec, QueueSpec};
 use crate::protocol::{FieldTable, FieldValue, LongStr, ShortStr};
@@ -60,6 +61,8 @@ pub struct ImportReport {
     pub queues: usize,
     pub bindings: usize,
     pub policies: usize,
+    /// Operator policies, which RabbitMQ 3.10 exports among the `parameters`.
+    pub operator_policies: usize,
     pub global_parameters: usize,
     /// Entries not imported, each named (`policy 'p' in vhost 'v'`, `exchange 'amq.x'
     /// in vhost 'v'`, ...).
@@ -328,6 +331,7 @@ struct Plan {
     queues: Vec<(JQueue, FieldTable)>,
     bindings: Vec<(JBinding, FieldTable)>,
     policies: Vec<PolicyDef>,
+    operator_policies: Vec<PolicyDef>,
     global_parameters: Vec<GlobalParameterDef>,
     skipped: Vec<String>,
 }
@@ -433,17 +437,29 @@ fn plan(broker: &Broker, text: &str) -> Result<Plan, ImportError> {
             ))
         }
     };
+    let mut operator_policies = Vec::new();
     for p in &file.parameters {
         let what = format!(
             "parameter '{}' of component '{}' in vhost '{}'",
             p.name, p.component, p.vhost
         );
-        if p.component == "vhost-limits" {
-            known_vhost(&p.vhost, &what)?;
-            let l = limits(&p.value, &VHOST_LIMITS, &what)?;
-            param_limits.entry(p.vhost.clone()).or_default().extend(l);
-        } else {
-            skipped.push(what);
+        match p.component.as_str() {
+            "vhost-limits" => {
+                known_vhost(&p.vhost, &what)?;
+                let l = limits(&p.value, &VHOST_LIMITS, &what)?;
+                param_limits.entry(p.vhost.clone()).or_default().extend(l);
+            }
+            // How RabbitMQ 3.10 exports operator policies.
+            "operator_policy" => {
+                known_vhost(&p.vhost, &what)?;
+                let def = policy_from_parameter(PolicyKind::Operator, &p.vhost, &p.name, &p.value)
+                    .map_err(|e| ImportError(format!("{what}: {e}")))?;
+                operator_policies.push(def);
+            }
+            "policy" => {
+                return err(format!("{what}: policies may not be set using this method"));
+            }
+            _ => skipped.push(what),
         }
     }
     for g in &file.global_parameters {
@@ -724,6 +740,7 @@ fn plan(broker: &Broker, text: &str) -> Result<Plan, ImportError> {
         queues,
         bindings,
         policies,
+        operator_policies,
         global_parameters: file.global_parameters,
         skipped,
     })
@@ -794,6 +811,12 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
     for p in plan.policies {
         broker.put_policy(p).map_err(|e| failed(e.to_string()))?;
         report.policies += 1;
+    }
+    for p in plan.operator_policies {
+        broker
+            .put_operator_policy(p)
+            .map_err(|e| failed(e.to_string()))?;
+        report.operator_policies += 1;
     }
     for (e, _kind, args) in &plan.exchanges {
         let v = broker
@@ -871,6 +894,7 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
         queues = report.queues,
         bindings = report.bindings,
         policies = report.policies,
+        operator_policies = report.operator_policies,
         global_parameters = report.global_parameters,
         "definitions imported"
     );
@@ -879,8 +903,8 @@ pub fn import(broker: &Broker, text: &str) -> Result<ImportReport, ImportError> 
 
 /// Every definition of the broker in RabbitMQ 3.10's export format (`GET
 /// /api/definitions`): users with their hashes, tags and limits, vhosts, permissions,
-/// topic permissions, vhost limits as `vhost-limits` parameters, global parameters,
-/// policies (not operator policies, which 3.10 does not export), and each vhost's durable
+/// topic permissions, vhost limits and operator policies as `vhost-limits` and
+/// `operator_policy` parameters, global parameters, policies, and each vhost's durable
 /// exchanges (not the default and `amq.*` ones), durable queues and the bindings between
 /// durable ends.
 pub fn export(broker: &Broker) -> Value {
@@ -918,19 +942,8 @@ pub fn export(broker: &Broker) -> Value {
             "tags": d.tags,
             "metadata": {"description": d.description, "tags": d.tags},
         }));
-        if !d.limits.is_empty() {
-            let value: Map<String, Value> = d
-                .limits
-                .iter()
-                .map(|(k, x)| (k.clone(), json!(x)))
-                .collect();
-            parameters.push(json!({
-                "value": value,
-                "vhost": d.name,
-                "component": "vhost-limits",
-                "name": "limits",
-            }));
-        }
+        // vhost-limits and operator policies, as RabbitMQ lists its parameters.
+        parameters.extend(broker.parameters(None, Some(&v.name)));
         for q in v.queues() {
             if !q.is_durable_definition() {
                 continue;

@@ -9,8 +9,8 @@
 //! management API (404 for a vhost or an entry that does not exist, 400 otherwise).
 
 use super::parameters::{
-    ParameterDef, VHOST_LIMITS_COMPONENT, VHOST_LIMITS_NAME, component_error, vhost_limits,
-    vhost_limits_value,
+    OPERATOR_POLICY_COMPONENT, POLICY_COMPONENT, ParameterDef, VHOST_LIMITS_COMPONENT,
+    VHOST_LIMITS_NAME, component_error, policy_parameter, vhost_limits, vhost_limits_value,
 };
 use super::{GlobalParameterDef, Policy, PolicyDef, PolicyKind, VHostPolicies, validate};
 use crate::broker::Broker;
@@ -111,6 +111,19 @@ pub fn parameter_from_json(
         name: name.to_string(),
         value: value.clone(),
     })
+}
+
+/// A policy from a runtime parameter's value (`{pattern, definition, priority,
+/// apply-to}`, priority mandatory, nothing else), as RabbitMQ validates an
+/// `operator_policy` parameter.
+pub fn policy_from_parameter(
+    kind: PolicyKind,
+    vhost: &str,
+    name: &str,
+    value: &Value,
+) -> Result<PolicyDef, AdminError> {
+    validate::parameter_value(kind, name, value).map_err(AdminError::BadRequest)?;
+    policy_from_json(kind, vhost, name, value)
 }
 
 /// Checks a typed policy as [`policy_from_json`] checks a body.
@@ -275,12 +288,17 @@ impl Broker {
     }
 
     /// Sets a vhost's runtime parameter (`PUT /api/parameters/{component}/{vhost}/{name}`).
-    /// Only `vhost-limits` / `limits` is known (see `parameters`): it replaces the vhost's
-    /// limits. Returns whether the parameter was created.
+    /// The components known (see `parameters`): `vhost-limits` (parameter `limits`: it
+    /// replaces the vhost's limits) and `operator_policy` (an operator policy). Returns
+    /// whether the parameter was created.
     pub fn put_parameter(&self, def: ParameterDef) -> Result<bool, AdminError> {
         let v = self.existing_vhost(&def.vhost)?;
         if let Some(e) = component_error(&def.component) {
             return Err(AdminError::BadRequest(e));
+        }
+        if def.component == OPERATOR_POLICY_COMPONENT {
+            let p = policy_from_parameter(PolicyKind::Operator, &def.vhost, &def.name, &def.value)?;
+            return self.put_operator_policy(p);
         }
         if def.name != VHOST_LIMITS_NAME {
             // RabbitMQ stores it, then fails applying it (an internal error).
@@ -303,6 +321,15 @@ impl Broker {
         name: &str,
     ) -> Result<(), AdminError> {
         let v = self.existing_vhost(vhost)?;
+        match component {
+            OPERATOR_POLICY_COMPONENT => return self.delete_operator_policy(vhost, name),
+            POLICY_COMPONENT => {
+                return Err(AdminError::BadRequest(
+                    "policies may not be cleared using this method".into(),
+                ));
+            }
+            _ => {}
+        }
         if component != VHOST_LIMITS_COMPONENT
             || name != VHOST_LIMITS_NAME
             || v.def().limits.is_empty()
@@ -314,28 +341,36 @@ impl Broker {
         self.set_vhost_limits(vhost, Vec::new())
     }
 
-    /// The runtime parameters, of one component and one vhost or all (`None`): the
-    /// `vhost-limits` of each vhost that has limits.
+    /// The runtime parameters, of one component and one vhost or all (`None`), as
+    /// RabbitMQ lists them: the `vhost-limits` of each vhost that has limits and the
+    /// operator policies; policies only when asked for by their component.
     pub fn parameters(&self, component: Option<&str>, vhost: Option<&str>) -> Vec<ParameterDef> {
-        if component.is_some_and(|c| c != VHOST_LIMITS_COMPONENT) {
-            return Vec::new();
-        }
         let vhosts = match vhost {
             Some(name) => self.vhost(name).into_iter().collect(),
             None => self.vhosts(),
         };
-        vhosts
-            .iter()
-            .filter_map(|v| {
-                let d = v.def();
-                (!d.limits.is_empty()).then(|| ParameterDef {
+        let wanted = |c: &str| component.map_or(c != POLICY_COMPONENT, |w| w == c);
+        let mut out = Vec::new();
+        for v in &vhosts {
+            let d = v.def();
+            if wanted(VHOST_LIMITS_COMPONENT) && !d.limits.is_empty() {
+                out.push(ParameterDef {
                     vhost: d.name.clone(),
                     component: VHOST_LIMITS_COMPONENT.into(),
                     name: VHOST_LIMITS_NAME.into(),
                     value: vhost_limits_value(&d.limits),
-                })
-            })
-            .collect()
+                });
+            }
+            for (c, kind) in [
+                (OPERATOR_POLICY_COMPONENT, PolicyKind::Operator),
+                (POLICY_COMPONENT, PolicyKind::Policy),
+            ] {
+                if wanted(c) {
+                    out.extend(v.policy_defs(kind).iter().map(|p| policy_parameter(c, p)));
+                }
+            }
+        }
+        out
     }
 
     pub fn parameter(&self, component: &str, vhost: &str, name: &str) -> Option<ParameterDef> {

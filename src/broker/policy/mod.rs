@@ -120,12 +120,12 @@ impl Policy {
 
     /// Whether this policy applies to `target` named `name` (RabbitMQ's `matches`).
     pub fn matches(&self, target: Target, name: &[u8]) -> bool {
-        let kind_ok = match (target, self.def.apply_to) {
-            (_, ApplyTo::All) => true,
-            (Target::Queue(_), ApplyTo::Queues) => true,
-            (Target::Exchange, ApplyTo::Exchanges) => true,
-            _ => false,
-        };
+        let kind_ok = matches!(
+            (target, self.def.apply_to),
+            (_, ApplyTo::All)
+                | (Target::Queue(_), ApplyTo::Queues)
+                | (Target::Exchange, ApplyTo::Exchanges)
+        );
         if !kind_ok {
             return false;
         }

@@ -2,10 +2,17 @@
 //! component, and global ones.
 //!
 //! Components belong to plugins in RabbitMQ (federation-upstream, shovel, ...). Warren has
-//! none, and answers as a RabbitMQ 3.10 without plugins: the one component it knows is
-//! `vhost-limits` (parameter `limits`, the vhost's `max-connections` and `max-queues`,
-//! kept with the vhost); `policy` and `operator_policy` have their own operations; any
-//! other is refused ("component foo not found").
+//! none, and answers as a RabbitMQ 3.10 without plugins, whose components are:
+//!
+//! - `vhost-limits`: parameter `limits`, the vhost's `max-connections` and `max-queues`
+//!   (kept with the vhost);
+//! - `operator_policy`: operator policies, each a parameter whose value is
+//!   `{pattern, definition, priority, apply-to}` (listed among the parameters, exported
+//!   and imported in a definitions file's `parameters`, settable this way too);
+//! - `policy`: policies, listed this way when asked for by component, but set only
+//!   through their own operation.
+//!
+//! Any other component is refused ("component foo not found").
 //!
 //! Global parameters take any JSON value under any name; `cluster_name` names the
 //! cluster, and `internal_cluster_id` is seeded on the first start, as RabbitMQ does.
@@ -27,13 +34,32 @@ pub struct ParameterDef {
 /// The component of vhost limits, and the one name RabbitMQ acts on.
 pub const VHOST_LIMITS_COMPONENT: &str = "vhost-limits";
 pub const VHOST_LIMITS_NAME: &str = "limits";
+/// The components of operator policies and of policies.
+pub const OPERATOR_POLICY_COMPONENT: &str = "operator_policy";
+pub const POLICY_COMPONENT: &str = "policy";
 
 /// Why a parameter of `component` is refused before its value is looked at.
 pub fn component_error(component: &str) -> Option<String> {
     match component {
-        VHOST_LIMITS_COMPONENT => None,
-        "policy" | "operator_policy" => Some("policies may not be set using this method".into()),
+        VHOST_LIMITS_COMPONENT | OPERATOR_POLICY_COMPONENT => None,
+        POLICY_COMPONENT => Some("policies may not be set using this method".into()),
         other => Some(validation_failed(&[format!("component {other} not found")])),
+    }
+}
+
+/// A policy as the runtime parameter RabbitMQ keeps it as (component `policy` or
+/// `operator_policy`).
+pub fn policy_parameter(component: &str, def: &super::PolicyDef) -> ParameterDef {
+    ParameterDef {
+        vhost: def.vhost.clone(),
+        component: component.to_string(),
+        name: def.name.clone(),
+        value: serde_json::json!({
+            "pattern": def.pattern,
+            "definition": def.definition,
+            "priority": def.priority,
+            "apply-to": def.apply_to,
+        }),
     }
 }
 

@@ -309,9 +309,80 @@ pub fn fields(
     apply_to: Option<&Value>,
     definition: &Value,
 ) -> Result<(), String> {
+    let errors = field_errors(
+        kind,
+        "",
+        Some(priority),
+        Some(pattern),
+        apply_to,
+        Some(definition),
+    );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(validation_failed(&errors))
+    }
+}
+
+/// A policy given as a runtime parameter's value (`PUT /api/parameters/operator_policy/
+/// {vhost}/{name}`, an `operator_policy` entry of a definitions file's `parameters`): an
+/// object whose `priority`, `pattern` and `definition` are mandatory, `apply-to` optional,
+/// and nothing else allowed.
+pub fn parameter_value(kind: PolicyKind, name: &str, value: &Value) -> Result<(), String> {
+    let Value::Object(m) = value else {
+        return Err(validation_failed(&[format!(
+            "{name} not a list {}",
+            term(value)
+        )]));
+    };
+    let mut errors = field_errors(
+        kind,
+        name,
+        m.get("priority"),
+        m.get("pattern"),
+        m.get("apply-to"),
+        m.get("definition"),
+    );
+    let unknown: Vec<(&String, &Value)> = m
+        .iter()
+        .filter(|(k, _)| !["priority", "pattern", "apply-to", "definition"].contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        errors.insert(
+            0,
+            format!(
+                "Unrecognised terms {} in {name}",
+                pairs(unknown.into_iter())
+            ),
+        );
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(validation_failed(&errors))
+    }
+}
+
+/// Every field's error, in RabbitMQ's order (the reverse of its constraint list:
+/// definition, apply-to, pattern, priority). A missing mandatory field (None) is
+/// reported as RabbitMQ's proplist validation reports it, naming `name`.
+fn field_errors(
+    kind: PolicyKind,
+    name: &str,
+    priority: Option<&Value>,
+    pattern: Option<&Value>,
+    apply_to: Option<&Value>,
+    definition: Option<&Value>,
+) -> Vec<String> {
+    let missing = |key: &str| format!("Key \"{key}\" not found in {name}");
     let mut errors = Vec::new();
-    if let Err(e) = self::definition(kind, definition) {
-        errors.push(e);
+    match definition {
+        Some(d) => {
+            if let Err(e) = self::definition(kind, d) {
+                errors.push(e);
+            }
+        }
+        None => errors.push(missing("definition")),
     }
     if let Some(a) = apply_to
         && !one_of(a, &["queues", "exchanges", "all"])
@@ -325,27 +396,26 @@ pub fn fields(
         ));
     }
     match pattern {
-        Value::String(p) => {
+        Some(Value::String(p)) => {
             if let Err(e) = regex(p) {
                 errors.push(e);
             }
         }
-        other => errors.push(format!(
+        Some(other) => errors.push(format!(
             "pattern should be a binary but was {}",
             term(other)
         )),
+        None => errors.push(missing("pattern")),
     }
-    if !priority.is_number() {
-        errors.push(format!(
+    match priority {
+        Some(p) if p.is_number() => {}
+        Some(p) => errors.push(format!(
             "priority should be a number, actually was {}",
-            term(priority)
-        ));
+            term(p)
+        )),
+        None => errors.push(missing("priority")),
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(validation_failed(&errors))
-    }
+    errors
 }
 
 /// RabbitMQ's `format_error`: "Validation failed", a blank line, each error on its line.
@@ -463,6 +533,39 @@ mod tests {
         assert_eq!(
             e,
             "Validation failed\n\n-1 is not a valid message TTL\napply-to 'foo' unrecognised; should be 'queues', 'exchanges' or 'all'\npattern should be regular expression but is invalid: {\"missing )\",1}\npriority should be a number, actually was <<\"x\">>\n"
+        );
+    }
+
+    #[test]
+    fn a_policy_as_a_parameter_value_needs_its_fields_and_no_others() {
+        let op = PolicyKind::Operator;
+        assert_eq!(
+            parameter_value(
+                op,
+                "o",
+                &json!({"pattern": "^q", "definition": {"max-length": 5}})
+            ),
+            Err("Validation failed\n\nKey \"priority\" not found in o\n".into())
+        );
+        assert_eq!(
+            parameter_value(
+                op,
+                "o",
+                &json!({"pattern": "^q", "definition": {"max-length": 5}, "priority": 0, "extra": 1})
+            ),
+            Err("Validation failed\n\nUnrecognised terms [{<<\"extra\">>,1}] in o\n".into())
+        );
+        assert_eq!(
+            parameter_value(op, "o", &json!(5)),
+            Err("Validation failed\n\no not a list 5\n".into())
+        );
+        assert!(
+            parameter_value(
+                op,
+                "o",
+                &json!({"pattern": "^q", "definition": {"max-length": 5}, "priority": 0, "apply-to": "queues"})
+            )
+            .is_ok()
         );
     }
 
