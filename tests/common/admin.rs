@@ -1,4 +1,4 @@
-//! Setting up users, vhosts, permissions and limits for a test, the same way against both
+//! Setting up users, vhosts, permissions, limits and policies for a test, the same way against both
 //! brokers: Warren's admin operations in-process, or RabbitMQ's management HTTP API when
 //! the tests run against it (`AMQP_TEST_URL` set; `AMQP_TEST_MGMT_URL`, default
 //! `http://127.0.0.1:15673`, with guest/guest).
@@ -8,7 +8,9 @@ use base64::Engine;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warren::broker::Broker;
-use warren::broker::admin::Credential;
+use warren::broker::admin::{AdminError, Credential};
+use warren::broker::policy::PolicyKind;
+use warren::broker::policy::admin::policy_from_json;
 use warren::store::definitions::{PermissionDef, TopicPermissionDef, VHostDef};
 
 pub enum Admin {
@@ -40,6 +42,20 @@ impl Admin {
 
     /// One HTTP/1.1 request with basic auth as guest; panics unless it answers 2xx.
     async fn http(&self, method: &str, path: &str, body: Option<serde_json::Value>) {
+        let (status, resp) = self.http_status(method, path, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status} {resp}"
+        );
+    }
+
+    /// One HTTP/1.1 request with basic auth as guest: the status and the body.
+    async fn http_status(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String) {
         let Admin::Http { host } = self else {
             unreachable!()
         };
@@ -59,10 +75,8 @@ impl Admin {
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} answered {resp}"
-        );
+        let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_string())
     }
 
     pub async fn add_vhost(&self, name: &str) {
@@ -235,5 +249,99 @@ impl Admin {
                 .await
             }
         }
+    }
+}
+
+/// The HTTP path of a kind of policy.
+fn policy_path(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::Policy => "policies",
+        PolicyKind::Operator => "operator-policies",
+    }
+}
+
+impl Admin {
+    /// Sets a policy or an operator policy from its JSON body (`pattern`, `definition`,
+    /// `priority`, `apply-to`), as `PUT /api/policies/{vhost}/{name}`. Against RabbitMQ,
+    /// waits a moment after the request: its queues apply a policy asynchronously.
+    pub async fn put_any_policy(
+        &self,
+        kind: PolicyKind,
+        vhost: &str,
+        name: &str,
+        body: serde_json::Value,
+    ) {
+        if let Err((status, text)) = self.try_put_any_policy(kind, vhost, name, body).await {
+            panic!("policy '{name}' refused: {status} {text}");
+        }
+    }
+
+    pub async fn put_policy(&self, vhost: &str, name: &str, body: serde_json::Value) {
+        self.put_any_policy(PolicyKind::Policy, vhost, name, body)
+            .await
+    }
+
+    pub async fn put_operator_policy(&self, vhost: &str, name: &str, body: serde_json::Value) {
+        self.put_any_policy(PolicyKind::Operator, vhost, name, body)
+            .await
+    }
+
+    /// As [`Admin::put_any_policy`], returning a refusal as (HTTP status, reason text):
+    /// RabbitMQ's `reason` (with the `&lt;`/`&gt;` its policy API escapes turned back), or
+    /// Warren's error text.
+    pub async fn try_put_any_policy(
+        &self,
+        kind: PolicyKind,
+        vhost: &str,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Result<(), (u16, String)> {
+        match self {
+            Admin::Warren(b) => {
+                let refused = |e: AdminError| (e.status(), e.to_string());
+                let def = policy_from_json(kind, vhost, name, &body).map_err(refused)?;
+                match kind {
+                    PolicyKind::Policy => b.put_policy(def),
+                    PolicyKind::Operator => b.put_operator_policy(def),
+                }
+                .map(drop)
+                .map_err(refused)
+            }
+            Admin::Http { .. } => {
+                let path = format!("/{}/{}/{}", policy_path(kind), seg(vhost), seg(name));
+                let (status, text) = self.http_status("PUT", &path, Some(body)).await;
+                if (200..300).contains(&status) {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    return Ok(());
+                }
+                let reason = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["reason"].as_str().map(String::from))
+                    .unwrap_or(text)
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">");
+                Err((status, reason))
+            }
+        }
+    }
+
+    pub async fn delete_any_policy(&self, kind: PolicyKind, vhost: &str, name: &str) {
+        match self {
+            Admin::Warren(b) => match kind {
+                PolicyKind::Policy => b.delete_policy(vhost, name),
+                PolicyKind::Operator => b.delete_operator_policy(vhost, name),
+            }
+            .unwrap(),
+            Admin::Http { .. } => {
+                let path = format!("/{}/{}/{}", policy_path(kind), seg(vhost), seg(name));
+                self.http("DELETE", &path, None).await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+    }
+
+    pub async fn delete_policy(&self, vhost: &str, name: &str) {
+        self.delete_any_policy(PolicyKind::Policy, vhost, name)
+            .await
     }
 }
