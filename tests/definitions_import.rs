@@ -391,6 +391,31 @@ async fn a_bad_file_stops_start_up_naming_the_problem_and_changes_nothing() {
             "unknown limit 'max-bananas'",
         ),
         (
+            "invalid policy",
+            bad_file(
+                r#""policies": [{"vhost": "defs-fixture-bad", "name": "p", "pattern": "^q",
+                    "apply-to": "queues", "priority": 0, "definition": {"message-ttl": -1}}]"#,
+            ),
+            "policy 'p' in vhost 'defs-fixture-bad': Validation failed\n\n-1 is not a valid message TTL",
+        ),
+        (
+            "operator policy with a policy-only setting",
+            bad_file(
+                r#""parameters": [{"vhost": "defs-fixture-bad", "component": "operator_policy",
+                    "name": "o", "value": {"pattern": ".*", "priority": 0, "apply-to": "all",
+                    "definition": {"overflow": "drop-head"}}}]"#,
+            ),
+            "are not recognised policy settings",
+        ),
+        (
+            "policy on a missing vhost",
+            bad_file(
+                r#""policies": [{"vhost": "nowhere", "name": "p", "pattern": "^q",
+                    "apply-to": "queues", "priority": 0, "definition": {"max-length": 1}}]"#,
+            ),
+            "policy 'p' in vhost 'nowhere' refers to vhost 'nowhere'",
+        ),
+        (
             "unknown user limit",
             r#"{"vhosts": [{"name": "defs-fixture-bad"}],
                 "users": [{"name": "defs-fixture-l", "password_hash": "", "tags": "",
@@ -531,4 +556,107 @@ async fn a_missing_file_stops_start_up() {
         e.contains("cannot read the definitions file /nonexistent/defs.json"),
         "{e}"
     );
+}
+
+const POLICIES_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/rabbitmq-3.10-definitions-policies.json"
+);
+
+/// `tests/fixtures/rabbitmq-3.10-definitions-policies.json`: RabbitMQ 3.10.8's `GET
+/// /api/definitions` with policies (one with priority 1.5 and ha-* settings), an operator
+/// policy (which 3.10 exports among the `parameters`), vhost limits and a global parameter,
+/// made by `tests/fixtures/make-rabbitmq-policies-definitions.py`.
+#[tokio::test]
+async fn the_policies_fixture_imports_applies_and_exports_the_same() {
+    const V: &str = "defs-policies-vhost";
+    let h = start(&temp_dir(), POLICIES_FIXTURE).await;
+    let b = &h.broker;
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(POLICIES_FIXTURE).unwrap()).unwrap();
+    let names: Vec<String> = b.policies(Some(V)).into_iter().map(|p| p.name).collect();
+    assert_eq!(
+        names,
+        [
+            "defs-policies-ae",
+            "defs-policies-lazy",
+            "defs-policies-len"
+        ]
+    );
+    let lazy = b.policy(V, "defs-policies-lazy").unwrap();
+    assert_eq!(lazy.priority.as_f64(), Some(1.5));
+    let op = b.operator_policy(V, "defs-policies-op").unwrap();
+    assert_eq!(op.definition["message-ttl"], 3600000);
+    assert_eq!(
+        b.global_parameter("defs-policies-global").unwrap().value,
+        serde_json::json!({"owner": "fixture", "list": [1, 2.5, "three"]})
+    );
+    let fixture_id = fixture["global_parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "internal_cluster_id")
+        .unwrap()["value"]
+        .clone();
+    assert_eq!(
+        b.global_parameter("internal_cluster_id").unwrap().value,
+        fixture_id
+    );
+    assert_eq!(
+        b.vhost(V).unwrap().def().limits,
+        vec![("max-queues".to_string(), 100)]
+    );
+
+    // The policies act: max-length 3 (below the queue's x-max-length 10) dead-letters the
+    // head to the policy's dead-letter exchange; the exchange's alternate comes from its
+    // policy.
+    let c = login(&h, "guest", "guest", V).await.unwrap();
+    let ch = c.create_channel().await.unwrap();
+    for body in ["m1", "m2", "m3", "m4", "m5"] {
+        publish(&ch, "", "defs-policies-q", body).await;
+    }
+    publish(&ch, "defs-policies-ex", "nowhere", "unroutable").await;
+    let q = b.vhost(V).unwrap().queue(b"defs-policies-q").unwrap();
+    assert_eq!(q.policy().as_deref(), Some("defs-policies-len"));
+    assert_eq!(q.operator_policy().as_deref(), Some("defs-policies-op"));
+    for (queue, bodies) in [
+        ("defs-policies-q", vec!["m3", "m4", "m5"]),
+        ("defs-policies-dead", vec!["m1", "m2"]),
+        ("defs-policies-alt", vec!["unroutable"]),
+    ] {
+        let mut got = Vec::new();
+        while let Some(body) = get_body(&ch, queue).await {
+            got.push(body);
+        }
+        assert_eq!(got, bodies, "{queue}");
+    }
+
+    // Exported as RabbitMQ exported them.
+    let exported = definitions_json::export(b);
+    let sorted = |v: &serde_json::Value| {
+        let mut items = v.as_array().unwrap().clone();
+        items.sort_by_key(|x| x.to_string());
+        items
+    };
+    for kind in ["policies", "parameters"] {
+        assert_eq!(sorted(&exported[kind]), sorted(&fixture[kind]), "{kind}");
+    }
+    assert_eq!(
+        sorted(&exported["global_parameters"]),
+        sorted(&fixture["global_parameters"])
+    );
+    // Importing again changes nothing.
+    let text = std::fs::read_to_string(POLICIES_FIXTURE).unwrap();
+    let report = definitions_json::import(b, &text).unwrap();
+    assert_eq!(
+        (
+            report.policies,
+            report.operator_policies,
+            report.global_parameters
+        ),
+        (3, 1, 2)
+    );
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(definitions_json::export(b), exported);
+    h.shutdown().await;
 }
