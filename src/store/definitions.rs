@@ -1,5 +1,6 @@
 //! Durable definitions: exchanges, queues (with their arguments) and the bindings between
-//! durable ends, kept in `definitions.log` under the storage directory.
+//! durable ends; users, vhosts, permissions, policies, operator policies and global
+//! parameters (JSON records). Kept in `definitions.log` under the storage directory.
 //!
 //! Each change is appended as one checksummed record and synced before the client hears
 //! declare-ok / bind-ok. On start-up the log is replayed into a model (a torn last record,
