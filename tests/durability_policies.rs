@@ -147,7 +147,7 @@ async fn policies_and_parameters_survive_sigkill() {
         b.vhost("/").unwrap().def().limits,
         vec![("max-queues".to_string(), 10)]
     );
-    assert_eq!(b.cluster_name(), "crash-test");
+    assert_eq!(b.cluster_name().as_deref(), Some("crash-test"));
     let id = b.global_parameter("internal_cluster_id");
     assert!(id.is_some(), "the cluster id is kept");
 

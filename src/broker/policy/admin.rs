@@ -25,8 +25,6 @@ use std::sync::Arc;
 pub const CLUSTER_NAME: &str = "cluster_name";
 /// The global parameter RabbitMQ seeds with a random id on its first start.
 pub const INTERNAL_CLUSTER_ID: &str = "internal_cluster_id";
-/// The cluster name without a `cluster_name` parameter (as in connection.start).
-pub const DEFAULT_CLUSTER_NAME: &str = "warren";
 
 fn no_vhost(vhost: &str) -> AdminError {
     AdminError::NotFound(format!("vhost '{vhost}' does not exist"))
@@ -442,12 +440,12 @@ impl Broker {
             })
     }
 
-    /// The cluster's name: the `cluster_name` global parameter when it is a string, else
-    /// [`DEFAULT_CLUSTER_NAME`].
-    pub fn cluster_name(&self) -> String {
+    /// The `cluster_name` global parameter, when set to a string (`rabbitmqctl
+    /// set_cluster_name`, `PUT /api/cluster-name`); RabbitMQ falls back to the node's name.
+    pub fn cluster_name(&self) -> Option<String> {
         match self.globals.read().unwrap().get(CLUSTER_NAME) {
-            Some(Value::String(s)) => s.clone(),
-            _ => DEFAULT_CLUSTER_NAME.to_string(),
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
         }
     }
 }
