@@ -156,7 +156,7 @@ impl Exchange {
 
     /// Applies the policies that match the exchange (at declaration, and when a policy
     /// changes).
-    pub fn set_policies(&self, applied: Applied) {
+    pub(crate) fn set_policies(&self, applied: Applied) {
         let alternate = effective::alternate_exchange(&applied);
         *self.policy.write().unwrap() = ExchangePolicy { applied, alternate };
     }

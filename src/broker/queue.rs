@@ -312,7 +312,7 @@ impl Queue {
     }
 
     /// A new queue with the policies that match it (before anyone else can see it).
-    pub fn with_policies(mut self, applied: Applied) -> Self {
+    pub(crate) fn with_policies(mut self, applied: Applied) -> Self {
         let settings = QueueSettings::resolve(&self.args, &self.arguments, &applied);
         let s = self.state.get_mut().unwrap();
         s.paging_threshold = pageable_below(&self.args, &settings, self.store_paging_threshold);
@@ -342,7 +342,7 @@ impl Queue {
     /// deadline, as in RabbitMQ, whose messages carry theirs from publication); a new
     /// dead-letter exchange receives what dies from now on. Nothing happens when the same
     /// policies are applied already.
-    pub fn apply_policies(self: &Arc<Self>, applied: Applied, fx: &mut Effects) {
+    pub(crate) fn apply_policies(self: &Arc<Self>, applied: Applied, fx: &mut Effects) {
         let settings = QueueSettings::resolve(&self.args, &self.arguments, &applied);
         {
             let mut s = self.lock();

@@ -20,7 +20,7 @@ impl VHost {
 
     /// Adds or replaces a policy; returns whether it is new. Applied to every queue and
     /// exchange before returning.
-    pub fn put_policy(self: &Arc<Self>, kind: PolicyKind, policy: Arc<Policy>) -> bool {
+    pub(crate) fn put_policy(self: &Arc<Self>, kind: PolicyKind, policy: Arc<Policy>) -> bool {
         let created = {
             let mut set = self.policies.write().unwrap();
             let list = set.list_mut(kind);
@@ -36,7 +36,7 @@ impl VHost {
     }
 
     /// Removes a policy; false when there was none by that name.
-    pub fn delete_policy(self: &Arc<Self>, kind: PolicyKind, name: &str) -> bool {
+    pub(crate) fn delete_policy(self: &Arc<Self>, kind: PolicyKind, name: &str) -> bool {
         let removed = {
             let mut set = self.policies.write().unwrap();
             let list = set.list_mut(kind);
@@ -51,7 +51,7 @@ impl VHost {
     }
 
     /// Replaces every policy at once (start-up) and applies them.
-    pub fn set_policies(self: &Arc<Self>, mut set: VHostPolicies) {
+    pub(crate) fn set_policies(self: &Arc<Self>, mut set: VHostPolicies) {
         sort(&mut set.policies);
         sort(&mut set.operator);
         *self.policies.write().unwrap() = set;
@@ -68,7 +68,7 @@ impl VHost {
 
     /// Matches every exchange and queue again and applies the result: what changed takes
     /// effect now (see `Queue::apply_policies`), and what dies of it is dead-lettered.
-    pub fn apply_policies(self: &Arc<Self>) {
+    pub(crate) fn apply_policies(self: &Arc<Self>) {
         let set = self.policies.read().unwrap().clone();
         for e in self.exchanges() {
             e.set_policies(set.matching(Target::Exchange, e.name.as_bytes()));
