@@ -37,7 +37,6 @@ impl Caller {
         self.is_admin() || self.user.has_tag("monitoring")
     }
 
-    #[allow(dead_code)] // the policies endpoints come next
     pub fn is_policymaker(&self) -> bool {
         self.is_admin() || self.user.has_tag("policymaker")
     }
@@ -58,7 +57,6 @@ impl Caller {
         }
     }
 
-    #[allow(dead_code)]
     pub fn require_policymaker(&self) -> ApiResult<()> {
         if self.is_policymaker() {
             Ok(())

@@ -56,7 +56,9 @@ pub(super) fn exchange_json(vhost: &str, e: &Exchange) -> Value {
         "auto_delete": e.auto_delete,
         "internal": e.internal,
         "arguments": table_to_json(&e.arguments),
-        "policy": Value::Null,
+        "policy": e.policy(),
+        "operator_policy": e.operator_policy(),
+        "effective_policy_definition": e.effective_policy_definition(),
         "user_who_performed_action": "",
     });
     let stats = e.stats.json(EXCHANGE);

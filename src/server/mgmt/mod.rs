@@ -19,6 +19,7 @@ mod health;
 mod listing;
 mod messages;
 mod overview;
+mod policies;
 mod queues;
 mod time;
 mod tls;
@@ -109,6 +110,7 @@ fn router(m: Arc<Mgmt>) -> Router {
         .merge(access::routes())
         .merge(definitions::routes())
         .merge(health::routes())
+        .merge(policies::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(m)

@@ -21,7 +21,10 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{name}", get(node))
         .route("/api/extensions", get(extensions))
-        .route("/api/cluster-name", get(cluster_name))
+        .route(
+            "/api/cluster-name",
+            get(cluster_name).put(super::policies::put_cluster_name),
+        )
 }
 
 const EXCHANGE_TYPES: [(&str, &str); 4] = [
@@ -56,7 +59,7 @@ fn rate0() -> Value {
 
 /// The cluster's name: the `cluster_name` global parameter when set, else the node's.
 pub(super) fn cluster_name_of(m: &Mgmt) -> String {
-    m.node.clone()
+    m.broker.cluster_name().unwrap_or_else(|| m.node.clone())
 }
 
 impl Mgmt {
