@@ -139,7 +139,14 @@ async fn put(
     kind: PolicyKind,
 ) -> ApiResult<StatusCode> {
     require(&m, &caller, kind, Some(&vhost))?;
-    let def = policy_from_json(kind, &vhost, &name, &body_json(&body)?)?;
+    let def = policy_from_json(kind, &vhost, &name, &body_json(&body)?).map_err(|e| {
+        let mut e = ApiError::from(e);
+        // RabbitMQ's /api/policies (not its operator-policies) HTML-escapes the reason.
+        if kind == PolicyKind::Policy {
+            e.reason = e.reason.replace('<', "&lt;").replace('>', "&gt;");
+        }
+        e
+    })?;
     let created = match kind {
         PolicyKind::Policy => m.broker.put_policy(def)?,
         PolicyKind::Operator => m.broker.put_operator_policy(def)?,
