@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod mgmt;
 
 use lapin::{Connection, ConnectionProperties};
 
@@ -75,6 +76,12 @@ impl TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts Warren with the test defaults changed by `configure` (ignored when the
+    /// tests run against another broker).
+    pub async fn start_with(configure: impl FnOnce(&mut warren::config::Config)) -> TestBroker {
         if let Ok(url) = std::env::var("AMQP_TEST_URL") {
             return TestBroker { url, _server: None };
         }
@@ -82,6 +89,7 @@ impl TestBroker {
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
         config.mgmt.listen = "127.0.0.1:0".into();
         config.storage.dir = std::env::temp_dir().join(format!("warren-test-{}", unique()));
+        configure(&mut config);
         let server = warren::server::start(config).await.expect("broker starts");
         TestBroker {
             url: format!("amqp://guest:guest@{}/%2f", server.local_addr),
@@ -91,6 +99,33 @@ impl TestBroker {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Whether the tests run against an in-process Warren (not `AMQP_TEST_URL`'s broker).
+    pub fn is_warren(&self) -> bool {
+        self._server.is_some()
+    }
+
+    /// The in-process Warren, if the tests run against one.
+    pub fn server(&self) -> Option<&warren::server::ServerHandle> {
+        self._server.as_ref()
+    }
+
+    /// The management API's root URL: Warren's `mgmt_addr`, or `AMQP_TEST_MGMT_URL`
+    /// (default `http://127.0.0.1:15673`) against another broker.
+    pub fn mgmt_url(&self) -> String {
+        match &self._server {
+            Some(s) => format!("http://{}", s.mgmt_addr.expect("mgmt.listen is set")),
+            None => std::env::var("AMQP_TEST_MGMT_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:15673".to_string())
+                .trim_end_matches('/')
+                .to_string(),
+        }
+    }
+
+    /// The management API as guest, the administrator.
+    pub fn mgmt(&self) -> mgmt::Api {
+        mgmt::Api::new(&self.mgmt_url(), "guest", "guest")
     }
 
     pub async fn connect(&self) -> Connection {
