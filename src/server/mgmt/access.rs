@@ -7,7 +7,7 @@ use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list};
-use super::messages::body_json;
+use super::messages::{body_json, key_missing};
 use crate::broker::admin::{Credential, parse_tags, user_def};
 use crate::broker::auth::User;
 use crate::store::definitions::{PermissionDef, TopicPermissionDef, VHostDef};
@@ -296,21 +296,9 @@ async fn put_user(
                 "password and password_hash must be strings",
             ));
         }
-        // Neither: an existing user keeps its password; a new one has none.
-        (None, None) => match &existing {
-            Some(u) => {
-                let d = user_def(u);
-                if d.password_hash.is_empty() {
-                    Credential::None
-                } else {
-                    Credential::Hash {
-                        password_hash: d.password_hash,
-                        algorithm: d.hashing_algorithm,
-                    }
-                }
-            }
-            None => Credential::None,
-        },
+        // Neither: no password, for an existing user too (RabbitMQ's put_user clears
+        // it: "clear password, update tags if needed").
+        (None, None) => Credential::None,
     };
     let tags = match req.get("tags") {
         None => existing
@@ -433,9 +421,8 @@ async fn permission(
 fn pattern(req: &Value, key: &str) -> ApiResult<String> {
     match req.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(ApiError::bad_request(format!(
-            "{key} missing or not a string"
-        ))),
+        None => Err(key_missing(key)),
+        _ => Err(ApiError::bad_request(format!("{key} must be a string"))),
     }
 }
 
@@ -579,7 +566,8 @@ async fn delete_exchange_topic_permission(
 
 fn limit_value(req: &Value) -> ApiResult<i64> {
     req.get("value")
-        .and_then(Value::as_i64)
+        .ok_or_else(|| key_missing("value"))?
+        .as_i64()
         .ok_or_else(|| ApiError::bad_request("value must be an integer"))
 }
 

@@ -126,7 +126,7 @@ async fn all(
         .broker
         .vhosts()
         .iter()
-        .filter(|v| caller.sees_vhost(&m, &v.name))
+        .filter(|v| caller.sees_objects_in(&m, &v.name))
         .flat_map(|v| vhost_bindings(v))
         .collect();
     list(items, &p)
@@ -138,7 +138,7 @@ async fn in_vhost(
     Path(vhost): Path<String>,
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
-    caller.read_vhost(&m, &vhost)?;
+    caller.read_vhost_objects(&m, &vhost)?;
     let v = m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
     list(vhost_bindings(&v), &p)
 }
@@ -149,7 +149,7 @@ fn filtered(
     vhost: &str,
     keep: impl Fn(&Value) -> bool,
 ) -> ApiResult<Vec<Value>> {
-    caller.read_vhost(m, vhost)?;
+    caller.read_vhost_objects(m, vhost)?;
     let v = m.broker.vhost(vhost).ok_or_else(ApiError::not_found)?;
     Ok(vhost_bindings(&v).into_iter().filter(|b| keep(b)).collect())
 }
@@ -291,7 +291,14 @@ async fn create(
         &ShortStr::from(rk),
         &args,
     )?;
-    let location = format!("{}/{}", quote(&dest), quote(&properties_key(rk, &args)));
+    // RabbitMQ's Location: relative to the request's path, every segment quoted again.
+    let location = format!(
+        "../../../../{}/e/{}/{kind}/{}/{}",
+        quote(&vhost),
+        quote(&source),
+        quote(&dest),
+        quote(&properties_key(rk, &args))
+    );
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(h) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, h);

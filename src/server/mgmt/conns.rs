@@ -144,6 +144,9 @@ fn consumers_json(m: &Mgmt, c: &ConnectionEntry, out: &mut Vec<Value>) {
                 "prefetch_count": k.prefetch,
                 "active": true,
                 "activity_status": "up",
+                // RabbitMQ 3.12+'s delivery acknowledgement timeout, which strict clients
+                // require; Warren enforces none (0).
+                "consumer_timeout": 0,
                 "arguments": if k.priority != 0 { json!({"x-priority": k.priority}) } else { json!({}) },
                 "queue": {"name": e.queue.name.to_string(), "vhost": c.vhost},
                 "channel_details": {

@@ -38,7 +38,9 @@ async fn export_vhost(
     Path(vhost): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
+    m.broker
+        .vhost(&vhost)
+        .ok_or_else(|| ApiError::bad_request("vhost_not_found"))?;
     let all = export(&m.broker);
     let mut out = Map::new();
     out.insert("rabbit_version".into(), all["rabbit_version"].clone());
@@ -100,7 +102,9 @@ async fn import_vhost(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
+    m.broker
+        .vhost(&vhost)
+        .ok_or_else(|| ApiError::bad_request("vhost_not_found"))?;
     let file = uploaded(&body)?;
     let mut scoped = json!({});
     for section in VHOST_SECTIONS {

@@ -86,7 +86,8 @@ impl From<AmqpError> for ApiError {
     fn from(e: AmqpError) -> Self {
         let text = e.text.to_string();
         match e.code {
-            reply_code::ACCESS_REFUSED => ApiError::not_authorised(text),
+            // RabbitMQ's API reports every permission refusal with the same text.
+            reply_code::ACCESS_REFUSED => ApiError::not_authorised(super::auth::ACCESS_REFUSED),
             reply_code::NOT_FOUND => ApiError::new(StatusCode::NOT_FOUND, "not_found", text),
             _ => ApiError::bad_request(text),
         }

@@ -73,7 +73,7 @@ fn listing(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
         .vhosts()
         .iter()
         .filter(|v| vhost.is_none_or(|n| n == v.name))
-        .filter(|v| caller.sees_vhost(m, &v.name))
+        .filter(|v| caller.sees_objects_in(m, &v.name))
         .flat_map(|v| {
             v.exchanges()
                 .iter()
@@ -97,7 +97,7 @@ async fn in_vhost(
     Path(vhost): Path<String>,
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
-    caller.read_vhost(&m, &vhost)?;
+    caller.read_vhost_objects(&m, &vhost)?;
     list(listing(&m, &caller, Some(&vhost)), &p)
 }
 
@@ -113,7 +113,7 @@ async fn one(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.read_vhost(&m, &vhost)?;
+    caller.read_vhost_objects(&m, &vhost)?;
     let e = find(&m, &vhost, &name)?;
     let mut v = exchange_json(&vhost, &e);
     v["incoming"] = json!([]);

@@ -34,7 +34,10 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
             "/api/health/checks/node-is-quorum-critical",
             get(single_node),
         )
-        .route("/api/health/checks/node-is-mirror-sync-critical", get(ok))
+        .route(
+            "/api/health/checks/node-is-mirror-sync-critical",
+            get(single_node),
+        )
         .route(
             "/api/health/checks/certificate-expiration/{within}/{unit}",
             get(ok),
@@ -78,7 +81,7 @@ async fn port_listener(
 ) -> ApiResult<Response> {
     let port: u16 = port
         .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid port '{port}'")))?;
+        .map_err(|_| ApiError::bad_request("Invalid port"))?;
     let ports: Vec<u16> = m.listeners.iter().map(|(_, a)| a.port()).collect();
     Ok(if ports.contains(&port) {
         Json(json!({"status": "ok", "port": port})).into_response()
@@ -103,7 +106,7 @@ async fn protocol_listener(
         other => other,
     };
     if protocols.contains(&wanted) {
-        Json(json!({"status": "ok", "protocol": protocol})).into_response()
+        Json(json!({"status": "ok", "protocol": wanted})).into_response()
     } else {
         failed(json!({
             "status": "failed", "reason": "No active listener", "missing": protocol,

@@ -100,13 +100,16 @@ fn cut(v: Value, columns: &Columns) -> Value {
 /// `page` and `page_size`, checked as RabbitMQ checks them.
 fn page_params(p: &Params) -> ApiResult<(usize, usize)> {
     let page = parse_pos(p, "page")?;
+    let asked_size = parse_pos(p, "page_size")?;
     let page_size = match p.get("page_size") {
-        Some(_) => parse_pos(p, "page_size")?,
+        Some(_) => asked_size,
         None => Some(DEFAULT_PAGE_SIZE),
     };
     match (page, page_size) {
         (Some(n), Some(s)) if n >= 1 && (1..=MAX_PAGE_SIZE).contains(&s) => Ok((n, s)),
-        (n, s) => {
+        // RabbitMQ names the page size as asked: "undefined" when it was not given.
+        (n, _) => {
+            let s = asked_size;
             let show = |x: Option<usize>| x.map_or("undefined".to_string(), |v| v.to_string());
             Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -138,8 +141,9 @@ fn name_filter(p: &Params) -> ApiResult<Option<fancy_regex::Regex>> {
 }
 
 fn page_slice<T>(items: &[T], page: usize, page_size: usize) -> ApiResult<&[T]> {
-    let page_count = items.len().div_ceil(page_size).max(1);
-    if page > page_count {
+    // As RabbitMQ: an empty listing has no pages, and its page 1 is empty.
+    let page_count = items.len().div_ceil(page_size);
+    if page > page_count.max(1) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "page_out_of_range",
@@ -159,7 +163,7 @@ fn paged(items: Vec<Value>, page: usize, page_size: usize, filtered: usize, tota
         "item_count": items.len(),
         "items": items,
         "page": page,
-        "page_count": filtered.div_ceil(page_size).max(1),
+        "page_count": filtered.div_ceil(page_size),
         "page_size": page_size,
         "total_count": total,
     })

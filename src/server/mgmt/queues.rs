@@ -71,7 +71,7 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
         "operator_policy": q.operator_policy(),
         "effective_policy_definition": q.effective_policy_definition(),
         "consumers": s.consumers.len(),
-        "consumer_utilisation": null,
+        "consumer_utilisation": if s.consumers.is_empty() { 0.0 } else { 1.0 },
         "consumer_capacity": if s.consumers.is_empty() { 0.0 } else { 1.0 },
         "exclusive_consumer_tag": exclusive_tag,
         "messages": s.ready + unacked,
@@ -104,7 +104,7 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
 fn visible(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<(String, Arc<Queue>)> {
     let mut out = Vec::new();
     for v in m.broker.vhosts() {
-        if vhost.is_some_and(|n| n != v.name) || !caller.sees_vhost(m, &v.name) {
+        if vhost.is_some_and(|n| n != v.name) || !caller.sees_objects_in(m, &v.name) {
             continue;
         }
         let mut qs = v.queues();
@@ -137,7 +137,7 @@ async fn in_vhost(
     Path(vhost): Path<String>,
     Query(p): Query<Params>,
 ) -> ApiResult<Json<Value>> {
-    caller.read_vhost(&m, &vhost)?;
+    caller.read_vhost_objects(&m, &vhost)?;
     listing(&m, &caller, Some(&vhost), &p)
 }
 
@@ -153,7 +153,7 @@ async fn one(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.read_vhost(&m, &vhost)?;
+    caller.read_vhost_objects(&m, &vhost)?;
     let q = find(&m, &vhost, &name)?;
     Ok(Json(queue_json(&m, &vhost, &q, true)))
 }
