@@ -16,7 +16,7 @@ use crate::broker::exchange::Destination;
 use crate::broker::vhost::VHost;
 use crate::protocol::{FieldTable, ShortStr};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -268,9 +268,30 @@ fn resolve(
     Ok((v, d))
 }
 
+/// `rabbit_web_dispatch_util:relativise/2`: the path `to` relative to `from`.
+fn relativise(from: &str, to: &str) -> String {
+    let from: Vec<&str> = from.split('/').filter(|s| !s.is_empty()).collect();
+    let to: Vec<&str> = to.split('/').filter(|s| !s.is_empty()).collect();
+    let (mut f, mut t) = (&from[..], &to[..]);
+    loop {
+        match (f, t) {
+            ([a], [b, ..]) if a == b => return t.join("/"),
+            ([a, fr @ ..], [b, tr @ ..]) if a == b => (f, t) = (fr, tr),
+            (_, []) => return vec![".."; f.len()].join("/"),
+            ([_, fr @ ..], _) => {
+                let mut out = vec![".."; fr.len()];
+                out.extend_from_slice(t);
+                return out.join("/");
+            }
+            ([], _) => return t.join("/"),
+        }
+    }
+}
+
 async fn create(
     State(m): State<Arc<Mgmt>>,
     caller: Caller,
+    OriginalUri(uri): OriginalUri,
     Path((vhost, source, kind, dest)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -291,14 +312,16 @@ async fn create(
         &ShortStr::from(rk),
         &args,
     )?;
-    // RabbitMQ's Location: relative to the request's path, every segment quoted again.
-    let location = format!(
-        "../../../../{}/e/{}/{kind}/{}/{}",
+    // RabbitMQ's Location: the new binding's path, each segment quoted (the properties
+    // key once more), made relative to the path of the request as it was sent.
+    let target = format!(
+        "/api/bindings/{}/e/{}/{kind}/{}/{}",
         quote(&vhost),
         quote(&source),
         quote(&dest),
         quote(&properties_key(rk, &args))
     );
+    let location = relativise(uri.path(), &target);
     let mut r = StatusCode::CREATED.into_response();
     if let Ok(h) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, h);
