@@ -644,3 +644,219 @@ async fn unknown_paths_answer_rabbitmqs_404() {
         api.get(path).await.expect_not_found();
     }
 }
+
+/// A CA and a server certificate for 127.0.0.1 / localhost signed by it, as PEM files
+/// in a fresh directory: (directory, CA certificate).
+fn https_certificates() -> (
+    std::path::PathBuf,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let dir = std::env::temp_dir().join(format!("warren-mgmt-tls-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Warren mgmt test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    (dir, ca.der().clone())
+}
+
+#[tokio::test]
+async fn the_api_is_served_over_https_with_mgmt_tls_listen() {
+    let b = TestBroker::start().await;
+    if !b.is_warren() {
+        // The reference RabbitMQ serves its API over plain HTTP only.
+        return;
+    }
+    let (dir, ca) = https_certificates();
+    let b = TestBroker::start_with(|c| {
+        c.mgmt.tls_listen = "127.0.0.1:0".into();
+        c.mgmt.tls_cert_file = dir.join("server.pem");
+        c.mgmt.tls_key_file = dir.join("server.key");
+    })
+    .await;
+    let addr = b
+        .server()
+        .unwrap()
+        .mgmt_tls_addr
+        .expect("an HTTPS listener");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let https = Api::with_tls(&format!("https://{addr}"), "guest", "guest", roots);
+    let o = https.json("/overview").await;
+    assert_eq!(o["node"], b.mgmt().json("/overview").await["node"]);
+    assert!(
+        o["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["protocol"] == "https" && l["port"] == addr.port())
+    );
+    // The same rules apply over HTTPS.
+    https
+        .as_user("guest", "wrong")
+        .get("/overview")
+        .await
+        .expect_error(401, "not_authorized", "Login failed");
+    https
+        .get(&format!("/health/checks/port-listener/{}", addr.port()))
+        .await
+        .expect(200);
+    // A client that does not trust the CA is refused by TLS itself.
+    let stranger = Api::with_tls(
+        &format!("https://{addr}"),
+        "guest",
+        "guest",
+        rustls::RootCertStore::empty(),
+    );
+    let err = stranger.try_get("/overview").await.unwrap_err();
+    assert!(err.is_connect() || err.is_request(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn connections_are_visible_to_their_user_and_to_monitoring_users() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    let id = unique();
+    let (owner, other, mon) = (
+        format!("mt-own-{id}"),
+        format!("mt-oth-{id}"),
+        format!("mt-mon-{id}"),
+    );
+    for (u, tags) in [
+        (&owner, "management"),
+        (&other, "management"),
+        (&mon, "monitoring"),
+    ] {
+        api.put(
+            &format!("/users/{u}"),
+            json!({"password": "pw", "tags": tags}),
+        )
+        .await
+        .expect(201);
+    }
+    api.put(
+        &format!("/permissions/%2F/{owner}"),
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await
+    .expect(201);
+    let label = format!("mt-vis-{id}");
+    let conn = Connection::connect(
+        &b.url_for(&owner, "pw", "/"),
+        ConnectionProperties::default().with_connection_name(label.as_str().into()),
+    )
+    .await
+    .expect("connects");
+    let _ch = conn.create_channel().await.unwrap();
+    let cname = listed_connection(&api, &label).await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let has = |l: &Value| names(l).contains(&cname);
+    let as_owner = api.as_user(&owner, "pw");
+    let as_other = api.as_user(&other, "pw");
+    let as_mon = api.as_user(&mon, "pw");
+    assert!(has(&as_owner.json("/connections").await));
+    assert!(has(&as_mon.json("/connections").await));
+    assert!(!has(&as_other.json("/connections").await));
+    as_other
+        .get(&format!("/connections/{}", seg(&cname)))
+        .await
+        .expect_error(
+            401,
+            "not_authorised",
+            "User not authorised to access object",
+        );
+    assert!(
+        as_mon
+            .wait_for("/channels", "the channel", |l| !l
+                .as_array()
+                .unwrap()
+                .is_empty())
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["connection_details"]["name"] == cname.as_str())
+    );
+    assert!(
+        !as_other
+            .json("/channels")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["connection_details"]["name"] == cname.as_str())
+    );
+    // A monitoring user may not close it; its owner may.
+    as_mon
+        .delete(&format!("/connections/{}", seg(&cname)))
+        .await
+        .expect_error(
+            401,
+            "not_authorised",
+            "User not authorised to access object",
+        );
+    as_owner
+        .delete(&format!("/connections/{}", seg(&cname)))
+        .await
+        .expect(204);
+    api.wait_for("/connections", "the connection to go", |l| !has(l))
+        .await;
+    for u in [&owner, &other, &mon] {
+        api.delete(&format!("/users/{u}")).await.expect(204);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_users_connections_closes_them_all() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    let u = format!("mt-many-{}", unique());
+    api.put(
+        &format!("/users/{u}"),
+        json!({"password": "pw", "tags": ""}),
+    )
+    .await
+    .expect(201);
+    api.put(
+        &format!("/permissions/%2F/{u}"),
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await
+    .expect(201);
+    let c1 = b.connect_as(&u, "pw", "/").await.unwrap();
+    let c2 = b.connect_as(&u, "pw", "/").await.unwrap();
+    let path = format!("/connections/username/{u}");
+    api.wait_for(&path, "two connections", |l| {
+        l.as_array().unwrap().len() == 2
+    })
+    .await;
+    api.delete(&path).await.expect(204);
+    api.wait_for(&path, "no connections", |l| {
+        l.as_array().unwrap().is_empty()
+    })
+    .await;
+    assert!(c1.create_channel().await.is_err());
+    assert!(c2.create_channel().await.is_err());
+    api.delete(&format!("/users/{u}")).await.expect(204);
+}

@@ -289,10 +289,8 @@ async fn bindings_are_created_with_a_location_listed_and_deleted_by_properties_k
     let with_args = listed.iter().find(|b| b["routing_key"] == "").unwrap();
     let key = with_args["properties_key"].as_str().unwrap().to_string();
     assert!(key.starts_with('~'), "{key}");
-    assert!(
-        with_args_location.ends_with(&seg(&key)),
-        "{with_args_location}"
-    );
+    // Quoted once more, but "~" is safe there.
+    assert_eq!(with_args_location, format!("{q}/{key}"));
     if !b.is_warren() {
         // RabbitMQ hashes the Erlang term of the arguments; Warren their JSON. Clients
         // take the key from listings or Location, never compute it.

@@ -159,6 +159,15 @@ impl Api {
         }
     }
 
+    /// GET that may fail below HTTP (a refused TLS handshake, say).
+    pub async fn try_get(&self, path: &str) -> Result<reqwest::Response, reqwest::Error> {
+        let mut req = self.client.get(format!("{}/api{path}", self.base));
+        if let Some((u, p)) = &self.credentials {
+            req = req.basic_auth(u, Some(p));
+        }
+        req.send().await
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.request(Method::GET, path, None, &[]).await
     }

@@ -39,17 +39,25 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         )
 }
 
-/// RabbitMQ's `quote_plus`, then "~" escaped: what makes a routing key a path segment.
-fn quote(s: &str) -> String {
+/// mochiweb's `quote_plus`, as RabbitMQ's API quotes path segments ("~" stays).
+fn quote_plus(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
+}
+
+/// RabbitMQ's `quote_binding`: `quote_plus`, then "~" escaped, since "~" separates the
+/// routing key from the arguments' hash in a properties key.
+fn quote(s: &str) -> String {
+    quote_plus(s).replace('~', "%7E")
 }
 
 fn args_hash(args: &FieldTable) -> String {
@@ -316,10 +324,10 @@ async fn create(
     // key once more), made relative to the path of the request as it was sent.
     let target = format!(
         "/api/bindings/{}/e/{}/{kind}/{}/{}",
-        quote(&vhost),
-        quote(&source),
-        quote(&dest),
-        quote(&properties_key(rk, &args))
+        quote_plus(&vhost),
+        quote_plus(&source),
+        quote_plus(&dest),
+        quote_plus(&properties_key(rk, &args))
     );
     let location = relativise(uri.path(), &target);
     let mut r = StatusCode::CREATED.into_response();

@@ -163,11 +163,22 @@ fn consumers_json(m: &Mgmt, c: &ConnectionEntry, out: &mut Vec<Value>) {
     }
 }
 
+/// The connection a path names: 404 when there is none, 401 when it is someone
+/// else's and the caller may not see it (RabbitMQ's texts).
 fn find(m: &Mgmt, caller: &Caller, name: &str) -> ApiResult<Arc<ConnectionEntry>> {
-    visible(m, caller)
+    let c = m
+        .broker
+        .connections
+        .all()
         .into_iter()
         .find(|c| c.info.name() == name)
-        .ok_or_else(ApiError::not_found)
+        .ok_or_else(ApiError::not_found)?;
+    if !(caller.is_monitor() || c.user == caller.name()) {
+        return Err(ApiError::not_authorised(
+            "User not authorised to access object",
+        ));
+    }
+    Ok(c)
 }
 
 async fn connections(
@@ -239,8 +250,10 @@ async fn close_connection(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let c = find(&m, &caller, &name)?;
-    if c.user != caller.name() {
-        caller.require_admin()?;
+    if c.user != caller.name() && !caller.is_admin() {
+        return Err(ApiError::not_authorised(
+            "User not authorised to access object",
+        ));
     }
     tracing::info!(connection = %name, by = %caller.name(), "closing connection via the management API");
     c.close(reason(&headers));
@@ -312,9 +325,14 @@ async fn channel(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    for c in visible(&m, &caller) {
+    for c in m.broker.connections.all() {
         for l in c.channels() {
             if channel_name(&c, &l) == name {
+                if !(caller.is_monitor() || c.user == caller.name()) {
+                    return Err(ApiError::not_authorised(
+                        "User not authorised to access object",
+                    ));
+                }
                 return Ok(Json(channel_json(&m, &c, &l)));
             }
         }
