@@ -860,3 +860,68 @@ async fn deleting_a_users_connections_closes_them_all() {
     assert!(c2.create_channel().await.is_err());
     api.delete(&format!("/users/{u}")).await.expect(204);
 }
+
+#[tokio::test]
+async fn single_active_consumers_show_which_one_is_active() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    let q = format!("mt-sac-{}", unique());
+    api.put(
+        &format!("/queues/%2F/{q}"),
+        json!({"durable": false, "arguments": {"x-single-active-consumer": true}}),
+    )
+    .await
+    .expect(201);
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut keep = Vec::new();
+    for tag in ["mt-first", "mt-second"] {
+        keep.push(
+            ch.basic_consume(
+                q.as_str().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let queue = api
+        .wait_for(&format!("/queues/%2F/{q}"), "both consumers", |v| {
+            v["consumers"] == 2
+        })
+        .await;
+    assert_eq!(queue["single_active_consumer_tag"], "mt-first");
+    let consumers = api.json("/consumers/%2F").await;
+    let of = |tag: &str| {
+        consumers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["consumer_tag"] == tag)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("mt-first")["active"], true);
+    assert_eq!(of("mt-first")["activity_status"], "single_active");
+    assert_eq!(of("mt-second")["active"], false);
+    assert_eq!(of("mt-second")["activity_status"], "waiting");
+
+    // The channel in detail lists its consumers.
+    let chan = of("mt-first")["channel_details"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = api
+        .wait_for(&format!("/channels/{}", seg(&chan)), "the consumers", |v| {
+            v["consumer_details"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+        })
+        .await;
+    assert_eq!(detail["consumer_count"], 2);
+    drop(keep);
+    conn.close(200, "".into()).await.unwrap();
+    api.delete(&format!("/queues/%2F/{q}")).await.expect(204);
+}

@@ -134,21 +134,41 @@ fn channel_json(m: &Mgmt, c: &ConnectionEntry, l: &ChannelLink) -> Value {
 
 fn consumers_json(m: &Mgmt, c: &ConnectionEntry, out: &mut Vec<Value>) {
     for l in c.channels() {
-        let d = l.deliveries.lock().unwrap();
-        for e in &d.consumers {
-            let k = &e.consumer;
+        // Copied out first: the queue's lock is taken below, and the queue takes a
+        // channel's deliveries lock under its own (lock order).
+        let entries: Vec<_> = l
+            .deliveries
+            .lock()
+            .unwrap()
+            .consumers
+            .iter()
+            .map(|e| (e.consumer.clone(), e.queue.clone()))
+            .collect();
+        for (k, queue) in &entries {
+            // With x-single-active-consumer, the queue's first subscriber is the active
+            // one and the others wait, as RabbitMQ shows them.
+            let (active, status) = if queue.args.single_active_consumer {
+                let first = queue.snapshot().consumers.first().cloned();
+                if first.is_some_and(|f| Arc::ptr_eq(&f, k)) {
+                    (true, "single_active")
+                } else {
+                    (false, "waiting")
+                }
+            } else {
+                (true, "up")
+            };
             out.push(json!({
                 "consumer_tag": k.tag.to_string(),
                 "ack_required": !k.no_ack,
                 "exclusive": k.exclusive,
                 "prefetch_count": k.prefetch,
-                "active": true,
-                "activity_status": "up",
+                "active": active,
+                "activity_status": status,
                 // RabbitMQ 3.12+'s delivery acknowledgement timeout, which strict clients
                 // require; Warren enforces none (0).
                 "consumer_timeout": 0,
                 "arguments": if k.priority != 0 { json!({"x-priority": k.priority}) } else { json!({}) },
-                "queue": {"name": e.queue.name.to_string(), "vhost": c.vhost},
+                "queue": {"name": queue.name.to_string(), "vhost": c.vhost},
                 "channel_details": {
                     "name": channel_name(c, &l),
                     "number": l.id,
@@ -333,7 +353,14 @@ async fn channel(
                         "User not authorised to access object",
                     ));
                 }
-                return Ok(Json(channel_json(&m, &c, &l)));
+                let mut v = channel_json(&m, &c, &l);
+                let mut consumers = Vec::new();
+                consumers_json(&m, &c, &mut consumers);
+                consumers.retain(|k| k["channel_details"]["number"] == l.id);
+                v["consumer_details"] = Value::Array(consumers);
+                v["publishes"] = json!([]);
+                v["deliveries"] = json!([]);
+                return Ok(Json(v));
             }
         }
     }

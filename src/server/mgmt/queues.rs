@@ -74,13 +74,22 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
         "consumer_utilisation": if s.consumers.is_empty() { 0.0 } else { 1.0 },
         "consumer_capacity": if s.consumers.is_empty() { 0.0 } else { 1.0 },
         "exclusive_consumer_tag": exclusive_tag,
+        // With x-single-active-consumer, the first subscriber is the active one.
+        "single_active_consumer_tag": if q.args.single_active_consumer {
+            s.consumers.first().map(|c| c.tag.to_string())
+        } else {
+            None
+        },
+        "recoverable_slaves": null,
         "messages": s.ready + unacked,
         "messages_details": rate0(),
         "messages_ready": s.ready,
         "messages_ready_details": rate0(),
         "messages_unacknowledged": unacked,
         "messages_unacknowledged_details": rate0(),
-        "messages_ram": s.ready - s.paged_out,
+        "messages_ram": s.ready - s.paged_out + unacked,
+        "messages_ready_ram": s.ready - s.paged_out,
+        "messages_unacknowledged_ram": unacked,
         "messages_paged_out": s.paged_out,
         "message_bytes": s.ready_bytes,
         "message_bytes_ready": s.ready_bytes,
