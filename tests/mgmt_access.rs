@@ -15,16 +15,20 @@ fn id(prefix: &str) -> String {
     format!("mt-{prefix}-{}", unique())
 }
 
-/// RabbitMQ's `rabbit_password_hashing_sha256` hash of `password`: base64 of a 4-byte
-/// salt followed by SHA-256(salt ++ password).
-fn sha256_hash(password: &str) -> String {
+/// RabbitMQ's `rabbit_password_hashing_sha256` / `_sha512` hash of `password`: base64
+/// of a 4-byte salt followed by SHA-2(salt ++ password).
+fn salted_hash<D: Digest>(password: &str) -> String {
     let salt = [0x90u8, 0x8d, 0xc6, 0x0a];
-    let mut h = sha2::Sha256::new();
+    let mut h = D::new();
     h.update(salt);
     h.update(password.as_bytes());
     let mut out = salt.to_vec();
     out.extend_from_slice(&h.finalize());
     base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+fn sha256_hash(password: &str) -> String {
+    salted_hash::<sha2::Sha256>(password)
 }
 
 /// A fresh user with `tags` and password "pw".
@@ -109,6 +113,27 @@ async fn users_are_created_with_a_password_or_a_hash_and_log_in_over_amqp() {
     .await
     .expect(201);
     b.connect_as(&h, "hashed!", "/").await.expect("hash login");
+    // SHA-512, named by hashing_algorithm.
+    let h512 = id("u");
+    api.put(
+        &format!("/users/{h512}"),
+        json!({"password_hash": salted_hash::<sha2::Sha512>("long!"), "hashing_algorithm": "rabbit_password_hashing_sha512", "tags": ""}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(
+        api.json(&format!("/users/{h512}")).await["hashing_algorithm"],
+        "rabbit_password_hashing_sha512"
+    );
+    api.put(
+        &format!("/permissions/%2F/{h512}"),
+        json!({"configure": ".*", "write": ".*", "read": ".*"}),
+    )
+    .await
+    .expect(201);
+    b.connect_as(&h512, "long!", "/")
+        .await
+        .expect("SHA-512 login");
     // An empty hash: no password login at all.
     let e = id("u");
     api.put(
@@ -119,7 +144,7 @@ async fn users_are_created_with_a_password_or_a_hash_and_log_in_over_amqp() {
     .expect(201);
     assert_eq!(api.json(&format!("/users/{e}")).await["password_hash"], "");
 
-    for name in [&u, &h, &e] {
+    for name in [&u, &h, &h512, &e] {
         api.delete(&format!("/users/{name}")).await.expect(204);
     }
     api.get(&path).await.expect_not_found();
