@@ -564,6 +564,7 @@ async fn logins_are_refused_as_rabbitmq_refuses_them() {
         r.header("www-authenticate").as_deref(),
         Some("Basic realm=\"RabbitMQ Management\"")
     );
+    assert_eq!(r.text, "", "only the challenge, as RabbitMQ");
     let r = api
         .as_user("guest", "wrong")
         .get("/overview")

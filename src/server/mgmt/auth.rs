@@ -153,7 +153,7 @@ impl FromRequestParts<Arc<Mgmt>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, m: &Arc<Mgmt>) -> Result<Self, ApiError> {
         let Some((name, pass)) = basic_credentials(parts) else {
-            return Err(ApiError::login_failed("Not_Authorized"));
+            return Err(ApiError::challenge());
         };
         let user = match m.broker.auth.login(&name, &pass) {
             Ok(u) => u,

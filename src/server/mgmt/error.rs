@@ -43,6 +43,12 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "not_authorized", reason)
     }
 
+    /// 401 for a request with no credentials at all: RabbitMQ sends only the
+    /// WWW-Authenticate challenge, with an empty body.
+    pub fn challenge() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "not_authorized", "")
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -54,13 +60,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.error, "reason": self.reason }).to_string();
+        let challenge_only = self.status == StatusCode::UNAUTHORIZED && self.reason.is_empty();
+        let body = if challenge_only {
+            String::new()
+        } else {
+            json!({ "error": self.error, "reason": self.reason }).to_string()
+        };
         let mut r = (self.status, body).into_response();
         let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        if challenge_only {
+            h.remove(header::CONTENT_TYPE);
+        } else {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED && self.error == "not_authorized" {
             h.insert(
                 header::WWW_AUTHENTICATE,
