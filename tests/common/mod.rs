@@ -111,18 +111,6 @@ impl TestBroker {
         self._server.as_ref()
     }
 
-    /// The management API's root URL: Warren's `mgmt_addr`, or `AMQP_TEST_MGMT_URL`
-    /// (default `http://127.0.0.1:15673`) against another broker.
-    pub fn mgmt_url(&self) -> String {
-        match &self._server {
-            Some(s) => format!("http://{}", s.mgmt_addr.expect("mgmt.listen is set")),
-            None => std::env::var("AMQP_TEST_MGMT_URL")
-                .unwrap_or_else(|_| "http://127.0.0.1:15673".to_string())
-                .trim_end_matches('/')
-                .to_string(),
-        }
-    }
-
     /// The management API as guest, the administrator.
     pub fn mgmt(&self) -> mgmt::Api {
         mgmt::Api::new(&self.mgmt_url(), "guest", "guest")
