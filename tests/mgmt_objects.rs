@@ -105,6 +105,27 @@ async fn queues_are_created_201_updated_204_listed_and_deleted() {
 }
 
 #[tokio::test]
+async fn an_empty_body_declares_what_queue_declare_s_defaults_declare() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    for what in ["queues", "exchanges"] {
+        let path = format!("/{what}/%2F/{}", id("defaults"));
+        api.put(&path, json!({})).await.expect(201);
+        let v = api
+            .wait_for(&path, "the object", |v| v["name"].is_string())
+            .await;
+        // As queue.declare's and exchange.declare's fields default: not durable, not
+        // auto-delete (and a direct exchange).
+        assert_eq!(v["durable"], false, "{what}: {v}");
+        assert_eq!(v["auto_delete"], false, "{what}: {v}");
+        if what == "exchanges" {
+            assert_eq!(v["type"], "direct");
+        }
+        api.delete(&path).await.expect(204);
+    }
+}
+
+#[tokio::test]
 async fn inequivalent_queue_redeclarations_are_400_with_rabbitmqs_text() {
     let b = TestBroker::start().await;
     let api = b.mgmt();

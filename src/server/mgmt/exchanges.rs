@@ -5,7 +5,7 @@ use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list};
-use super::messages::body_json;
+use super::messages::{body_json, flag};
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::definitions_json::{json_to_table, table_to_json};
 use crate::broker::exchange::Exchange;
@@ -121,17 +121,6 @@ async fn one(
     Ok(Json(v))
 }
 
-fn flag(req: &Value, key: &str) -> ApiResult<bool> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "{key} must be a boolean, not {other}"
-        ))),
-    }
-}
-
 async fn declare(
     State(m): State<Arc<Mgmt>>,
     caller: Caller,
@@ -155,9 +144,9 @@ async fn declare(
         name: &ShortStr::from(name),
         kind: &ShortStr::from(kind),
         passive: false,
-        durable: flag(&req, "durable")?,
-        auto_delete: flag(&req, "auto_delete")?,
-        internal: flag(&req, "internal")?,
+        durable: flag(&req, "durable", false)?,
+        auto_delete: flag(&req, "auto_delete", false)?,
+        internal: flag(&req, "internal", false)?,
         arguments: &arguments,
         access: Some(&mut access),
     })?;

@@ -33,6 +33,19 @@ pub(super) fn key_missing(key: &str) -> ApiError {
     ApiError::bad_request(format!("[{{key_missing,{key}}}]"))
 }
 
+/// A boolean field of a request body (`true`, `false`, or those words as strings, as
+/// RabbitMQ's form posts send them); `default` when absent or null.
+pub(super) fn flag(req: &Value, key: &str, default: bool) -> ApiResult<bool> {
+    match req.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be a boolean, not {other}"
+        ))),
+    }
+}
+
 fn short(v: &Value, key: &str) -> ApiResult<Option<ShortStr>> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),

@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::conns::queue_consumers;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list_lazy};
-use super::messages::body_json;
+use super::messages::{body_json, flag};
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::definitions_json::{json_to_table, table_to_json};
 use crate::broker::queue::Queue;
@@ -167,17 +167,6 @@ async fn one(
     Ok(Json(queue_json(&m, &vhost, &q, true)))
 }
 
-fn flag(req: &Value, key: &str, default: bool) -> ApiResult<bool> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "{key} must be a boolean, not {other}"
-        ))),
-    }
-}
-
 async fn declare(
     State(m): State<Arc<Mgmt>>,
     caller: Caller,
@@ -186,7 +175,7 @@ async fn declare(
 ) -> ApiResult<StatusCode> {
     caller.act_in_vhost(&m, &vhost)?;
     let req = body_json(&body)?;
-    let durable = flag(&req, "durable", true)?;
+    let durable = flag(&req, "durable", false)?;
     let auto_delete = flag(&req, "auto_delete", false)?;
     let arguments = json_to_table(req.get("arguments").unwrap_or(&Value::Null))
         .map_err(ApiError::bad_request)?;
