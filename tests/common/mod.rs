@@ -85,6 +85,15 @@ impl TestBroker {
         if let Ok(url) = std::env::var("AMQP_TEST_URL") {
             return TestBroker { url, _server: None };
         }
+        Self::start_warren_with(configure).await
+    }
+
+    /// Starts an in-process Warren whatever `AMQP_TEST_URL` says (tests that compare it
+    /// with another broker).
+    #[allow(dead_code)]
+    pub async fn start_warren_with(
+        configure: impl FnOnce(&mut warren::config::Config),
+    ) -> TestBroker {
         let mut config = warren::config::Config::default();
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
         config.mgmt.listen = "127.0.0.1:0".into();
