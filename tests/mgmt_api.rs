@@ -196,6 +196,61 @@ async fn extensions_and_cluster_name_answer() {
     assert!(name["name"].as_str().is_some_and(|n| !n.is_empty()));
 }
 
+/// The connection.start a client reads first (frame header and payload).
+async fn connection_start(amqp_url: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = amqp_url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("host:port in the URL");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"AMQP\x00\x00\x09\x01").await.unwrap();
+    let mut header = [0u8; 7];
+    s.read_exact(&mut header).await.unwrap();
+    let size = u32::from_be_bytes(header[3..7].try_into().unwrap()) as usize;
+    let mut payload = vec![0u8; size + 1];
+    s.read_exact(&mut payload).await.unwrap();
+    payload
+}
+
+#[tokio::test]
+async fn put_cluster_name_renames_the_cluster_in_the_api_and_in_connection_start() {
+    let b = TestBroker::start().await;
+    if !b.is_warren() {
+        // Renaming the shared reference broker would disturb other runs.
+        return;
+    }
+    let api = b.mgmt();
+    let name = format!("mt-cluster-{}", unique());
+    api.put("/cluster-name", json!({ "name": name }))
+        .await
+        .expect(204);
+    assert_eq!(api.json("/cluster-name").await["name"], name.as_str());
+    assert_eq!(api.json("/overview").await["cluster_name"], name.as_str());
+    // connection.start's server properties: cluster_name, a long string (S).
+    let start = connection_start(b.url()).await;
+    let mut expected = b"\x0ccluster_nameS".to_vec();
+    expected.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    expected.extend_from_slice(name.as_bytes());
+    assert!(
+        start.windows(expected.len()).any(|w| w == expected),
+        "connection.start does not name the cluster {name}"
+    );
+    // Only administrators rename it.
+    let u = format!("mt-mon-{}", unique());
+    api.put(
+        &format!("/users/{u}"),
+        json!({"password": "pw", "tags": "monitoring"}),
+    )
+    .await
+    .expect(201);
+    api.as_user(&u, "pw")
+        .put("/cluster-name", json!({"name": "x"}))
+        .await
+        .expect_error(401, "not_authorised", "Not administrator user");
+}
+
 #[tokio::test]
 async fn connections_channels_and_consumers_show_a_lapin_client() {
     let b = TestBroker::start().await;

@@ -261,7 +261,7 @@ where
     encode_method(
         &mut out,
         0,
-        &super::handshake::start_method(external).into(),
+        &super::handshake::start_method(external, &shared.cluster_name()).into(),
     );
     tokio::time::timeout_at(deadline, async {
         wr.write_all(&out).await?;

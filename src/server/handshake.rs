@@ -36,7 +36,7 @@ pub const RABBITMQ_COMPATIBLE_VERSION: &str = "3.10.8";
 /// connection.start with RabbitMQ's server properties and capabilities. A capability is
 /// announced only when it works. `external`: offer SASL EXTERNAL too (a TLS client that
 /// presented a certificate).
-pub(crate) fn start_method(external: bool) -> ConnectionStart {
+pub(crate) fn start_method(external: bool, cluster_name: &str) -> ConnectionStart {
     let mut caps = FieldTable::new();
     for (name, on) in [
         ("publisher_confirms", true),
@@ -71,7 +71,7 @@ pub(crate) fn start_method(external: bool) -> ConnectionStart {
             ", an AMQP 0-9-1 broker compatible with RabbitMQ 3.10"
         ),
     );
-    props.insert("cluster_name", "warren");
+    props.insert("cluster_name", cluster_name);
     props.insert("capabilities", caps);
     ConnectionStart {
         version_major: 0,

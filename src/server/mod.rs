@@ -47,6 +47,22 @@ impl Shared {
     pub fn next_id(&self) -> u64 {
         self.ids.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The cluster's name, as connection.start and the management API give it: the
+    /// `cluster_name` global parameter, else the node's name (as RabbitMQ).
+    pub fn cluster_name(&self) -> String {
+        self.broker.cluster_name().unwrap_or_else(node_name)
+    }
+}
+
+/// `warren@<hostname>`, as RabbitMQ's `rabbit@<hostname>`.
+pub(crate) fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("warren@{host}")
 }
 
 /// One counted client connection. Dropping it (when the connection's task ends, however it

@@ -137,7 +137,7 @@ pub(crate) fn serve(
         config: shared.config.clone(),
         shared: shared.clone(),
         started: Instant::now(),
-        node: node_name(),
+        node: super::node_name(),
         listeners,
     });
     tracker.spawn(sample_loop(
@@ -168,16 +168,6 @@ pub(crate) fn serve(
                 .await;
         });
     }
-}
-
-/// `warren@<hostname>`, as RabbitMQ's `rabbit@<hostname>`.
-fn node_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("warren@{host}")
 }
 
 /// Every `interval`, turns each object's counters into rates. Walks every queue,

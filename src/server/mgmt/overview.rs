@@ -59,7 +59,7 @@ fn rate0() -> Value {
 
 /// The cluster's name: the `cluster_name` global parameter when set, else the node's.
 pub(super) fn cluster_name_of(m: &Mgmt) -> String {
-    m.broker.cluster_name().unwrap_or_else(|| m.node.clone())
+    m.shared.cluster_name()
 }
 
 impl Mgmt {
