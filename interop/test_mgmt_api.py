@@ -239,3 +239,92 @@ def test_requests_health_checks():
     assert r.status_code == 503
     assert r.json()["reason"] == "No active listener"
     assert api("GET", "/aliveness-test/%2F").json() == {"status": "ok"}
+
+
+# ---- policies through the API, observed over AMQP ----
+
+
+def declare_queue(vhost_q: str, **arguments):
+    api("PUT", f"/queues/%2F/{quote(vhost_q, safe='')}", json={"durable": False, "arguments": arguments}).raise_for_status()
+
+
+@pytest.mark.parametrize(
+    "definition,published,expected_in_queue,expected_dead",
+    [
+        # message-ttl with a dead-letter exchange: the message expires into the DLQ.
+        ({"message-ttl": 50}, [b"a"], [], [b"a"]),
+        # max-length 2, drop-head: the oldest message is dead-lettered as maxlen.
+        ({"max-length": 2}, [b"1", b"2", b"3"], [b"2", b"3"], [b"1"]),
+        # overflow reject-publish: nothing is dropped; the extra message is refused.
+        ({"max-length": 1, "overflow": "reject-publish"}, [b"1", b"2"], [b"1"], []),
+    ],
+)
+def test_a_policy_set_through_the_api_acts_on_amqp_traffic(
+    amqp_url, definition, published, expected_in_queue, expected_dead
+):
+    q, dlq, pol = name("pol-q"), name("pol-dlq"), name("pol")
+    declare_queue(q)
+    declare_queue(dlq)
+    body = {
+        "pattern": f"^{q}$",
+        "apply-to": "queues",
+        "definition": {**definition, "dead-letter-exchange": "", "dead-letter-routing-key": dlq},
+    }
+    r = api("PUT", f"/policies/%2F/{pol}", json=body)
+    assert r.status_code == 201, r.text
+    try:
+        wait_until("the policy on the queue", lambda: api("GET", f"/queues/%2F/{q}").json().get("policy") == pol)
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for m in published:
+            try:
+                ch.basic_publish("", q, m)
+            except pika.exceptions.NackError:
+                pass
+        def drain(queue):
+            out = []
+            while True:
+                _, _, b = ch.basic_get(queue, auto_ack=True)
+                if b is None:
+                    return out
+                out.append(b)
+        if expected_dead:
+            dead = wait_until("dead-lettered messages", lambda: (lambda d: d if d else None)(drain(dlq)))
+            # One get may not see all of them at once.
+            while len(dead) < len(expected_dead):
+                dead += drain(dlq)
+            assert dead == expected_dead
+        assert drain(q) == expected_in_queue
+        assert drain(dlq) == []
+        conn.close()
+    finally:
+        api("DELETE", f"/policies/%2F/{pol}")
+        api("DELETE", f"/queues/%2F/{q}")
+        api("DELETE", f"/queues/%2F/{dlq}")
+
+
+def test_a_vhost_definitions_round_trip_through_the_api():
+    vhost = name("defs-v")
+    v = quote(vhost, safe="")
+    assert api("PUT", f"/vhosts/{v}").status_code == 201
+    try:
+        api("PUT", f"/queues/{v}/q1", json={"durable": True, "arguments": {"x-max-length": 7}}).raise_for_status()
+        api("PUT", f"/exchanges/{v}/x1", json={"type": "fanout", "durable": True}).raise_for_status()
+        api("POST", f"/bindings/{v}/e/x1/q/q1", json={"routing_key": "k"}).raise_for_status()
+        api("PUT", f"/policies/{v}/p1", json={"pattern": "^q", "definition": {"expires": 600000}}).raise_for_status()
+        exported = api("GET", f"/definitions/{v}").json()
+        assert [q["name"] for q in exported["queues"]] == ["q1"]
+        assert all("vhost" not in q for q in exported["queues"])
+        # Remove it all, then import the export back into the vhost.
+        for path in [f"/queues/{v}/q1", f"/exchanges/{v}/x1", f"/policies/{v}/p1"]:
+            assert api("DELETE", path).status_code == 204
+        r = api("POST", f"/definitions/{v}", json=exported)
+        assert r.status_code in (201, 204), r.text
+        q = wait_until("the queue back", lambda: (lambda r: r.json() if r.status_code == 200 else None)(api("GET", f"/queues/{v}/q1")))
+        assert q["arguments"] == {"x-max-length": 7}
+        wait_until("the policy applied", lambda: api("GET", f"/queues/{v}/q1").json().get("policy") == "p1")
+        bindings = api("GET", f"/bindings/{v}/e/x1/q/q1").json()
+        assert [b["routing_key"] for b in bindings] == ["k"]
+    finally:
+        api("DELETE", f"/vhosts/{v}")
