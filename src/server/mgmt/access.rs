@@ -22,15 +22,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 pub(super) fn routes() -> Router<Arc<Mgmt>> {
     Router::new()
+        .merge(permission_listings("permissions", permission_rows))
+        .merge(permission_listings("topic-permissions", topic_rows))
         .route("/api/vhosts", get(vhosts))
         .route(
             "/api/vhosts/{vhost}",
             get(vhost).put(put_vhost).delete(delete_vhost),
-        )
-        .route("/api/vhosts/{vhost}/permissions", get(vhost_permissions))
-        .route(
-            "/api/vhosts/{vhost}/topic-permissions",
-            get(vhost_topic_permissions),
         )
         .route("/api/users", get(users))
         .route(
@@ -42,19 +39,12 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
             "/api/users/{user}",
             get(user).put(put_user).delete(delete_user),
         )
-        .route("/api/users/{user}/permissions", get(user_permissions))
-        .route(
-            "/api/users/{user}/topic-permissions",
-            get(user_topic_permissions),
-        )
-        .route("/api/permissions", get(permissions))
         .route(
             "/api/permissions/{vhost}/{user}",
             get(permission)
                 .put(put_permission)
                 .delete(delete_permission),
         )
-        .route("/api/topic-permissions", get(topic_permissions))
         .route(
             "/api/topic-permissions/{vhost}/{user}",
             get(topic_permission)
@@ -345,7 +335,52 @@ async fn bulk_delete_users(
 
 // ---- permissions ----
 
-fn permission_rows(m: &Mgmt, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+/// The rows of permissions (or topic permissions) that a filter on (user, vhost) keeps.
+type Rows = fn(&Mgmt, &dyn Fn(&str, &str) -> bool) -> Vec<Value>;
+
+/// `/api/{kind}`, `/api/vhosts/{vhost}/{kind}` and `/api/users/{user}/{kind}`: the same
+/// rows, all of them, a vhost's or a user's (administrators only; the vhost or user must
+/// exist).
+fn permission_listings(kind: &str, rows: Rows) -> Router<Arc<Mgmt>> {
+    Router::new()
+        .route(
+            &format!("/api/{kind}"),
+            get(
+                move |State(m): State<Arc<Mgmt>>, c: Caller, Query(p): Query<Params>| async move {
+                    c.require_admin()?;
+                    list(rows(&m, &|_, _| true), &p)
+                },
+            ),
+        )
+        .route(
+            &format!("/api/vhosts/{{vhost}}/{kind}"),
+            get(
+                move |State(m): State<Arc<Mgmt>>,
+                      c: Caller,
+                      Path(vhost): Path<String>,
+                      Query(p): Query<Params>| async move {
+                    c.require_admin()?;
+                    m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
+                    list(rows(&m, &|_, v| v == vhost), &p)
+                },
+            ),
+        )
+        .route(
+            &format!("/api/users/{{user}}/{kind}"),
+            get(
+                move |State(m): State<Arc<Mgmt>>,
+                      c: Caller,
+                      Path(user): Path<String>,
+                      Query(p): Query<Params>| async move {
+                    c.require_admin()?;
+                    m.broker.auth.user(&user).ok_or_else(ApiError::not_found)?;
+                    list(rows(&m, &|u, _| u == user), &p)
+                },
+            ),
+        )
+}
+
+fn permission_rows(m: &Mgmt, keep: &dyn Fn(&str, &str) -> bool) -> Vec<Value> {
     m.broker
         .auth
         .all_permissions()
@@ -362,7 +397,7 @@ fn permission_rows(m: &Mgmt, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
         .collect()
 }
 
-fn topic_rows(m: &Mgmt, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
+fn topic_rows(m: &Mgmt, keep: &dyn Fn(&str, &str) -> bool) -> Vec<Value> {
     m.broker
         .auth
         .all_topic_permissions()
@@ -374,44 +409,13 @@ fn topic_rows(m: &Mgmt, keep: impl Fn(&str, &str) -> bool) -> Vec<Value> {
         .collect()
 }
 
-async fn permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    list(permission_rows(&m, |_, _| true), &p)
-}
-
-async fn vhost_permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Path(vhost): Path<String>,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
-    list(permission_rows(&m, |_, v| v == vhost), &p)
-}
-
-async fn user_permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Path(user): Path<String>,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    m.broker.auth.user(&user).ok_or_else(ApiError::not_found)?;
-    list(permission_rows(&m, |u, _| u == user), &p)
-}
-
 async fn permission(
     State(m): State<Arc<Mgmt>>,
     caller: Caller,
     Path((vhost, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    permission_rows(&m, |u, v| u == user && v == vhost)
+    permission_rows(&m, &|u, v| u == user && v == vhost)
         .into_iter()
         .next()
         .map(Json)
@@ -467,44 +471,13 @@ async fn delete_permission(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn topic_permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    list(topic_rows(&m, |_, _| true), &p)
-}
-
-async fn vhost_topic_permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Path(vhost): Path<String>,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    m.broker.vhost(&vhost).ok_or_else(ApiError::not_found)?;
-    list(topic_rows(&m, |_, v| v == vhost), &p)
-}
-
-async fn user_topic_permissions(
-    State(m): State<Arc<Mgmt>>,
-    caller: Caller,
-    Path(user): Path<String>,
-    Query(p): Query<Params>,
-) -> ApiResult<Json<Value>> {
-    caller.require_admin()?;
-    m.broker.auth.user(&user).ok_or_else(ApiError::not_found)?;
-    list(topic_rows(&m, |u, _| u == user), &p)
-}
-
 async fn topic_permission(
     State(m): State<Arc<Mgmt>>,
     caller: Caller,
     Path((vhost, user)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     caller.require_admin()?;
-    let rows = topic_rows(&m, |u, v| u == user && v == vhost);
+    let rows = topic_rows(&m, &|u, v| u == user && v == vhost);
     if rows.is_empty() {
         return Err(ApiError::not_found());
     }
