@@ -40,7 +40,15 @@ for n in $(seq "$RUNS"); do
     read -r rate us < <(run_a)
     echo "run $n without API client: $rate msg/s, $us µs broker CPU/msg" >&2
     PLAIN+=("$rate")
-    ( while :; do curl -s -o /dev/null -u "$auth" "$mgmt/api/queues"; sleep 1; done ) &
+    # One client on a kept-alive connection (a dashboard), not a process per request.
+    "$PY" -c '
+import base64, http.client, sys, time, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+h = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+while True:
+    c.request("GET", "/api/queues", headers=h); c.getresponse().read()
+    time.sleep(1)' "$mgmt" &
     poller=$!
     read -r rate us < <(run_a)
     kill "$poller"; wait "$poller" 2>/dev/null || true
