@@ -298,6 +298,12 @@ async fn connections_channels_and_consumers_show_a_lapin_client() {
     assert!(names(&by_user).contains(&cname));
     let in_vhost = api.json("/vhosts/%2F/connections").await;
     assert!(names(&in_vhost).contains(&cname));
+    // The vhost counts its connections' traffic.
+    api.wait_for("/vhosts/%2F", "the vhost's traffic", |v| {
+        v["recv_oct"].as_u64().is_some_and(|n| n > 0)
+            && v["send_oct"].as_u64().is_some_and(|n| n > 0)
+    })
+    .await;
 
     let chans = api
         .wait_for(

@@ -212,6 +212,14 @@ impl Traffic {
         }
     }
 
+    /// Bytes received and sent per second, as last sampled.
+    pub fn rates(&self) -> (f64, f64) {
+        (
+            f64::from_bits(self.recv_rate.load(Relaxed)),
+            f64::from_bits(self.send_rate.load(Relaxed)),
+        )
+    }
+
     /// The fields RabbitMQ's connection objects carry for traffic.
     pub fn json(&self, m: &mut Map<String, Value>) {
         let get = |a: &AtomicU64| a.load(Relaxed);

@@ -116,6 +116,25 @@ fn vhost_json(m: &Mgmt, def: &VHostDef) -> Value {
         v["messages_ready_details"] = rate0.clone();
         v["messages_unacknowledged"] = json!(unacked);
         v["messages_unacknowledged_details"] = rate0;
+        // Traffic of the vhost's open connections.
+        let (mut recv, mut send, mut recv_rate, mut send_rate) = (0u64, 0u64, 0.0, 0.0);
+        for c in m
+            .broker
+            .connections
+            .all()
+            .iter()
+            .filter(|c| c.vhost == def.name)
+        {
+            recv += c.traffic.recv_oct.load(Relaxed);
+            send += c.traffic.send_oct.load(Relaxed);
+            let (r, s) = c.traffic.rates();
+            recv_rate += r;
+            send_rate += s;
+        }
+        v["recv_oct"] = json!(recv);
+        v["recv_oct_details"] = json!({"rate": recv_rate});
+        v["send_oct"] = json!(send);
+        v["send_oct_details"] = json!({"rate": send_rate});
         let stats = m.message_stats(Some(&def.name));
         if stats.as_object().is_some_and(|o| !o.is_empty()) {
             v["message_stats"] = stats;
