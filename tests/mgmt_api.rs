@@ -110,6 +110,57 @@ async fn overview_has_rabbitmqs_fields_and_object_totals_follow_declarations() {
 }
 
 #[tokio::test]
+async fn churn_rates_count_connections_channels_and_queues() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    let churn = |o: &Value, k: &str| o["churn_rates"][k].as_u64().unwrap_or(0);
+    let o = api.json("/overview").await;
+    for k in [
+        "connection_created",
+        "connection_closed",
+        "channel_created",
+        "channel_closed",
+        "queue_declared",
+        "queue_created",
+        "queue_deleted",
+    ] {
+        assert!(o["churn_rates"][k].is_u64(), "churn_rates lacks {k}: {o}");
+        assert!(o["churn_rates"][format!("{k}_details")]["rate"].is_number());
+    }
+    let before = o;
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = format!("mt-churn-{}", unique());
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    ch.close(200, "bye".into()).await.unwrap();
+    conn.close(200, "bye".into()).await.unwrap();
+    // Every counter moved by at least what this test did (RabbitMQ a moment later).
+    api.wait_for("/overview", "the churn counters", |o| {
+        [
+            "connection_created",
+            "connection_closed",
+            "channel_created",
+            "channel_closed",
+            "queue_declared",
+            "queue_created",
+            "queue_deleted",
+        ]
+        .iter()
+        .all(|k| churn(o, k) > churn(&before, k))
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn whoami_names_the_caller_and_its_tags() {
     let b = TestBroker::start().await;
     let api = b.mgmt();

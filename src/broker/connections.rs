@@ -6,7 +6,7 @@
 //! drops, so the registry never outlives the connection task.
 
 use super::consumer::ChannelLink;
-use super::stats::{Counters, Traffic};
+use super::stats::{Counter, Counters, Traffic};
 use crate::protocol::FieldTable;
 use dashmap::DashMap;
 use std::net::SocketAddr;
@@ -94,6 +94,30 @@ pub struct Registry {
     /// Statistics of channels that have closed, so that the broker's totals never go
     /// backwards.
     pub retired: Counters,
+    /// Connection and channel churn (the management API's `churn_rates`).
+    pub churn: ConnectionChurn,
+}
+
+/// Connections and channels opened and closed.
+#[derive(Debug, Default)]
+pub struct ConnectionChurn {
+    pub connection_created: Counter,
+    pub connection_closed: Counter,
+    pub channel_created: Counter,
+    pub channel_closed: Counter,
+}
+
+impl ConnectionChurn {
+    pub fn sample(&self, seconds: f64) {
+        for c in [
+            &self.connection_created,
+            &self.connection_closed,
+            &self.channel_created,
+            &self.channel_closed,
+        ] {
+            c.sample(seconds);
+        }
+    }
 }
 
 /// Keeps a connection in the registry while it lives.
@@ -105,6 +129,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.registry.churn.connection_closed.incr();
         self.registry.map.remove(&self.entry.id);
     }
 }
@@ -128,6 +153,7 @@ impl Registry {
             kill: CancellationToken::new(),
             reason: Mutex::new(None),
         });
+        self.churn.connection_created.incr();
         self.map.insert(id, entry.clone());
         Registration {
             entry,
@@ -152,6 +178,7 @@ impl Registry {
 
     /// A channel closed: keep its statistics in the broker's totals.
     pub fn retire(&self, link: &ChannelLink) {
+        self.churn.channel_closed.incr();
         self.retired.absorb(&link.stats);
     }
 

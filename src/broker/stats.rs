@@ -174,6 +174,53 @@ fn round(r: f64) -> f64 {
     (r * 100.0).round() / 100.0
 }
 
+/// One event counter and its last sampled rate: churn (connections and channels opened
+/// and closed, queues declared, created and deleted), counted where the event happens.
+#[derive(Debug, Default)]
+pub struct Counter {
+    total: AtomicU64,
+    last: AtomicU64,
+    rate: AtomicU64,
+}
+
+impl Counter {
+    #[inline]
+    pub fn incr(&self) {
+        self.total.fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.total.load(Relaxed)
+    }
+
+    pub fn rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Relaxed))
+    }
+
+    pub fn sample(&self, seconds: f64) {
+        let now = self.total.load(Relaxed);
+        let before = self.last.swap(now, Relaxed);
+        let r = now.saturating_sub(before) as f64 / seconds.max(1e-3);
+        self.rate.store(r.to_bits(), Relaxed);
+    }
+}
+
+/// Queue churn of one vhost.
+#[derive(Debug, Default)]
+pub struct QueueChurn {
+    pub declared: Counter,
+    pub created: Counter,
+    pub deleted: Counter,
+}
+
+impl QueueChurn {
+    pub fn sample(&self, seconds: f64) {
+        for c in [&self.declared, &self.created, &self.deleted] {
+            c.sample(seconds);
+        }
+    }
+}
+
 /// Traffic of one connection, counted per socket read and write (not per message).
 #[derive(Debug, Default)]
 pub struct Traffic {

@@ -32,6 +32,8 @@ pub struct VHost {
     def: RwLock<VHostDef>,
     /// Client connections open to this vhost now (for `max-connections`).
     pub connections: AtomicU64,
+    /// Queues declared, created and deleted (the management API's churn rates).
+    pub churn: super::stats::QueueChurn,
     /// Its policies and operator policies. Read (briefly) by declarations, under the map
     /// shard they insert into; written by the administrative operations, which hold no
     /// other lock then and re-apply after releasing it (see `policy::apply`).
@@ -94,6 +96,7 @@ impl VHost {
                 limits: Vec::new(),
             }),
             connections: AtomicU64::new(0),
+            churn: Default::default(),
             policies: RwLock::default(),
         };
         for (n, k) in [
@@ -532,7 +535,9 @@ impl VHost {
                 )
             })
             .clone();
+        self.churn.declared.incr();
         if created {
+            self.churn.created.incr();
             if q.is_durable_definition() {
                 self.store.define(&Change::Queue(QueueDef {
                     vhost: ShortStr::from(self.name.as_str()),
@@ -626,6 +631,7 @@ impl VHost {
                 name: q.name.clone(),
             });
         }
+        self.churn.deleted.incr();
         let (count, consumers) = q.mark_deleted();
         self.remove_destination(&Destination::Queue(q.clone()));
         let mut bells = Bells::default();

@@ -749,6 +749,7 @@ impl Connection {
             self.shared.config.amqp.max_message_size,
         );
         self.presence.entry.add_channel(channel.link.clone());
+        self.shared.broker.connections.churn.channel_created.incr();
         self.channels[slot] = Some(Box::new(channel));
         self.open_channels += 1;
         self.send(id, ChannelOpenOk {}.into());

@@ -181,7 +181,9 @@ async fn sample_loop(broker: Arc<Broker>, interval: Duration, shutdown: Cancella
         }
         let seconds = last.elapsed().as_secs_f64();
         last = Instant::now();
+        broker.connections.churn.sample(seconds);
         for v in broker.vhosts() {
+            v.churn.sample(seconds);
             for q in v.queues() {
                 q.stats.sample(seconds);
             }

@@ -140,6 +140,7 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         "disable_stats": false,
         "enable_queue_totals": false,
         "message_stats": m.message_stats(None),
+        "churn_rates": churn_rates(&m, &vhosts),
         "queue_totals": {
             "messages": ready + unacked,
             "messages_details": rate0(),
@@ -160,6 +161,37 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         "listeners": m.listeners_json(),
         "contexts": [],
     })))
+}
+
+/// Connections and channels opened and closed, queues declared, created and deleted,
+/// with their rates.
+fn churn_rates(m: &Mgmt, vhosts: &[Arc<crate::broker::vhost::VHost>]) -> Value {
+    let c = &m.broker.connections.churn;
+    let mut out = serde_json::Map::new();
+    let mut put = |name: &str, total: u64, rate: f64| {
+        out.insert(name.into(), json!(total));
+        out.insert(format!("{name}_details"), json!({"rate": rate}));
+    };
+    for (name, counter) in [
+        ("connection_created", &c.connection_created),
+        ("connection_closed", &c.connection_closed),
+        ("channel_created", &c.channel_created),
+        ("channel_closed", &c.channel_closed),
+    ] {
+        put(name, counter.get(), counter.rate());
+    }
+    type Pick = fn(&crate::broker::stats::QueueChurn) -> &crate::broker::stats::Counter;
+    let picks: [(&str, Pick); 3] = [
+        ("queue_declared", |q| &q.declared),
+        ("queue_created", |q| &q.created),
+        ("queue_deleted", |q| &q.deleted),
+    ];
+    for (name, pick) in picks {
+        let total = vhosts.iter().map(|v| pick(&v.churn).get()).sum();
+        let rate = vhosts.iter().map(|v| pick(&v.churn).rate()).sum();
+        put(name, total, rate);
+    }
+    Value::Object(out)
 }
 
 async fn whoami(caller: Caller) -> Json<Value> {
