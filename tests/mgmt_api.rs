@@ -201,6 +201,33 @@ const NODE_FIELDS: [&str; 13] = [
 ];
 
 #[tokio::test]
+async fn feature_flags_and_the_node_memory_breakdown() {
+    let b = TestBroker::start().await;
+    let api = b.mgmt();
+    let flags = api.json("/feature-flags").await;
+    let flags = flags.as_array().expect("a list");
+    for name in [
+        "quorum_queue",
+        "stream_queue",
+        "user_limits",
+        "virtual_host_metadata",
+    ] {
+        let f = flags
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no feature flag {name}"));
+        assert_eq!(f["state"], "enabled", "{f}");
+    }
+    let node = api.json("/overview").await["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mem = api.json(&format!("/nodes/{}/memory", seg(&node))).await;
+    assert!(mem["memory"]["total"]["rss"].as_u64().unwrap() > 0, "{mem}");
+    assert!(mem["memory"]["queue_procs"].is_u64(), "{mem}");
+}
+
+#[tokio::test]
 async fn nodes_list_this_node_with_the_fields_tools_require() {
     let b = TestBroker::start().await;
     let api = b.mgmt();

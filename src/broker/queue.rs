@@ -249,6 +249,7 @@ pub struct QueueSnapshot {
     pub ready: u64,
     pub ready_bytes: u64,
     pub paged_out: u64,
+    pub paged_out_bytes: u64,
     pub consumers: Vec<Arc<Consumer>>,
     pub idle_since: Instant,
 }
@@ -860,6 +861,7 @@ impl Queue {
             ready: s.ready.len as u64 + s.tail.count,
             ready_bytes: s.ready.bytes + s.tail.bytes,
             paged_out: s.tail.count,
+            paged_out_bytes: s.tail.bytes,
             consumers: s.consumers.clone(),
             idle_since: s.last_used,
         }

@@ -20,6 +20,8 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         .route("/api/whoami", get(whoami))
         .route("/api/nodes", get(nodes))
         .route("/api/nodes/{name}", get(node))
+        .route("/api/nodes/{name}/memory", get(node_memory))
+        .route("/api/feature-flags", get(feature_flags))
         .route("/api/extensions", get(extensions))
         .route(
             "/api/cluster-name",
@@ -293,6 +295,121 @@ async fn node(
         return Err(ApiError::not_found());
     }
     Ok(Json(node_json(&m)))
+}
+
+/// RabbitMQ 3.10's feature flags, all enabled: Warren behaves as a 3.10 node with every
+/// one of them on (clients and tools check them before using what they gate).
+const FEATURE_FLAGS: [(&str, &str, &str); 9] = [
+    (
+        "classic_mirrored_queue_version",
+        "Support setting version for classic mirrored queues",
+        "rabbit",
+    ),
+    (
+        "drop_unroutable_metric",
+        "Count unroutable publishes to be dropped in stats",
+        "rabbitmq_management_agent",
+    ),
+    (
+        "empty_basic_get_metric",
+        "Count AMQP `basic.get` on empty queues in stats",
+        "rabbitmq_management_agent",
+    ),
+    (
+        "implicit_default_bindings",
+        "Default bindings are now implicit, instead of being stored in the database",
+        "rabbit",
+    ),
+    (
+        "maintenance_mode_status",
+        "Maintenance mode status",
+        "rabbit",
+    ),
+    ("quorum_queue", "Support queues of type `quorum`", "rabbit"),
+    ("stream_queue", "Support queues of type `stream`", "rabbit"),
+    (
+        "user_limits",
+        "Configure connection and channel limits for a user",
+        "rabbit",
+    ),
+    (
+        "virtual_host_metadata",
+        "Virtual host metadata (description, tags, etc)",
+        "rabbit",
+    ),
+];
+
+async fn feature_flags(caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require_monitor()?;
+    Ok(Json(
+        FEATURE_FLAGS
+            .iter()
+            .map(|(name, desc, by)| {
+                json!({"name": name, "desc": desc, "doc_url": "", "state": "enabled",
+                       "stability": "stable", "provided_by": by})
+            })
+            .collect(),
+    ))
+}
+
+/// The node's memory in RabbitMQ's breakdown: message bodies held by queues under
+/// `queue_procs`, the rest of the resident set under `other_system`.
+async fn node_memory(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require_monitor()?;
+    if name != m.node {
+        return Err(ApiError::not_found());
+    }
+    let rss = alarm::resident_bytes().unwrap_or(0);
+    let queues: u64 = m
+        .broker
+        .vhosts()
+        .iter()
+        .flat_map(|v| v.queues())
+        .map(|q| {
+            let s = q.snapshot();
+            s.ready_bytes.saturating_sub(s.paged_out_bytes)
+        })
+        .sum();
+    let mut mem = serde_json::Map::new();
+    for k in [
+        "connection_readers",
+        "connection_writers",
+        "connection_channels",
+        "connection_other",
+        "queue_slave_procs",
+        "quorum_queue_procs",
+        "quorum_queue_dlx_procs",
+        "stream_queue_procs",
+        "stream_queue_replica_reader_procs",
+        "stream_queue_coordinator_procs",
+        "plugins",
+        "other_proc",
+        "metrics",
+        "mgmt_db",
+        "mnesia",
+        "quorum_ets",
+        "other_ets",
+        "binary",
+        "msg_index",
+        "code",
+        "atom",
+        "allocated_unused",
+        "reserved_unallocated",
+    ] {
+        mem.insert(k.into(), json!(0));
+    }
+    mem.insert("queue_procs".into(), json!(queues.min(rss)));
+    mem.insert("other_system".into(), json!(rss.saturating_sub(queues)));
+    mem.insert("strategy".into(), json!("rss"));
+    mem.insert(
+        "total".into(),
+        json!({"erlang": rss, "rss": rss, "allocated": rss}),
+    );
+    Ok(Json(json!({ "memory": mem })))
 }
 
 async fn extensions(_caller: Caller) -> Json<Value> {
