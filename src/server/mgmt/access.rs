@@ -3,11 +3,11 @@
 //! admin operations (validated, logged durably, then applied). Administrators only, but
 //! for reading the vhosts one may see.
 
-use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list};
 use super::messages::{body_json, key_missing};
+use super::{Mgmt, put_status};
 use crate::broker::admin::{Credential, parse_tags, user_def};
 use crate::broker::auth::User;
 use crate::store::definitions::{PermissionDef, TopicPermissionDef, VHostDef};
@@ -317,11 +317,7 @@ async fn put_user(
         t => tags_of(t)?,
     };
     let created = m.broker.put_user(&name, credential, tags)?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(put_status(created))
 }
 
 async fn delete_user(
@@ -473,11 +469,7 @@ async fn put_permission(
         write: pattern(&req, "write")?,
         read: pattern(&req, "read")?,
     })?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(!existed))
 }
 
 async fn delete_permission(
@@ -526,11 +518,7 @@ async fn put_topic_permission(
         write: pattern(&req, "write")?,
         read: pattern(&req, "read")?,
     })?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(!existed))
 }
 
 async fn delete_topic_permission(

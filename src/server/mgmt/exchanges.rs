@@ -1,11 +1,11 @@
 //! `exchanges`, `exchanges/{vhost}`, `exchanges/{vhost}/{name}` (GET, PUT, DELETE) and
 //! `.../publish`. The default exchange is `amq.default` in paths and `""` in bodies.
 
-use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list};
 use super::messages::{body_json, flag};
+use super::{Mgmt, put_status};
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::definitions_json::{json_to_table, table_to_json};
 use crate::broker::exchange::Exchange;
@@ -150,11 +150,7 @@ async fn declare(
         arguments: &arguments,
         access: Some(&mut access),
     })?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(!existed))
 }
 
 async fn remove(

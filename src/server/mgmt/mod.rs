@@ -51,6 +51,16 @@ pub(crate) struct Mgmt {
     pub listeners: Vec<(String, SocketAddr)>,
 }
 
+/// A PUT's answer, as RabbitMQ's API gives it: 201 when it created the object, 204 when
+/// it updated one.
+pub(crate) fn put_status(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::NO_CONTENT
+    }
+}
+
 /// The peer of an HTTP connection (plain or TLS), for the loopback rule.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerAddr(pub SocketAddr);

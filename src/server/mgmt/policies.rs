@@ -5,11 +5,11 @@
 //! (or `administrator`) and access to the vhost; operator policies and global parameters
 //! need `administrator`.
 
-use super::Mgmt;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list};
 use super::messages::body_json;
+use super::{Mgmt, put_status};
 use crate::broker::policy::PolicyKind;
 use crate::broker::policy::admin::{
     global_parameter_from_json, parameter_from_json, policy_from_json,
@@ -151,11 +151,7 @@ async fn put(
         PolicyKind::Policy => m.broker.put_policy(def)?,
         PolicyKind::Operator => m.broker.put_operator_policy(def)?,
     };
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(put_status(created))
 }
 
 async fn remove(
@@ -244,11 +240,7 @@ async fn put_parameter(
     caller.require_policymaker()?;
     caller.act_in_vhost(&m, &vhost)?;
     let def = parameter_from_json(&component, &vhost, &name, &body_json(&body)?)?;
-    Ok(if m.broker.put_parameter(def)? {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(put_status(m.broker.put_parameter(def)?))
 }
 
 async fn delete_parameter(
@@ -300,11 +292,7 @@ async fn put_global_parameter(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let def = global_parameter_from_json(&name, &body_json(&body)?)?;
-    Ok(if m.broker.put_global_parameter(def)? {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    Ok(put_status(m.broker.put_global_parameter(def)?))
 }
 
 async fn delete_global_parameter(

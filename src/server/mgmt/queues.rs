@@ -2,12 +2,12 @@
 //! (purge) and `.../get`. Declarations go through the same `VHost::declare_queue` as
 //! queue.declare, with the caller's permissions checked at the same points.
 
-use super::Mgmt;
 use super::auth::Caller;
 use super::conns::queue_consumers;
 use super::error::{ApiError, ApiResult};
 use super::listing::{Params, list_lazy};
 use super::messages::{body_json, flag};
+use super::{Mgmt, put_status};
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::definitions_json::{json_to_table, table_to_json};
 use crate::broker::queue::Queue;
@@ -196,11 +196,7 @@ async fn declare(
         connection: 0,
         access: Some(&mut access),
     })?;
-    Ok(if existed {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    })
+    Ok(put_status(!existed))
 }
 
 async fn remove(
