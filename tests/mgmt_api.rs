@@ -1064,3 +1064,32 @@ async fn single_active_consumers_show_which_one_is_active() {
     conn.close(200, "".into()).await.unwrap();
     api.delete(&format!("/queues/%2F/{q}")).await.expect(204);
 }
+
+#[tokio::test]
+async fn answers_are_json_whatever_the_accept_header_asks_for() {
+    let b = TestBroker::start().await;
+    if !b.is_warren() {
+        // Deliberately better than RabbitMQ 3.10, whose web server answers 406 Not
+        // Acceptable to an Accept header without JSON in it (browsers' text/html).
+        return;
+    }
+    let api = b.mgmt();
+    for accept in ["text/html", "application/xml", "*/*", "application/json"] {
+        for path in ["/overview", "/queues", "/nope-not-a-resource"] {
+            let r = api
+                .request(reqwest::Method::GET, path, None, &[("accept", accept)])
+                .await;
+            let ct = r.header("content-type").unwrap_or_default();
+            assert!(
+                ct.starts_with("application/json"),
+                "GET {path} with Accept {accept}: {} {ct}",
+                r.status
+            );
+            assert!(
+                r.json.is_object() || r.json.is_array(),
+                "{path}: {}",
+                r.text
+            );
+        }
+    }
+}
