@@ -761,6 +761,20 @@ async fn message_stats_count_publishes_on_queue_exchange_and_overview() {
                 > 0.0
         })
         .await;
+        // The levels' rates: up while messages arrive, down when they go.
+        publish_amqp(&conn, &x, "", 20).await;
+        let rate = |v: &Value, k: &str| v[k]["rate"].as_f64().unwrap_or(0.0);
+        api.wait_for(&format!("/queues/%2F/{q}"), "a rising ready count", |v| {
+            rate(v, "messages_ready_details") > 0.0 && rate(v, "messages_details") > 0.0
+        })
+        .await;
+        api.delete(&format!("/queues/%2F/{q}/contents"))
+            .await
+            .expect(204);
+        api.wait_for(&format!("/queues/%2F/{q}"), "a falling ready count", |v| {
+            rate(v, "messages_ready_details") < 0.0
+        })
+        .await;
     }
     api.delete(&format!("/exchanges/%2F/{x}")).await.expect(204);
     api.delete(&format!("/queues/%2F/{q}")).await.expect(204);

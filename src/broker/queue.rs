@@ -207,6 +207,8 @@ pub struct Queue {
     pub stats: Counters,
     /// Deliveries not yet acknowledged (channels hold them; they count them here).
     pub unacked: std::sync::atomic::AtomicU64,
+    /// How fast the ready and unacknowledged counts move (sampled, management API).
+    pub depth: super::stats::Depth,
 }
 
 #[derive(Debug)]
@@ -309,6 +311,7 @@ impl Queue {
             timer: Notify::new(),
             stats: Counters::default(),
             unacked: Default::default(),
+            depth: Default::default(),
         }
     }
 

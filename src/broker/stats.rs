@@ -205,6 +205,34 @@ impl Counter {
     }
 }
 
+/// How fast a level (a queue's ready or unacknowledged messages) moves: the sampler
+/// gives it the level every interval; the rate is the change per second, negative when
+/// the level falls.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    last: AtomicU64,
+    rate: AtomicU64,
+}
+
+impl Gauge {
+    pub fn sample(&self, level: u64, seconds: f64) {
+        let before = self.last.swap(level, Relaxed);
+        let r = (level as f64 - before as f64) / seconds.max(1e-3);
+        self.rate.store(r.to_bits(), Relaxed);
+    }
+
+    pub fn rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Relaxed))
+    }
+}
+
+/// A queue's message levels, as the sampler last saw them move.
+#[derive(Debug, Default)]
+pub struct Depth {
+    pub ready: Gauge,
+    pub unacked: Gauge,
+}
+
 /// Queue churn of one vhost.
 #[derive(Debug, Default)]
 pub struct QueueChurn {

@@ -105,17 +105,19 @@ fn vhost_json(m: &Mgmt, def: &VHostDef) -> Value {
     });
     if let Some(vh) = m.broker.vhost(&def.name) {
         let (mut ready, mut unacked) = (0u64, 0u64);
+        let (mut ready_rate, mut unacked_rate) = (0.0, 0.0);
         for q in vh.queues() {
             ready += q.snapshot().ready;
             unacked += q.unacked.load(Relaxed);
+            ready_rate += q.depth.ready.rate();
+            unacked_rate += q.depth.unacked.rate();
         }
-        let rate0 = json!({"rate": 0.0});
         v["messages"] = json!(ready + unacked);
-        v["messages_details"] = rate0.clone();
+        v["messages_details"] = json!({"rate": ready_rate + unacked_rate});
         v["messages_ready"] = json!(ready);
-        v["messages_ready_details"] = rate0.clone();
+        v["messages_ready_details"] = json!({"rate": ready_rate});
         v["messages_unacknowledged"] = json!(unacked);
-        v["messages_unacknowledged_details"] = rate0;
+        v["messages_unacknowledged_details"] = json!({"rate": unacked_rate});
         // Traffic of the vhost's open connections.
         let (mut recv, mut send, mut recv_rate, mut send_rate) = (0u64, 0u64, 0.0, 0.0);
         for c in m

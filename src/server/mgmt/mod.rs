@@ -196,6 +196,12 @@ async fn sample_loop(broker: Arc<Broker>, interval: Duration, shutdown: Cancella
             v.churn.sample(seconds);
             for q in v.queues() {
                 q.stats.sample(seconds);
+                let ready = q.snapshot().ready;
+                q.depth.ready.sample(ready, seconds);
+                q.depth.unacked.sample(
+                    q.unacked.load(std::sync::atomic::Ordering::Relaxed),
+                    seconds,
+                );
             }
             for e in v.exchanges() {
                 e.stats.sample(seconds);

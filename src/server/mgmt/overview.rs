@@ -104,11 +104,14 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         .filter(|v| caller.sees_vhost(&m, &v.name))
         .collect();
     let (mut ready, mut unacked, mut queues, mut exchanges, mut consumers) = (0u64, 0u64, 0, 0, 0);
+    let (mut ready_rate, mut unacked_rate) = (0.0, 0.0);
     for v in &vhosts {
         for q in v.queues() {
             let s = q.snapshot();
             ready += s.ready;
             unacked += q.unacked.load(std::sync::atomic::Ordering::Relaxed);
+            ready_rate += q.depth.ready.rate();
+            unacked_rate += q.depth.unacked.rate();
             consumers += s.consumers.len();
             queues += 1;
         }
@@ -145,11 +148,11 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         "churn_rates": churn_rates(&m, &vhosts),
         "queue_totals": {
             "messages": ready + unacked,
-            "messages_details": rate0(),
+            "messages_details": {"rate": ready_rate + unacked_rate},
             "messages_ready": ready,
-            "messages_ready_details": rate0(),
+            "messages_ready_details": {"rate": ready_rate},
             "messages_unacknowledged": unacked,
-            "messages_unacknowledged_details": rate0(),
+            "messages_unacknowledged_details": {"rate": unacked_rate},
         },
         "object_totals": {
             "channels": channels,

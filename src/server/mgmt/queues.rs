@@ -39,8 +39,8 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         )
 }
 
-fn rate0() -> Value {
-    json!({"rate": 0.0})
+fn rate(r: f64) -> Value {
+    json!({ "rate": (r * 100.0).round() / 100.0 })
 }
 
 /// A queue as RabbitMQ's API shows it in listings (`detail` adds its consumers).
@@ -82,11 +82,11 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
         },
         "recoverable_slaves": null,
         "messages": s.ready + unacked,
-        "messages_details": rate0(),
+        "messages_details": rate(q.depth.ready.rate() + q.depth.unacked.rate()),
         "messages_ready": s.ready,
-        "messages_ready_details": rate0(),
+        "messages_ready_details": rate(q.depth.ready.rate()),
         "messages_unacknowledged": unacked,
-        "messages_unacknowledged_details": rate0(),
+        "messages_unacknowledged_details": rate(q.depth.unacked.rate()),
         "messages_ram": s.ready - s.paged_out + unacked,
         "messages_ready_ram": s.ready - s.paged_out,
         "messages_unacknowledged_ram": unacked,
