@@ -45,7 +45,6 @@ pub struct ConnectionEntry {
     pub id: u64,
     pub user: String,
     pub vhost: String,
-    pub peer: String,
     pub info: ConnectionInfo,
     /// Bytes and socket operations, counted per read and per write.
     pub traffic: Traffic,
@@ -146,7 +145,6 @@ impl Registry {
             id,
             user: user.to_string(),
             vhost: vhost.to_string(),
-            peer: info.peer.to_string(),
             info,
             traffic: Traffic::default(),
             channels: Mutex::new(Vec::new()),

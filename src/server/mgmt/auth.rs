@@ -87,23 +87,19 @@ impl Caller {
     /// Reading one vhost's queues, exchanges or bindings: the vhost must exist (404),
     /// and its objects be visible (401).
     pub fn read_vhost_objects(&self, m: &Mgmt, vhost: &str) -> ApiResult<()> {
-        if m.broker.vhost(vhost).is_none() {
-            return Err(ApiError::not_found());
-        }
-        if !self.sees_objects_in(m, vhost) {
-            return Err(ApiError::not_authorised(
-                "User not authorised to access virtual host",
-            ));
-        }
-        Ok(())
+        self.visible(m, vhost, self.sees_objects_in(m, vhost))
     }
 
     /// Reading one vhost's objects: the vhost must exist (404), and be visible (401).
     pub fn read_vhost(&self, m: &Mgmt, vhost: &str) -> ApiResult<()> {
+        self.visible(m, vhost, self.sees_vhost(m, vhost))
+    }
+
+    fn visible(&self, m: &Mgmt, vhost: &str, sees: bool) -> ApiResult<()> {
         if m.broker.vhost(vhost).is_none() {
             return Err(ApiError::not_found());
         }
-        if !self.sees_vhost(m, vhost) {
+        if !sees {
             return Err(ApiError::not_authorised(
                 "User not authorised to access virtual host",
             ));
