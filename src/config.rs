@@ -252,6 +252,33 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
+    /// How each line is written: for people, or as JSON for log shippers.
+    pub format: LogFormat,
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// `2026-12-06T19:55:38.123Z  INFO connection{id=1 peer=...}: connection open user=guest`
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `message`, the event's fields
+    /// and those of its span (the connection's `id` and `peer`) at the top level.
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "{s:?} is not a log format: use \"text\" or \"json\""
+            )),
+        }
+    }
 }
 
 impl Default for Config {
@@ -279,6 +306,7 @@ impl Default for Config {
             },
             log: LogConfig {
                 level: "info".into(),
+                format: LogFormat::Text,
             },
             memory: MemoryConfig {
                 high_watermark: "0.4".into(),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
-use warren::config::Config;
+use warren::config::{Config, LogFormat};
 
 /// Warren: an AMQP 0-9-1 message broker, a drop-in replacement for RabbitMQ.
 #[derive(Debug, Parser)]
@@ -44,11 +44,20 @@ fn main() -> ExitCode {
         },
         _ => EnvFilter::new(&config.log.level),
     };
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => logger.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Flat objects (the event's fields beside `message`, the innermost span's fields
+        // under `span`): what log shippers index without a parsing rule.
+        LogFormat::Json => logger
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,11 +86,10 @@ async fn run(config: Config) -> ExitCode {
         }
     };
 
-    let listen = config.amqp.listen;
     let handle = match warren::server::start(config).await {
         Ok(handle) => handle,
         Err(e) => {
-            tracing::error!("cannot start the server on {listen}: {e}");
+            tracing::error!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };

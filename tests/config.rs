@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use warren::config::{Config, ConfigError, DEFAULTS_TOML, Loader, Origin};
+use warren::config::{Config, ConfigError, DEFAULTS_TOML, Loader, LogFormat, Origin};
 
 const NO_ENV: [(&str, &str); 0] = [];
 
@@ -93,6 +93,7 @@ fn default_values() {
     assert_eq!(c.auth.loopback_users, vec!["guest".to_string()]);
     assert_eq!(c.definitions.import_file, "");
     assert_eq!(c.log.level, "info");
+    assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.tls.listen, "");
     assert_eq!(c.tls.listen_addr(), Ok(None));
     assert!(c.tls.cert_file.as_os_str().is_empty());
@@ -118,7 +119,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 29);
+    assert_eq!(keys, 30);
 }
 
 #[test]
@@ -382,6 +383,11 @@ fn bad_values_in_file_name_the_key() {
             "log.level",
             &["invalid value for `log.level`"],
         ),
+        (
+            "[log]\nformat = \"xml\"\n",
+            "log.format",
+            &["\"xml\" is not a log format: use \"text\" or \"json\""],
+        ),
     ];
     for (contents, key, parts) in cases {
         let file = temp_file(contents);
@@ -423,6 +429,7 @@ fn env_overrides_defaults() {
         ("WARREN_AUTH__DEFAULT_PASS", "1234"),
         ("WARREN_AUTH__DEFAULT_VHOST", "prod"),
         ("WARREN_LOG__LEVEL", "debug"),
+        ("WARREN_LOG__FORMAT", "json"),
     ])
     .unwrap();
     assert_eq!(config.amqp.listen, "127.0.0.1:5680".parse().unwrap());
@@ -437,6 +444,7 @@ fn env_overrides_defaults() {
     assert_eq!(config.auth.default_pass, "1234");
     assert_eq!(config.auth.default_vhost, "prod");
     assert_eq!(config.log.level, "debug");
+    assert_eq!(config.log.format, LogFormat::Json);
 }
 
 #[test]

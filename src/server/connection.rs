@@ -6,6 +6,7 @@
 //! other connections reach lives in `ChannelLink`s (see `broker::consumer`).
 
 use super::channel::Channel;
+use super::ending::Ending;
 use super::tls::TlsPeer;
 use super::{ConnectionSlot, Shared};
 use crate::broker::auth::{Access, Usage, User};
@@ -66,6 +67,8 @@ pub(crate) struct Connection {
     pub deferred: Vec<(u64, u16, Method)>,
     /// Highest store ticket of the publishes handled since the last tx.commit began.
     pub tx_ticket: u64,
+    /// Why the connection is ending: the first cause seen, logged once at the end.
+    ending: Option<Ending>,
 }
 
 /// A connection's place in the broker's counts: the registry, its vhost's connection count
@@ -287,11 +290,18 @@ where
     let Some(mut hs) = hs else {
         return Ok(());
     };
+    let client_name = hs
+        .client_properties
+        .get("connection_name")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string();
     match &hs.tls_peer {
-        None => info!(user = %hs.user.name, vhost = %hs.vhost.name, "connection open"),
+        None => info!(user = %hs.user.name, vhost = %hs.vhost.name, client_name, "connection open"),
         Some(t) => info!(
             user = %hs.user.name,
             vhost = %hs.vhost.name,
+            client_name,
             tls = t.protocol.as_deref().unwrap_or("TLS"),
             peer_cn = t.subject_cn.as_deref().unwrap_or(""),
             "connection open"
@@ -342,12 +352,20 @@ where
         store_waiting: false,
         deferred: Vec::new(),
         tx_ticket: 0,
+        ending: None,
     };
     codec.set_frame_max(hs.frame_max);
     // Decode a publish whose header and body arrived with it in one go (the usual case).
     codec.set_whole_content(true);
     let result = conn.run(&mut rd, &mut buf, &mut codec, hs.heartbeat).await;
     conn.cleanup();
+    let ending = conn.ending.take().unwrap_or_else(|| match &result {
+        Ok(()) => Ending::Vanished,
+        Err(e) => Ending::Io {
+            error: e.to_string(),
+        },
+    });
+    ending.log(&conn.user.name, &conn.vhost.name, &client_name);
     // Before the writer closes the socket: see above.
     drop(slot);
     outbox.close();
@@ -462,9 +480,7 @@ impl Connection {
                     Ok(Ok(n)) => self.presence.entry.traffic.received(n),
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
-                        if !closing {
-                            warn!(heartbeat, "missed heartbeats from client, closing");
-                        }
+                        Ending::first(&mut self.ending, Ending::Heartbeat { timeout: heartbeat });
                         return Ok(());
                     }
                 },
@@ -617,7 +633,13 @@ impl Connection {
     fn handle_connection_method(&mut self, method: Method) -> Result<Option<End>, AmqpError> {
         match method {
             Method::ConnectionClose(c) => {
-                debug!(code = c.reply_code, text = %c.reply_text, "client closed connection");
+                Ending::first(
+                    &mut self.ending,
+                    Ending::Client {
+                        code: c.reply_code,
+                        text: c.reply_text.to_string(),
+                    },
+                );
                 // Free this connection's place under the limits before close-ok can reach
                 // the client.
                 self.presence.release();
@@ -788,7 +810,7 @@ impl Connection {
 
     /// Hard error (or shutdown): connection.close to the client.
     fn close_connection(&mut self, e: AmqpError) {
-        warn!(code = e.code, text = %e.text, class = e.class_id, method = e.method_id, "closing connection");
+        Ending::first(&mut self.ending, Ending::of_close(&e));
         for id in 0..self.channels.len() as u16 {
             self.release_channel(id);
         }

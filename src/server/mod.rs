@@ -5,6 +5,7 @@ mod alarm;
 mod basic;
 mod channel;
 mod connection;
+mod ending;
 mod exchange;
 mod handshake;
 mod mgmt;
@@ -115,6 +116,30 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Binds the listener that config key `key` names, with an error that says what to do:
+/// which key (and environment variable) moves it, and why binding can fail.
+pub(crate) async fn bind_listener(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let env = format!("WARREN_{}", key.to_uppercase().replace('.', "__"));
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another process (another broker?) listens there: stop it, or set {key} \
+                 (or {env}) to another address"
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "ports below 1024 need privileges (CAP_NET_BIND_SERVICE): use a higher port \
+                 in {key} (or {env})"
+            ),
+            std::io::ErrorKind::AddrNotAvailable => format!(
+                "no interface of this machine has that address: set {key} (or {env}) to one \
+                 of its addresses, or 0.0.0.0"
+            ),
+            _ => format!("check {key} (or {env})"),
+        };
+        std::io::Error::new(e.kind(), format!("{key} {addr}: cannot bind: {e}; {hint}"))
+    })
+}
+
 /// Binds `config.amqp.listen` (port 0 picks a free port), and `config.tls.listen` when set,
 /// and serves AMQP in the background.
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
@@ -133,12 +158,10 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let disk_limit = config.storage.disk_free_limit_bytes().map_err(invalid)?;
     let paging = config.memory.paging_threshold_bytes().map_err(invalid)?;
-    let listener = TcpListener::bind(config.amqp.listen).await?;
+    let listener = bind_listener("amqp.listen", config.amqp.listen).await?;
     let local_addr = listener.local_addr()?;
     let tls_listener = match tls_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("tls.listen {addr}: cannot bind: {e}"))
-        })?),
+        Some(addr) => Some(bind_listener("tls.listen", addr).await?),
         None => None,
     };
     let tls_addr = match &tls_listener {

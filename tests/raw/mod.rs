@@ -44,6 +44,11 @@ impl RawClient {
         }
     }
 
+    /// This client's end of the socket (the peer address the broker sees).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
     /// Header, start-ok (PLAIN guest/guest, with the given client capabilities), tune-ok
     /// echoing the server's values, open of vhost `/`, and channel 1 opened.
     pub async fn handshake(

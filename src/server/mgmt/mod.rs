@@ -83,20 +83,13 @@ pub(crate) struct Bound {
 pub(crate) async fn bind(config: &Config) -> std::io::Result<Bound> {
     let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let plain = match config.mgmt.listen_addr().map_err(invalid)? {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("mgmt.listen {addr}: cannot bind: {e}"))
-        })?),
+        Some(addr) => Some(super::bind_listener("mgmt.listen", addr).await?),
         None => None,
     };
     let tls = match config.mgmt.tls_listen_addr().map_err(invalid)? {
         Some(addr) => {
             let acceptor = tls::acceptor(config)?;
-            let l = TcpListener::bind(addr).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("mgmt.tls_listen {addr}: cannot bind: {e}"),
-                )
-            })?;
+            let l = super::bind_listener("mgmt.tls_listen", addr).await?;
             Some((l, acceptor))
         }
         None => None,
@@ -157,7 +150,9 @@ pub(crate) fn serve(
     ));
     let app = router(m);
     if let Some(l) = bound.plain {
-        info!(local_addr = ?bound.plain_addr, "management API listening (HTTP)");
+        if let Ok(addr) = l.local_addr() {
+            info!(local_addr = %addr, "management API listening (HTTP)");
+        }
         let app = app.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move {
@@ -168,7 +163,9 @@ pub(crate) fn serve(
         });
     }
     if let Some((l, acceptor)) = bound.tls {
-        info!(local_addr = ?bound.tls_addr, "management API listening (HTTPS)");
+        if let Ok(addr) = l.local_addr() {
+            info!(local_addr = %addr, "management API listening (HTTPS)");
+        }
         let listener = tls::TlsListener::spawn(l, acceptor, tracker, shutdown.clone());
         let stop = shutdown;
         tracker.spawn(async move {
