@@ -250,13 +250,20 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     let exceeds = |client: u32, server: u32| server != 0 && (client == 0 || client > server);
     let frame_max = tune.frame_max;
     if (frame_max != 0 && frame_max < FRAME_MIN_SIZE) || exceeds(frame_max, cfg.amqp.frame_max) {
-        warn!(frame_max, "client proposed an unacceptable frame_max");
+        warn!(
+            frame_max,
+            server_frame_max = cfg.amqp.frame_max,
+            "client proposed an unacceptable frame_max, closing: configure the client for \
+             {FRAME_MIN_SIZE}..=amqp.frame_max, or raise amqp.frame_max"
+        );
         return Ok(None);
     }
     if exceeds(tune.channel_max.into(), cfg.amqp.channel_max.into()) {
         warn!(
             channel_max = tune.channel_max,
-            "client proposed an unacceptable channel_max"
+            server_channel_max = cfg.amqp.channel_max,
+            "client proposed an unacceptable channel_max, closing: configure the client \
+             for at most amqp.channel_max, or raise amqp.channel_max"
         );
         return Ok(None);
     }
