@@ -205,6 +205,9 @@ pub struct AmqpConfig {
     /// Milliseconds a client has, from accept, to send the protocol header and complete
     /// the handshake up to connection.open (RabbitMQ's `handshake_timeout`, same unit).
     pub handshake_timeout: u64,
+    /// Milliseconds a delivery may stay unacknowledged before its channel is closed with
+    /// 406 (RabbitMQ's `consumer_timeout`, same unit); 0 turns it off.
+    pub consumer_timeout: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -292,6 +295,7 @@ impl Default for Config {
                 max_message_size: 128 << 20,
                 max_connections: 0,
                 handshake_timeout: 10_000,
+                consumer_timeout: 1_800_000,
             },
             storage: StorageConfig {
                 dir: PathBuf::from("data"),

@@ -86,6 +86,7 @@ fn default_values() {
     assert_eq!(c.amqp.max_message_size, 128 << 20);
     assert_eq!(c.amqp.max_connections, 0);
     assert_eq!(c.amqp.handshake_timeout, 10_000);
+    assert_eq!(c.amqp.consumer_timeout, 1_800_000);
     assert_eq!(c.storage.dir, PathBuf::from("data"));
     assert_eq!(c.auth.default_user, "guest");
     assert_eq!(c.auth.default_pass, "guest");
@@ -119,7 +120,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 30);
+    assert_eq!(keys, 31);
 }
 
 #[test]

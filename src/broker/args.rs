@@ -130,6 +130,8 @@ pub struct QueueArgs {
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
     pub queue_type: QueueType,
+    /// `x-consumer-timeout` in milliseconds (0: none), over `amqp.consumer_timeout`.
+    pub consumer_timeout: Option<u64>,
 }
 
 fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpError {
@@ -316,6 +318,11 @@ impl QueueArgs {
                 }
                 _ => {}
             }
+        }
+        // Not part of RabbitMQ 3.10, which ignores it; validated as later versions do
+        // (outside VALIDATION_ORDER: 3.10 leaves it out of the redeclare equivalence).
+        if let Some(v) = args.get("x-consumer-timeout") {
+            a.consumer_timeout = Some(int("x-consumer-timeout", v, 0)? as u64);
         }
         let unsupported = a.queue_type.unsupported();
         if let Some(key) = VALIDATION_ORDER

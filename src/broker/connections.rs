@@ -52,6 +52,8 @@ pub struct ConnectionEntry {
     channels: Mutex<Vec<Arc<ChannelLink>>>,
     kill: CancellationToken,
     reason: Mutex<Option<String>>,
+    /// Wakes the connection's reader to look at its channels' flags (consumer timeouts).
+    nudge: tokio::sync::Notify,
 }
 
 impl ConnectionEntry {
@@ -78,6 +80,16 @@ impl ConnectionEntry {
 
     pub fn channels(&self) -> Vec<Arc<ChannelLink>> {
         self.channels.lock().unwrap().clone()
+    }
+
+    /// Wakes the reader: a channel of this connection has a flag to act on.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Resolves after [`nudge`](Self::nudge) (at once if a nudge came meanwhile).
+    pub async fn nudged(&self) {
+        self.nudge.notified().await
     }
 
     /// Resolves when [`close`](Self::close) was called; yields the reason.
@@ -150,6 +162,7 @@ impl Registry {
             channels: Mutex::new(Vec::new()),
             kill: CancellationToken::new(),
             reason: Mutex::new(None),
+            nudge: tokio::sync::Notify::new(),
         });
         self.churn.connection_created.incr();
         self.map.insert(id, entry.clone());

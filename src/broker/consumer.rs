@@ -8,13 +8,14 @@
 //! Lock order (never take an earlier lock while holding a later one):
 //! vhost maps → exchange bindings → queue state → channel deliveries → outbox buffer.
 
+use super::ack_timeout;
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
 use super::stats::{Counters, Stat};
 use crate::protocol::{BasicDeliver, Method, ShortStr};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The part of a channel that queues and other connections reach.
@@ -34,6 +35,15 @@ pub struct ChannelLink {
     pub transactional: AtomicBool,
     /// basic.qos prefetch_count for new consumers (for the management API).
     pub prefetch: AtomicU32,
+    /// The connection's consumer timeout in milliseconds (`amqp.consumer_timeout`, 0:
+    /// none), for deliveries from queues without `x-consumer-timeout`.
+    pub consumer_timeout: u64,
+    /// At most the earliest deadline of the unacked deliveries (see
+    /// [`ack_timeout`](super::ack_timeout)); u64::MAX when none can time out.
+    pub next_deadline: AtomicU64,
+    /// Set by the sweeper to the timeout (ms) a delivery exceeded: the reader closes the
+    /// channel with 406.
+    pub timed_out: AtomicU64,
 }
 
 /// Deliveries in flight on one channel.
@@ -65,10 +75,18 @@ pub struct Unacked {
     pub message: QueuedMessage,
     /// The consumer it went to (None for basic.get).
     pub consumer: Option<Arc<Consumer>>,
+    /// When it times out, on the [`ack_timeout`](super::ack_timeout) clock.
+    pub deadline: u64,
 }
 
 impl ChannelLink {
-    pub fn new(id: u16, connection_id: u64, outbox: Arc<Outbox>, cancel_notify: bool) -> Self {
+    pub fn new(
+        id: u16,
+        connection_id: u64,
+        outbox: Arc<Outbox>,
+        cancel_notify: bool,
+        consumer_timeout: u64,
+    ) -> Self {
         Self {
             id,
             connection_id,
@@ -82,6 +100,9 @@ impl ChannelLink {
             confirm: AtomicBool::new(false),
             transactional: AtomicBool::new(false),
             prefetch: AtomicU32::new(0),
+            consumer_timeout,
+            next_deadline: AtomicU64::new(u64::MAX),
+            timed_out: AtomicU64::new(0),
         }
     }
 }
@@ -195,11 +216,19 @@ impl Consumer {
             queue.unacked.fetch_add(1, Ordering::Relaxed);
             self.in_flight.fetch_add(1, Ordering::Relaxed);
             d.global_in_flight += 1;
+            let deadline = ack_timeout::deadline(
+                queue
+                    .args
+                    .consumer_timeout
+                    .unwrap_or(self.channel.consumer_timeout),
+            );
+            ack_timeout::note_delivery(&self.channel, deadline);
             d.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),
                 message,
                 consumer: Some(self.clone()),
+                deadline,
             });
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! (`policy`), and the registry of open connections. The server feeds
 //! it decoded methods; it writes deliveries into outboxes.
 
+pub mod ack_timeout;
 pub mod admin;
 pub mod args;
 pub mod auth;

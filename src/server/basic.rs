@@ -3,6 +3,7 @@
 
 use super::channel::TxOp;
 use super::connection::Connection;
+use crate::broker::ack_timeout;
 use crate::broker::args::{QueueType, message_expiration};
 use crate::broker::auth::{Perm, ResourceKind};
 use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
@@ -451,11 +452,15 @@ impl Connection {
         if !m.no_ack {
             qm.mark_delivered();
             q.unacked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let deadline =
+                ack_timeout::deadline(q.args.consumer_timeout.unwrap_or(link.consumer_timeout));
+            ack_timeout::note_delivery(&link, deadline);
             d.unacked.push_back(Unacked {
                 tag,
                 queue: q,
                 message: qm,
                 consumer: None,
+                deadline,
             });
         }
         Ok(())

@@ -69,9 +69,16 @@ impl Channel {
         outbox: Arc<Outbox>,
         cancel_notify: bool,
         max_message_size: u64,
+        consumer_timeout: u64,
     ) -> Self {
         Self {
-            link: Arc::new(ChannelLink::new(id, connection_id, outbox, cancel_notify)),
+            link: Arc::new(ChannelLink::new(
+                id,
+                connection_id,
+                outbox,
+                cancel_notify,
+                consumer_timeout,
+            )),
             assembler: ContentAssembler::new(max_message_size),
             closing: false,
             confirms: None,

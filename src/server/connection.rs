@@ -494,6 +494,7 @@ impl Connection {
                     ));
                     closing = true;
                 }
+                _ = entry.nudged(), if !closing => self.close_timed_out_channels(),
                 reason = entry.closed(), if !closing => {
                     self.close_connection(AmqpError::connection(
                         reply_code::CONNECTION_FORCED,
@@ -769,6 +770,7 @@ impl Connection {
             self.outbox.clone(),
             self.cancel_notify,
             self.shared.config.amqp.max_message_size,
+            self.shared.config.amqp.consumer_timeout,
         );
         self.presence.entry.add_channel(channel.link.clone());
         self.shared.broker.connections.churn.channel_created.incr();
@@ -806,6 +808,43 @@ impl Connection {
             ch.closing = true;
         }
         self.send(id, e.channel_close());
+    }
+
+    /// Closes the channels the consumer-timeout sweeper flagged, with RabbitMQ's 406; their
+    /// unacknowledged deliveries go back to their queues.
+    fn close_timed_out_channels(&mut self) {
+        for id in 0..self.channels.len() as u16 {
+            let Some(Some(ch)) = self.channels.get(id as usize) else {
+                continue;
+            };
+            let timeout = ch
+                .link
+                .timed_out
+                .swap(0, std::sync::atomic::Ordering::Relaxed);
+            if timeout == 0 || ch.closing {
+                continue;
+            }
+            warn!(
+                channel = id,
+                timeout,
+                "a delivery on this channel was not acknowledged in time: closing the \
+                 channel, its unacknowledged messages go back to their queues (raise \
+                 amqp.consumer_timeout or the queue's x-consumer-timeout if the consumer \
+                 needs longer)"
+            );
+            self.close_channel(
+                id,
+                AmqpError::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    format!(
+                        "delivery acknowledgement on channel {id} timed out. Timeout value \
+                         used: {timeout} ms. This timeout value can be configured, see \
+                         consumers doc guide to learn more"
+                    ),
+                ),
+            );
+        }
+        self.flush_batch();
     }
 
     /// Hard error (or shutdown): connection.close to the client.

@@ -239,6 +239,10 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         alarm_tx,
         shared.shutdown.clone(),
     ));
+    tracker.spawn(sweep_consumer_timeouts(
+        shared.broker.clone(),
+        shared.shutdown.clone(),
+    ));
     let token = shared.shutdown.clone();
     if let (Some(l), Some(acceptor), Some(addr)) = (tls_listener, tls_acceptor, tls_addr) {
         tracker.spawn(accept_loop(
@@ -272,6 +276,22 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         tracker,
         store,
     })
+}
+
+/// The one timer behind every consumer timeout (see `broker::ack_timeout`): a sweep a
+/// tick, whatever the number of deliveries in flight.
+async fn sweep_consumer_timeouts(broker: Arc<Broker>, stop: CancellationToken) {
+    let period = std::time::Duration::from_millis(crate::broker::ack_timeout::TICK_MS);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                crate::broker::ack_timeout::sweep(&broker.connections);
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// Accepts connections and gives each its own task; with `tls`, that task does the TLS
