@@ -4,6 +4,7 @@
 //! headers; cycles that no rejection broke are dropped.
 
 use super::effects::{DeadLetter, DeathReason, Effects};
+use super::exchange::{Props, RouteInfo};
 use super::message::Message;
 use super::queue::Queue;
 use super::vhost::VHost;
@@ -158,7 +159,12 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     props.headers = Some(headers);
     let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
     let mut targets: Vec<Arc<Queue>> = Vec::new();
-    vhost.route(&dlx, &key_refs, props.headers.as_ref(), &mut targets);
+    vhost.route(
+        &dlx,
+        &key_refs,
+        RouteInfo::new(props.headers.as_ref(), Props::Decoded(&props)),
+        &mut targets,
+    );
     // A cycle (back into a queue it died in) with no rejection in it is dropped.
     targets.retain(|q| rejected || !died_in.iter().any(|n| n == q.name.as_bytes()));
     if targets.is_empty() {

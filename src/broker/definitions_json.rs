@@ -588,6 +588,8 @@ fn plan(broker: &Broker, text: &str) -> Result<Plan, ImportError> {
                 super::vhost::type_name(ae)
             ));
         }
+        kind.check_arguments(&args)
+            .map_err(|x| ImportError(format!("{what}: {}", x.text)))?;
         if e.name.is_empty() || e.name.starts_with("amq.") {
             skipped.push(format!("{what} (reserved name)"));
             continue;

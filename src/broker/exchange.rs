@@ -1,11 +1,15 @@
 //! Exchanges and their bindings. Each kind keeps an index suited to its routing: a hash
-//! map for direct, the binding list for fanout and headers, a trie for topic.
+//! map for direct, the binding list for fanout and headers, a trie for topic, a weighted
+//! ring for x-consistent-hash.
 
+use super::consistent_hash::{self, HashOn, Ring};
 use super::headers::{self, XMatch};
 use super::policy::{Applied, effective};
 use super::queue::Queue;
 use super::topic::TopicTrie;
-use crate::protocol::{AmqpError, FieldTable, FieldValue, ShortStr};
+use crate::protocol::{
+    AmqpError, BasicProperties, EncodedProperties, FieldTable, FieldValue, ShortStr,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -15,6 +19,8 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-consistent-hash` (the rabbitmq_consistent_hash_exchange plugin's type).
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -24,6 +30,7 @@ impl ExchangeKind {
             b"fanout" => ExchangeKind::Fanout,
             b"topic" => ExchangeKind::Topic,
             b"headers" => ExchangeKind::Headers,
+            b"x-consistent-hash" => ExchangeKind::ConsistentHash,
             _ => return None,
         })
     }
@@ -34,6 +41,44 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
+        }
+    }
+
+    /// Whether an exchange of this kind looks only at a message's first routing key (its
+    /// CC and BCC keys aside), as the consistent-hash plugin does.
+    pub fn first_key_only(self) -> bool {
+        self == ExchangeKind::ConsistentHash
+    }
+
+    /// Checks a new exchange's arguments as its type does (406).
+    pub fn check_arguments(self, args: &FieldTable) -> Result<(), AmqpError> {
+        match self {
+            ExchangeKind::ConsistentHash => HashOn::from_args(args).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What routing may look at besides the routing key: the headers (headers exchanges,
+/// `hash-header`) and the properties (`hash-property`, decoded only for such an exchange).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo<'a> {
+    pub headers: Option<&'a FieldTable>,
+    pub properties: Props<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Props<'a> {
+    Encoded(&'a EncodedProperties),
+    Decoded(&'a BasicProperties),
+}
+
+impl<'a> RouteInfo<'a> {
+    pub fn new(headers: Option<&'a FieldTable>, properties: Props<'a>) -> Self {
+        RouteInfo {
+            headers,
+            properties,
         }
     }
 }
@@ -75,6 +120,9 @@ impl Binding {
         } else {
             XMatch::All
         };
+        if kind == ExchangeKind::ConsistentHash {
+            consistent_hash::weight(&routing_key)?;
+        }
         Ok(Binding {
             destination,
             routing_key,
@@ -95,6 +143,7 @@ struct Bindings {
     list: Vec<Binding>,
     direct: HashMap<ShortStr, Vec<Destination>>,
     topic: TopicTrie<Destination>,
+    ring: Ring,
 }
 
 #[derive(Debug)]
@@ -105,6 +154,9 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// What an x-consistent-hash exchange hashes on (from `hash-header` /
+    /// `hash-property`).
+    hash_on: HashOn,
     bindings: RwLock<Bindings>,
     /// Message statistics (management API): publish_in, publish_out.
     pub stats: super::stats::Counters,
@@ -135,6 +187,11 @@ impl Exchange {
             durable,
             auto_delete,
             internal,
+            hash_on: if kind == ExchangeKind::ConsistentHash {
+                HashOn::from_args(&arguments).unwrap_or_default()
+            } else {
+                HashOn::RoutingKey
+            },
             arguments,
             bindings: RwLock::default(),
             stats: Default::default(),
@@ -195,6 +252,10 @@ impl Exchange {
             ExchangeKind::Topic => bs
                 .topic
                 .insert(b.routing_key.as_bytes(), b.destination.clone()),
+            ExchangeKind::ConsistentHash => {
+                let weight = consistent_hash::weight(&b.routing_key).unwrap_or(1);
+                bs.ring.add(&b.destination, weight)
+            }
             ExchangeKind::Fanout | ExchangeKind::Headers => {}
         }
         bs.list.push(b);
@@ -230,6 +291,7 @@ impl Exchange {
                 }
             }
             ExchangeKind::Topic => bs.topic.remove(b.routing_key.as_bytes(), &b.destination),
+            ExchangeKind::ConsistentHash => bs.ring.remove(&b.destination),
             ExchangeKind::Fanout | ExchangeKind::Headers => {}
         }
     }
@@ -258,12 +320,18 @@ impl Exchange {
     }
 
     /// Calls `f` with each destination the message matches (possibly repeated).
-    pub fn route(
-        &self,
-        routing_key: &[u8],
-        headers: Option<&FieldTable>,
-        f: &mut impl FnMut(&Destination),
-    ) {
+    pub fn route(&self, routing_key: &[u8], info: RouteInfo<'_>, f: &mut impl FnMut(&Destination)) {
+        let headers = info.headers;
+        // Decoded only for an exchange that hashes on a property.
+        let decoded;
+        let properties = match info.properties {
+            Props::Decoded(p) => Some(p),
+            Props::Encoded(e) if self.hash_on.needs_properties() => {
+                decoded = e.decode().ok();
+                decoded.as_ref()
+            }
+            Props::Encoded(_) => None,
+        };
         let bs = self.bindings.read().unwrap();
         match self.kind {
             ExchangeKind::Direct => {
@@ -278,6 +346,13 @@ impl Exchange {
                     if headers::matches(b.x_match, &b.arguments, headers) {
                         f(&b.destination);
                     }
+                }
+            }
+            ExchangeKind::ConsistentHash => {
+                let key =
+                    consistent_hash::message_key(&self.hash_on, routing_key, headers, properties);
+                if let Some(d) = bs.ring.pick(key) {
+                    f(d)
                 }
             }
         }

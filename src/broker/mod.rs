@@ -9,6 +9,7 @@ pub mod admin;
 pub mod args;
 pub mod auth;
 pub mod connections;
+pub mod consistent_hash;
 pub mod consumer;
 pub mod deadletter;
 pub mod definitions_json;

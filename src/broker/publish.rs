@@ -3,6 +3,7 @@
 
 use super::deadletter::dead_letter_all;
 use super::effects::Effects;
+use super::exchange::{Props, RouteInfo};
 use super::message::Message;
 use super::vhost::VHost;
 use crate::protocol::{AmqpError, BasicProperties, EncodedProperties, ShortStr, reply_code};
@@ -34,7 +35,7 @@ pub fn publish(
     vhost.route(
         &ex,
         &[key.as_bytes()],
-        properties.headers.as_ref(),
+        RouteInfo::new(properties.headers.as_ref(), Props::Decoded(properties)),
         &mut out,
     );
     let message = Arc::new(Message {

@@ -4,7 +4,7 @@
 use super::args::{QueueArgs, VALIDATION_ORDER};
 use super::auth::{Access, Perm, ResourceKind};
 use super::consumer::Consumer;
-use super::exchange::{Binding, Destination, Exchange, ExchangeKind};
+use super::exchange::{Binding, Destination, Exchange, ExchangeKind, RouteInfo};
 use super::names;
 use super::outbox::Bells;
 use super::policy::{Target, VHostPolicies};
@@ -280,6 +280,9 @@ impl VHost {
         {
             a.check(Perm::Read, ResourceKind::Exchange, spec.name.as_bytes())?;
             a.check(Perm::Write, ResourceKind::Exchange, ae.as_bytes())?;
+        }
+        if !exists {
+            kind.check_arguments(spec.arguments)?;
         }
         let mut created = false;
         let existing = self
@@ -724,18 +727,18 @@ impl VHost {
         &self,
         exchange: &Arc<Exchange>,
         keys: &[&[u8]],
-        headers: Option<&FieldTable>,
+        info: RouteInfo<'_>,
         out: &mut Vec<Arc<Queue>>,
     ) {
         let mut visited: Vec<*const Exchange> = Vec::new();
-        self.route_into(exchange, keys, headers, out, &mut visited);
+        self.route_into(exchange, keys, info, out, &mut visited);
     }
 
     fn route_into(
         &self,
         exchange: &Arc<Exchange>,
         keys: &[&[u8]],
-        headers: Option<&FieldTable>,
+        info: RouteInfo<'_>,
         out: &mut Vec<Arc<Queue>>,
         visited: &mut Vec<*const Exchange>,
     ) {
@@ -752,8 +755,13 @@ impl VHost {
             }
         } else {
             let mut next: Vec<Arc<Exchange>> = Vec::new();
-            for k in keys {
-                exchange.route(k, headers, &mut |d| match d {
+            let keys_here = if exchange.kind.first_key_only() {
+                &keys[..keys.len().min(1)]
+            } else {
+                keys
+            };
+            for k in keys_here {
+                exchange.route(k, info, &mut |d| match d {
                     Destination::Queue(q) => push_unique(out, q.clone()),
                     Destination::Exchange(e) => {
                         if !next.iter().any(|x| Arc::ptr_eq(x, e)) {
@@ -763,14 +771,14 @@ impl VHost {
                 });
             }
             for e in next {
-                self.route_into(&e, keys, headers, out, visited);
+                self.route_into(&e, keys, info, out, visited);
             }
         }
         if out.len() == before
             && let Some(ae) = exchange.alternate()
             && let Some(ae) = self.exchange(ae.as_bytes())
         {
-            self.route_into(&ae, keys, headers, out, visited);
+            self.route_into(&ae, keys, info, out, visited);
         }
     }
 

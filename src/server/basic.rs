@@ -10,6 +10,7 @@ use crate::broker::consumer::{Consumer, ConsumerEntry, Unacked};
 use crate::broker::effects::DeathReason;
 use crate::broker::exchange::Exchange;
 use crate::broker::exchange::ExchangeKind;
+use crate::broker::exchange::{Props, RouteInfo};
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConsumeRefused, Queue, requeue_unacked};
@@ -142,7 +143,8 @@ impl Connection {
                 let bcc = extra_keys(h, "BCC")?;
                 let mut keys: Vec<&[u8]> = vec![p.routing_key.as_bytes()];
                 keys.extend(cc.iter().chain(bcc.iter()).map(|k| k.as_bytes()));
-                self.vhost.route(&ex, &keys, Some(h), &mut out);
+                let info = RouteInfo::new(Some(h), Props::Encoded(&properties));
+                self.vhost.route(&ex, &keys, info, &mut out);
                 if !bcc.is_empty() || h.get("BCC").is_some() {
                     // BCC never reaches consumers.
                     let mut all = properties.decode().unwrap_or_default();
@@ -153,9 +155,11 @@ impl Connection {
                 }
                 bcc_keys = bcc;
             }
-            _ => self
-                .vhost
-                .route(&ex, &[p.routing_key.as_bytes()], headers.as_ref(), &mut out),
+            _ => {
+                let info = RouteInfo::new(headers.as_ref(), Props::Encoded(&properties));
+                self.vhost
+                    .route(&ex, &[p.routing_key.as_bytes()], info, &mut out)
+            }
         }
         let message = Arc::new(Message {
             exchange: p.exchange.clone(),

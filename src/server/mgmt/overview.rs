@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         )
 }
 
-const EXCHANGE_TYPES: [(&str, &str); 4] = [
+const EXCHANGE_TYPES: [(&str, &str); 5] = [
     (
         "direct",
         "AMQP direct exchange, as per the AMQP specification",
@@ -46,6 +46,7 @@ const EXCHANGE_TYPES: [(&str, &str); 4] = [
         "topic",
         "AMQP topic exchange, as per the AMQP specification",
     ),
+    ("x-consistent-hash", "Consistent Hashing Exchange"),
 ];
 
 fn exchange_types() -> Value {
