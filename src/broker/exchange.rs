@@ -3,6 +3,7 @@
 //! ring for x-consistent-hash.
 
 use super::consistent_hash::{self, HashOn, Ring};
+use super::dedup;
 use super::headers::{self, XMatch};
 use super::policy::{Applied, effective};
 use super::queue::Queue;
@@ -21,6 +22,9 @@ pub enum ExchangeKind {
     Headers,
     /// `x-consistent-hash` (the rabbitmq_consistent_hash_exchange plugin's type).
     ConsistentHash,
+    /// `x-message-deduplication` (the rabbitmq-message-deduplication plugin's type):
+    /// fanout, but a message whose deduplication header was seen recently goes nowhere.
+    MessageDeduplication,
 }
 
 impl ExchangeKind {
@@ -31,6 +35,7 @@ impl ExchangeKind {
             b"topic" => ExchangeKind::Topic,
             b"headers" => ExchangeKind::Headers,
             b"x-consistent-hash" => ExchangeKind::ConsistentHash,
+            b"x-message-deduplication" => ExchangeKind::MessageDeduplication,
             _ => return None,
         })
     }
@@ -42,19 +47,26 @@ impl ExchangeKind {
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
             ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::MessageDeduplication => "x-message-deduplication",
         }
     }
 
     /// Whether an exchange of this kind looks only at a message's first routing key (its
     /// CC and BCC keys aside), as the consistent-hash plugin does.
     pub fn first_key_only(self) -> bool {
-        self == ExchangeKind::ConsistentHash
+        // (A deduplication exchange must also see each message once: a CC key would
+        // otherwise make it a duplicate of itself.)
+        matches!(
+            self,
+            ExchangeKind::ConsistentHash | ExchangeKind::MessageDeduplication
+        )
     }
 
     /// Checks a new exchange's arguments as its type does (406).
     pub fn check_arguments(self, args: &FieldTable) -> Result<(), AmqpError> {
         match self {
             ExchangeKind::ConsistentHash => HashOn::from_args(args).map(|_| ()),
+            ExchangeKind::MessageDeduplication => dedup::Settings::from_args(args).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -157,6 +169,8 @@ pub struct Exchange {
     /// What an x-consistent-hash exchange hashes on (from `hash-header` /
     /// `hash-property`).
     hash_on: HashOn,
+    /// The recently seen header values of an x-message-deduplication exchange.
+    dedup: Option<dedup::Cache>,
     bindings: RwLock<Bindings>,
     /// Message statistics (management API): publish_in, publish_out.
     pub stats: super::stats::Counters,
@@ -192,6 +206,14 @@ impl Exchange {
             } else {
                 HashOn::RoutingKey
             },
+            dedup: (kind == ExchangeKind::MessageDeduplication).then(|| {
+                // Validated at declaration; a recovered exchange keeps what it had.
+                let settings = dedup::Settings::from_args(&arguments).unwrap_or(dedup::Settings {
+                    size: 1,
+                    ttl_ms: None,
+                });
+                dedup::Cache::new(settings)
+            }),
             arguments,
             bindings: RwLock::default(),
             stats: Default::default(),
@@ -256,7 +278,7 @@ impl Exchange {
                 let weight = consistent_hash::weight(&b.routing_key).unwrap_or(1);
                 bs.ring.add(&b.destination, weight)
             }
-            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+            ExchangeKind::Fanout | ExchangeKind::Headers | ExchangeKind::MessageDeduplication => {}
         }
         bs.list.push(b);
         true
@@ -292,7 +314,7 @@ impl Exchange {
             }
             ExchangeKind::Topic => bs.topic.remove(b.routing_key.as_bytes(), &b.destination),
             ExchangeKind::ConsistentHash => bs.ring.remove(&b.destination),
-            ExchangeKind::Fanout | ExchangeKind::Headers => {}
+            ExchangeKind::Fanout | ExchangeKind::Headers | ExchangeKind::MessageDeduplication => {}
         }
     }
 
@@ -340,6 +362,11 @@ impl Exchange {
                 }
             }
             ExchangeKind::Fanout => bs.list.iter().for_each(|b| f(&b.destination)),
+            ExchangeKind::MessageDeduplication => {
+                if self.dedup.as_ref().is_none_or(|c| c.admit(headers)) {
+                    bs.list.iter().for_each(|b| f(&b.destination))
+                }
+            }
             ExchangeKind::Topic => bs.topic.matches(routing_key, f),
             ExchangeKind::Headers => {
                 for b in &bs.list {

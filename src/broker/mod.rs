@@ -12,6 +12,7 @@ pub mod connections;
 pub mod consistent_hash;
 pub mod consumer;
 pub mod deadletter;
+pub mod dedup;
 pub mod definitions_json;
 pub mod effects;
 pub mod exchange;

@@ -1,0 +1,273 @@
+//! Deduplication at the exchange, as the rabbitmq-message-deduplication plugin's
+//! `x-message-deduplication` exchange type defines it: a message whose
+//! `x-deduplication-header` value was seen within the cache's TTL is confirmed but not
+//! routed; the cache holds at most `x-cache-size` values.
+//!
+//! The plugin is not shipped with Debian's RabbitMQ, so these tests are written from its
+//! README and its own test suite (exchange_SUITE: deduplicate_message,
+//! deduplicate_message_ttl, deduplicate_message_cache_overflow, declare_exchanges) and run
+//! on Warren only.
+
+mod common;
+
+use common::{TestBroker, amqp_error, unique};
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+use std::time::Duration;
+
+fn dedup_kind() -> ExchangeKind {
+    ExchangeKind::Custom("x-message-deduplication".into())
+}
+
+fn cache_args(size: i64, ttl_ms: Option<i64>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-cache-size".into(), AMQPValue::LongLongInt(size));
+    if let Some(t) = ttl_ms {
+        args.insert("x-cache-ttl".into(), AMQPValue::LongLongInt(t));
+    }
+    args
+}
+
+/// A deduplication exchange with one queue bound to it; returns (exchange, queue).
+async fn exchange_and_queue(ch: &Channel, args: FieldTable) -> (String, String) {
+    let x = format!("dedup-{}", unique());
+    ch.exchange_declare(
+        x.as_str().into(),
+        dedup_kind(),
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .as_str()
+        .to_string();
+    // Like fanout: the binding key does not matter.
+    ch.queue_bind(
+        q.as_str().into(),
+        x.as_str().into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    (x, q)
+}
+
+/// Publishes with confirms; `id` is the deduplication header, `ttl` a per-message
+/// `x-cache-ttl`. Returns whether the broker acked.
+async fn publish(ch: &Channel, x: &str, id: Option<&str>, ttl: Option<i64>) -> bool {
+    let mut h = FieldTable::default();
+    if let Some(id) = id {
+        h.insert(
+            "x-deduplication-header".into(),
+            AMQPValue::LongString(LongString::from(id)),
+        );
+    }
+    if let Some(t) = ttl {
+        h.insert("x-cache-ttl".into(), AMQPValue::LongLongInt(t));
+    }
+    ch.basic_publish(
+        x.into(),
+        "any".into(),
+        BasicPublishOptions::default(),
+        b"payload",
+        BasicProperties::default().with_headers(h),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap()
+    .is_ack()
+}
+
+async fn count(ch: &Channel, q: &str) -> u32 {
+    ch.queue_declare(q.into(), common::passive(), FieldTable::default())
+        .await
+        .unwrap()
+        .message_count()
+}
+
+async fn confirming(b: &TestBroker) -> (lapin::Connection, Channel) {
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    (conn, ch)
+}
+
+#[tokio::test]
+async fn a_duplicate_is_confirmed_but_not_routed() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let (x, q) = exchange_and_queue(&ch, cache_args(10, Some(10_000))).await;
+
+    for _ in 0..5 {
+        assert!(publish(&ch, &x, Some("deduplicate-this"), None).await);
+    }
+    assert_eq!(count(&ch, &q).await, 1);
+
+    // Without the header nothing is checked.
+    for _ in 0..2 {
+        assert!(publish(&ch, &x, None, None).await);
+    }
+    assert_eq!(count(&ch, &q).await, 3);
+    let first = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.delivery.data, b"payload");
+}
+
+#[tokio::test]
+async fn a_value_is_new_again_once_its_ttl_has_passed() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let (x, q) = exchange_and_queue(&ch, cache_args(10, Some(300))).await;
+
+    // The exchange's TTL.
+    publish(&ch, &x, Some("deduplicate-this"), None).await;
+    publish(&ch, &x, Some("deduplicate-this"), None).await;
+    assert_eq!(count(&ch, &q).await, 1);
+    // Time passing is the behaviour under test, not a synchronisation.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    publish(&ch, &x, Some("deduplicate-this"), None).await;
+    assert_eq!(count(&ch, &q).await, 2);
+
+    // A message's own x-cache-ttl overrides it.
+    publish(&ch, &x, Some("deduplicate-that"), Some(60_000)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    publish(&ch, &x, Some("deduplicate-that"), Some(60_000)).await;
+    assert_eq!(count(&ch, &q).await, 3);
+}
+
+#[tokio::test]
+async fn a_full_cache_forgets_its_oldest_value() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let (x, q) = exchange_and_queue(&ch, cache_args(1, None)).await;
+    for id in ["deduplicate-this", "deduplicate-that", "deduplicate-this"] {
+        publish(&ch, &x, Some(id), None).await;
+    }
+    assert_eq!(count(&ch, &q).await, 3);
+}
+
+#[tokio::test]
+async fn a_mandatory_duplicate_comes_back_as_unroutable() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let (x, q) = exchange_and_queue(&ch, cache_args(10, None)).await;
+    let mut h = FieldTable::default();
+    h.insert(
+        "x-deduplication-header".into(),
+        AMQPValue::LongString("once".into()),
+    );
+    let mut returned = Vec::new();
+    for _ in 0..2 {
+        let confirm = ch
+            .basic_publish(
+                x.as_str().into(),
+                "k".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                b"m",
+                BasicProperties::default().with_headers(h.clone()),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        returned.push(confirm.take_message().is_some());
+    }
+    // The plugin's route gives no queue for a duplicate: the broker returns it.
+    assert_eq!(returned, [false, true]);
+    assert_eq!(count(&ch, &q).await, 1);
+}
+
+#[tokio::test]
+async fn cache_arguments_are_checked_at_declaration() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let conn = b.connect().await;
+    let text = |t: &str| format!("PRECONDITION_FAILED - {t}");
+    let size_text =
+        text("Missing or invalid argument, 'x-cache-size' must be an integer greater than 0");
+    let mut strings = FieldTable::default();
+    strings.insert("x-cache-size".into(), AMQPValue::LongString("foo".into()));
+    strings.insert("x-cache-ttl".into(), AMQPValue::LongString("bar".into()));
+    let mut bad_ttl = cache_args(5, Some(0));
+    bad_ttl.insert("x-cache-ttl".into(), AMQPValue::LongLongInt(-5));
+    let mut bad_persistence = cache_args(5, None);
+    bad_persistence.insert(
+        "x-cache-persistence".into(),
+        AMQPValue::LongString("tape".into()),
+    );
+    let cases = [
+        (FieldTable::default(), size_text.clone()),
+        (cache_args(0, None), size_text.clone()),
+        (strings, size_text),
+        (
+            bad_ttl,
+            text("Invalid argument, 'x-cache-ttl' must be an integer greater than 0"),
+        ),
+        (
+            bad_persistence,
+            text("Invalid argument, 'x-cache-persistence' must be either 'disk' or 'memory'"),
+        ),
+    ];
+    for (args, want) in cases {
+        let ch = conn.create_channel().await.unwrap();
+        let err = ch
+            .exchange_declare(
+                format!("dedup-bad-{}", unique()).as_str().into(),
+                dedup_kind(),
+                ExchangeDeclareOptions::default(),
+                args,
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(amqp_error(&err), (406, want));
+    }
+    // Strings of digits and every integer type are accepted, as by the plugin.
+    let ch = conn.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-cache-size".into(), AMQPValue::LongString("10".into()));
+    args.insert("x-cache-ttl".into(), AMQPValue::ShortInt(1000));
+    args.insert(
+        "x-cache-persistence".into(),
+        AMQPValue::LongString("disk".into()),
+    );
+    ch.exchange_declare(
+        format!("dedup-ok-{}", unique()).as_str().into(),
+        dedup_kind(),
+        ExchangeDeclareOptions {
+            auto_delete: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+}
