@@ -118,7 +118,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 29);
+    assert_eq!(keys, 30);
 }
 
 #[test]
@@ -708,6 +708,7 @@ fn binary_exits_1_naming_a_missing_certificate_file() {
         .arg(shipped_file())
         .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
         .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS__LISTEN", "127.0.0.1:0")
         .env("WARREN_STORAGE__DIR", &data)
         .env("WARREN_TLS__LISTEN", "127.0.0.1:0")
         .env("WARREN_TLS__CERT_FILE", &missing)

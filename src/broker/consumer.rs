@@ -11,7 +11,7 @@
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
-use super::stats::{Counters, Stat};
+use super::stats::{Counters, SizeHistogram, Stat};
 use crate::protocol::{BasicDeliver, Method, ShortStr};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -34,6 +34,9 @@ pub struct ChannelLink {
     pub transactional: AtomicBool,
     /// basic.qos prefetch_count for new consumers (for the management API).
     pub prefetch: AtomicU32,
+    /// Sizes of the messages published on the channel (Prometheus' histogram); folded
+    /// into the broker's when it closes.
+    pub sizes: SizeHistogram,
 }
 
 /// Deliveries in flight on one channel.
@@ -82,6 +85,7 @@ impl ChannelLink {
             confirm: AtomicBool::new(false),
             transactional: AtomicBool::new(false),
             prefetch: AtomicU32::new(0),
+            sizes: SizeHistogram::default(),
         }
     }
 }

@@ -180,6 +180,16 @@ impl Ready {
     }
 }
 
+/// A queue's message and consumer counts (see [`Queue::levels`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueLevels {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub paged_out: u64,
+    pub paged_out_bytes: u64,
+    pub consumers: u64,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub name: ShortStr,
@@ -855,6 +865,19 @@ impl Queue {
             (s.ready.len as u64 + s.tail.count) as u32,
             s.consumers.len() as u32,
         )
+    }
+
+    /// The queue's levels, read under its lock and nothing else (no copy of the
+    /// consumers): what a Prometheus scrape reads of each queue.
+    pub fn levels(&self) -> QueueLevels {
+        let s = self.lock();
+        QueueLevels {
+            ready: s.ready.len as u64 + s.tail.count,
+            ready_bytes: s.ready.bytes + s.tail.bytes,
+            paged_out: s.tail.count,
+            paged_out_bytes: s.tail.bytes,
+            consumers: s.consumers.len() as u64,
+        }
     }
 
     /// What the management API shows of the queue's state, read under one short lock.

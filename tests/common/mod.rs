@@ -97,6 +97,7 @@ impl TestBroker {
         let mut config = warren::config::Config::default();
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
         config.mgmt.listen = "127.0.0.1:0".into();
+        config.prometheus.listen = "127.0.0.1:0".into();
         config.storage.dir = std::env::temp_dir().join(format!("warren-test-{}", unique()));
         configure(&mut config);
         let server = warren::server::start(config).await.expect("broker starts");
