@@ -111,6 +111,20 @@ async fn publish(ch: &Channel, q: &str, body: &[u8]) {
     within("confirm", confirm).await.unwrap();
 }
 
+/// Consumes from `q` with manual acknowledgements.
+async fn consume(ch: &Channel, q: &str) -> Deliveries {
+    Deliveries::new(
+        ch.basic_consume(
+            q.into(),
+            "prom".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn families_carry_rabbitmqs_type_and_help() {
     let b = TestBroker::start().await;
@@ -239,17 +253,7 @@ async fn counters_move_when_messages_flow() {
         publish(&publisher, &q, &[b'x'; 500]).await;
     }
     let consumer = conn.create_channel().await.unwrap();
-    let mut deliveries = Deliveries::new(
-        consumer
-            .basic_consume(
-                q.as_str().into(),
-                "prom".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap(),
-    );
+    let mut deliveries = consume(&consumer, &q).await;
     for _ in 0..N as usize {
         let d = deliveries.next().await;
         d.ack(BasicAckOptions::default()).await.unwrap();
@@ -350,15 +354,7 @@ async fn per_object_shows_each_queue_channel_and_connection() {
         .basic_qos(2, BasicQosOptions::default())
         .await
         .unwrap();
-    let _deliveries = consumer
-        .basic_consume(
-            q.as_str().into(),
-            "prom".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let _deliveries = consume(&consumer, &q).await;
     let labels = [("vhost", "/"), ("queue", q.as_str())];
     let cases: [(&str, f64); 4] = [
         ("rabbitmq_queue_messages_ready", 3.0),
