@@ -275,7 +275,9 @@ async fn counters_move_when_messages_flow() {
         ("queue_type", "rabbit_classic_queue"),
         ("dead_letter_strategy", "disabled"),
     ];
-    let mut cases: Vec<(&str, &[(&str, &str)], f64)> = vec![
+    // (metric, labels, how much it must grow)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+    let mut cases: Vec<Case> = vec![
         ("rabbitmq_global_messages_received_total", &amqp, N + 2.0),
         ("rabbitmq_global_messages_routed_total", &amqp, N + 2.0),
         (

@@ -590,10 +590,13 @@ impl Filter {
     }
 }
 
+/// A vhost's queues, each with its levels as the scrape read them.
+type VHostQueues = (Arc<VHost>, Vec<(Arc<Queue>, QueueLevels)>);
+
 /// What one scrape read of the broker, gathered once and shared by every family.
 struct Objects {
     conns: Vec<(Arc<ConnectionEntry>, Vec<Arc<ChannelLink>>)>,
-    queues: Vec<(Arc<VHost>, Vec<(Arc<Queue>, QueueLevels)>)>,
+    queues: Vec<VHostQueues>,
 }
 
 impl Objects {
