@@ -42,7 +42,7 @@ wpid="" rpid="" rpid_beam=""
 start_warren() {
     local port data
     port=$(free_port); data=$(mktemp -d "$work/warren.XXXX")
-    WARREN_AMQP__LISTEN="127.0.0.1:$port" WARREN_MGMT__LISTEN=127.0.0.1:0 WARREN_STORAGE__DIR="$data" WARREN_LOG__LEVEL=warn \
+    WARREN_AMQP__LISTEN="127.0.0.1:$port" WARREN_MGMT__LISTEN=127.0.0.1:0 WARREN_PROMETHEUS__LISTEN=127.0.0.1:0 WARREN_STORAGE__DIR="$data" WARREN_LOG__LEVEL=warn \
         "$BIN/warren" >"$data.log" 2>&1 &
     wpid=$!
     wait_port "$port" || { log "Warren did not start: $data.log"; exit 1; }

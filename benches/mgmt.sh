@@ -12,6 +12,7 @@
 # Needs python3 with pika (the interop venv has it: interop/.venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 uri=$1; mgmt=$2; pid=$3
 RUNS=${RUNS:-5}
 SECS=${SECONDS_PER_RUN:-10}
@@ -20,20 +21,8 @@ CONNECTIONS=${CONNECTIONS:-10000}
 PY=${PYTHON:-interop/.venv/bin/python}
 PERF=${CARGO_TARGET_DIR:-target}/release/warren-perf
 [ -x "$PERF" ] || cargo build --release --quiet --bin warren-perf
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 auth=guest:guest
 
-run_a() {
-    local t0 t1 out
-    t0=$(ticks "$pid")
-    out=$("$PERF" --uri "$uri" -x 1 -y 1 -s 16 -z "$SECS" --json | tail -1)
-    t1=$(ticks "$pid")
-    python3 -c '
-import json, os, sys
-j = json.loads(sys.argv[1]); hz = os.sysconf("SC_CLK_TCK")
-n = j.get("consumed") or j["received_rate"] * float(sys.argv[4])
-print(round(j["received_rate"]), round((int(sys.argv[3]) - int(sys.argv[2])) / hz * 1e6 / max(n, 1), 2))' "$out" "$t0" "$t1" "$SECS"
-}
 
 declare -a PLAIN POLLED
 for n in $(seq "$RUNS"); do
@@ -55,7 +44,6 @@ while True:
     echo "run $n polling /api/queues every second: $rate msg/s, $us µs broker CPU/msg" >&2
     POLLED+=("$rate")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "scenario a, median of $RUNS: without API client $(median "${PLAIN[@]}") msg/s; polling /api/queues every second $(median "${POLLED[@]}") msg/s"
 
 "$PY" - "$uri" "$mgmt" "$QUEUES" <<'PY'

@@ -50,6 +50,21 @@ pub struct Config {
     pub definitions: DefinitionsConfig,
     pub tls: TlsConfig,
     pub mgmt: MgmtConfig,
+    pub prometheus: PrometheusConfig,
+}
+
+/// The Prometheus metrics endpoint (RabbitMQ's rabbitmq_prometheus plugin).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Address of the HTTP listener serving `/metrics`; empty: none.
+    pub listen: String,
+}
+
+impl PrometheusConfig {
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        optional_addr(&self.listen, "127.0.0.1:15692")
+    }
 }
 
 /// The management HTTP API (RabbitMQ's management plugin). Empty strings mean "off" or
@@ -334,6 +349,9 @@ impl Default for Config {
                 tls_key_file: PathBuf::new(),
                 stats_interval: 5000,
             },
+            prometheus: PrometheusConfig {
+                listen: "127.0.0.1:15692".into(),
+            },
         }
     }
 }
@@ -543,6 +561,9 @@ impl Config {
         }
         if let Err(e) = self.mgmt.listen_addr() {
             return Err(invalid("mgmt.listen", e));
+        }
+        if let Err(e) = self.prometheus.listen_addr() {
+            return Err(invalid("prometheus.listen", e));
         }
         match self.mgmt.tls_listen_addr() {
             Err(e) => return Err(invalid("mgmt.tls_listen", e)),

@@ -13,6 +13,7 @@ fn config(dir: &std::path::Path) -> warren::config::Config {
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.mgmt.listen = "127.0.0.1:0".into();
+    config.prometheus.listen = "127.0.0.1:0".into();
     config.storage.dir = dir.to_path_buf();
     config
 }
@@ -75,6 +76,7 @@ async fn loopback_users_may_connect_only_from_loopback() {
     let mut cfg = config(&dir);
     cfg.amqp.listen = "0.0.0.0:0".parse().unwrap();
     cfg.mgmt.listen = "127.0.0.1:0".into();
+    cfg.prometheus.listen = "127.0.0.1:0".into();
     let server = warren::server::start(cfg).await.unwrap();
     let remote = SocketAddr::new(ip, server.local_addr.port());
     let local = SocketAddr::new("127.0.0.1".parse().unwrap(), server.local_addr.port());
@@ -109,6 +111,7 @@ async fn loopback_users_may_connect_only_from_loopback() {
     let mut open = config(&dir);
     open.amqp.listen = "0.0.0.0:0".parse().unwrap();
     open.mgmt.listen = "127.0.0.1:0".into();
+    open.prometheus.listen = "127.0.0.1:0".into();
     open.auth.loopback_users = vec![];
     let server = warren::server::start(open).await.unwrap();
     let remote = SocketAddr::new(ip, server.local_addr.port());

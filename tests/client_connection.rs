@@ -253,6 +253,7 @@ async fn guest_over_ipv4_on_a_dual_stack_listener_is_loopback() {
             let mut config = warren::config::Config::default();
             config.amqp.listen = "[::]:0".parse().unwrap();
             config.mgmt.listen = "127.0.0.1:0".into();
+            config.prometheus.listen = "127.0.0.1:0".into();
             config.storage.dir =
                 std::env::temp_dir().join(format!("warren-test-{}", common::unique()));
             let server = match warren::server::start(config).await {

@@ -120,7 +120,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 31);
+    assert_eq!(keys, 32);
 }
 
 #[test]
@@ -717,6 +717,7 @@ fn binary_exits_1_naming_a_missing_certificate_file() {
         .arg(shipped_file())
         .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
         .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS__LISTEN", "127.0.0.1:0")
         .env("WARREN_STORAGE__DIR", &data)
         .env("WARREN_TLS__LISTEN", "127.0.0.1:0")
         .env("WARREN_TLS__CERT_FILE", &missing)

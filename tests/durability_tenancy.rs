@@ -25,6 +25,7 @@ fn config(dir: &Path) -> warren::config::Config {
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.mgmt.listen = "127.0.0.1:0".into();
+    config.prometheus.listen = "127.0.0.1:0".into();
     config.storage.dir = dir.to_path_buf();
     config
 }

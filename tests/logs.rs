@@ -50,6 +50,7 @@ impl Logged {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .env("WARREN_AMQP__LISTEN", "127.0.0.1:0")
             .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
+            .env("WARREN_PROMETHEUS__LISTEN", "127.0.0.1:0")
             .env("WARREN_STORAGE__DIR", &dir)
             .env("WARREN_LOG__FORMAT", format)
             .env("WARREN_LOG__LEVEL", "info")

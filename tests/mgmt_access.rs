@@ -761,7 +761,11 @@ async fn guest_is_refused_from_a_non_loopback_address() {
         eprintln!("skipped: this machine has no non-loopback address");
         return;
     };
-    let b = TestBroker::start_with(|c| c.mgmt.listen = "0.0.0.0:0".into()).await;
+    let b = TestBroker::start_with(|c| {
+        c.mgmt.listen = "0.0.0.0:0".into();
+        c.prometheus.listen = "127.0.0.1:0".into();
+    })
+    .await;
     let port = b.server().unwrap().mgmt_addr.unwrap().port();
     let remote = Api::new(&format!("http://{ip}:{port}"), "guest", "guest");
     remote.get("/overview").await.expect_error(

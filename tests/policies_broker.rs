@@ -25,6 +25,7 @@ async fn start(paging_threshold: &str) -> ServerHandle {
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.mgmt.listen = "127.0.0.1:0".into();
+    config.prometheus.listen = "127.0.0.1:0".into();
     config.storage.dir = std::env::temp_dir().join(format!("warren-policies-{}", unique()));
     config.memory.paging_threshold = paging_threshold.into();
     warren::server::start(config).await.unwrap()

@@ -110,6 +110,7 @@ impl Pki {
         let mut config = Config::default();
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
         config.mgmt.listen = "127.0.0.1:0".into();
+        config.prometheus.listen = "127.0.0.1:0".into();
         config.storage.dir = self.dir.join("data");
         config.tls.listen = "127.0.0.1:0".into();
         config.tls.cert_file = self.path("server.pem");
@@ -533,6 +534,7 @@ async fn no_tls_listener_by_default() {
     let mut config = Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.mgmt.listen = "127.0.0.1:0".into();
+    config.prometheus.listen = "127.0.0.1:0".into();
     config.storage.dir = pki.dir.join("data");
     let server = start(config).await;
     assert_eq!(server.tls_addr, None);

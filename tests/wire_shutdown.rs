@@ -46,6 +46,7 @@ async fn sigterm_stops_the_binary_gracefully() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .env("WARREN_AMQP__LISTEN", format!("127.0.0.1:{port}"))
         .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS__LISTEN", "127.0.0.1:0")
         .env("WARREN_STORAGE__DIR", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

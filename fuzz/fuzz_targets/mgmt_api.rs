@@ -22,6 +22,7 @@ fn api() -> SocketAddr {
                 let mut config = warren::config::Config::default();
                 config.amqp.listen = "127.0.0.1:0".parse().unwrap();
                 config.mgmt.listen = "127.0.0.1:0".into();
+                config.prometheus.listen = "127.0.0.1:0".into();
                 config.storage.sync = false;
                 config.storage.dir =
                     std::env::temp_dir().join(format!("warren-fuzz-mgmt-{}", std::process::id()));

@@ -228,6 +228,7 @@ impl Broker {
         self.connections
             .close_where(|c| c.vhost == name, &format!("vhost '{name}' is deleted"));
         v.destroy();
+        self.retired_queues.absorb(&v.retired);
         self.auth.forget_vhost(name);
         info!(vhost = %name, "vhost deleted");
         Ok(())

@@ -6,7 +6,7 @@
 //! drops, so the registry never outlives the connection task.
 
 use super::consumer::ChannelLink;
-use super::stats::{Counter, Counters, Traffic};
+use super::stats::{Counter, Counters, SizeHistogram, Traffic};
 use crate::protocol::FieldTable;
 use dashmap::DashMap;
 use std::net::SocketAddr;
@@ -105,6 +105,8 @@ pub struct Registry {
     /// Statistics of channels that have closed, so that the broker's totals never go
     /// backwards.
     pub retired: Counters,
+    /// Message sizes published on channels that have closed.
+    pub retired_sizes: SizeHistogram,
     /// Connection and channel churn (the management API's `churn_rates`).
     pub churn: ConnectionChurn,
 }
@@ -191,6 +193,7 @@ impl Registry {
     pub fn retire(&self, link: &ChannelLink) {
         self.churn.channel_closed.incr();
         self.retired.absorb(&link.stats);
+        self.retired_sizes.absorb(&link.sizes);
     }
 
     /// Closes every connection `pick` selects, with `reason`.

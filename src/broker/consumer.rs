@@ -12,7 +12,7 @@ use super::ack_timeout;
 use super::message::MessageRef;
 use super::outbox::{Bells, Outbox};
 use super::queue::{Queue, QueuedMessage};
-use super::stats::{Counters, Stat};
+use super::stats::{Counters, SizeHistogram, Stat};
 use crate::protocol::{BasicDeliver, Method, ShortStr};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -44,6 +44,9 @@ pub struct ChannelLink {
     /// Set by the sweeper to the timeout (ms) a delivery exceeded: the reader closes the
     /// channel with 406.
     pub timed_out: AtomicU64,
+    /// Sizes of the messages published on the channel (Prometheus' histogram); folded
+    /// into the broker's when it closes.
+    pub sizes: SizeHistogram,
 }
 
 /// Deliveries in flight on one channel.
@@ -103,6 +106,7 @@ impl ChannelLink {
             consumer_timeout,
             next_deadline: AtomicU64::new(u64::MAX),
             timed_out: AtomicU64::new(0),
+            sizes: SizeHistogram::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::outbox::Bells;
 use super::queue::{Queue, QueuedMessage};
+use super::stats::Stat;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,16 @@ impl Effects {
     /// dead-letter exchange, by argument or policy (otherwise the message is simply
     /// dropped). The exchange itself is read when the message is dead-lettered.
     pub fn dead_letter(&mut self, queue: &Arc<Queue>, message: QueuedMessage, reason: DeathReason) {
-        if queue.has_dead_letter_exchange() {
+        let dlx = queue.has_dead_letter_exchange();
+        queue.stats.incr(match (reason, dlx) {
+            (DeathReason::Expired, true) => Stat::DeadLetteredExpired,
+            (DeathReason::Maxlen, true) => Stat::DeadLetteredMaxlen,
+            (DeathReason::Rejected, true) => Stat::DeadLetteredRejected,
+            (DeathReason::Expired, false) => Stat::DroppedExpired,
+            (DeathReason::Maxlen, false) => Stat::DroppedMaxlen,
+            (DeathReason::Rejected, false) => Stat::DroppedRejected,
+        });
+        if dlx {
             self.dead.push(DeadLetter {
                 queue: queue.clone(),
                 message,

@@ -48,6 +48,8 @@ pub struct Broker {
     admin: Mutex<()>,
     /// Global runtime parameters by name (`cluster_name`, `internal_cluster_id`, ...).
     globals: RwLock<BTreeMap<String, serde_json::Value>>,
+    /// Message statistics of the queues of deleted vhosts, by queue type.
+    pub retired_queues: stats::ByQueueType,
 }
 
 /// What the first start creates (`auth.default_*`), as RabbitMQ's `default_user`.
@@ -72,6 +74,7 @@ impl Broker {
             store,
             admin: Mutex::new(()),
             globals: RwLock::default(),
+            retired_queues: Default::default(),
         };
         if let Some(seed) = seed
             && !recovery.definitions.seeded

@@ -180,6 +180,28 @@ impl Ready {
     }
 }
 
+/// A queue's message and consumer counts (see [`Queue::levels`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueLevels {
+    pub ready: u64,
+    pub ready_bytes: u64,
+    pub paged_out: u64,
+    pub paged_out_bytes: u64,
+    pub consumers: u64,
+}
+
+impl QueueLevels {
+    fn of(s: &QueueState) -> QueueLevels {
+        QueueLevels {
+            ready: s.ready.len as u64 + s.tail.count,
+            ready_bytes: s.ready.bytes + s.tail.bytes,
+            paged_out: s.tail.count,
+            paged_out_bytes: s.tail.bytes,
+            consumers: s.consumers.len() as u64,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Queue {
     pub name: ShortStr,
@@ -857,14 +879,21 @@ impl Queue {
         )
     }
 
+    /// The queue's levels, read under its lock and nothing else (no copy of the
+    /// consumers): what a Prometheus scrape reads of each queue.
+    pub fn levels(&self) -> QueueLevels {
+        QueueLevels::of(&self.lock())
+    }
+
     /// What the management API shows of the queue's state, read under one short lock.
     pub fn snapshot(&self) -> QueueSnapshot {
         let s = self.lock();
+        let l = QueueLevels::of(&s);
         QueueSnapshot {
-            ready: s.ready.len as u64 + s.tail.count,
-            ready_bytes: s.ready.bytes + s.tail.bytes,
-            paged_out: s.tail.count,
-            paged_out_bytes: s.tail.bytes,
+            ready: l.ready,
+            ready_bytes: l.ready_bytes,
+            paged_out: l.paged_out,
+            paged_out_bytes: l.paged_out_bytes,
             consumers: s.consumers.clone(),
             idle_since: s.last_used,
         }

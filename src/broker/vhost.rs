@@ -34,6 +34,9 @@ pub struct VHost {
     pub connections: AtomicU64,
     /// Queues declared, created and deleted (the management API's churn rates).
     pub churn: super::stats::QueueChurn,
+    /// Message statistics of the vhost's deleted queues, by queue type (Prometheus'
+    /// `rabbitmq_global_*` counters never go backwards).
+    pub retired: super::stats::ByQueueType,
     /// Its policies and operator policies. Read (briefly) by declarations, under the map
     /// shard they insert into; written by the administrative operations, which hold no
     /// other lock then and re-apply after releasing it (see `policy::apply`).
@@ -97,6 +100,7 @@ impl VHost {
             }),
             connections: AtomicU64::new(0),
             churn: Default::default(),
+            retired: Default::default(),
             policies: RwLock::default(),
         };
         for (n, k) in [
@@ -635,6 +639,7 @@ impl VHost {
             });
         }
         self.churn.deleted.incr();
+        self.retired.0[q.args.queue_type as usize].absorb(&q.stats);
         let (count, consumers) = q.mark_deleted();
         self.remove_destination(&Destination::Queue(q.clone()));
         let mut bells = Bells::default();

@@ -17,6 +17,22 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// Open file descriptors of this process, and the limit.
+pub fn fds() -> (u64, u64) {
+    let used = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    // SAFETY: getrlimit only writes the struct it is given.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let total = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    (used, total)
+}
+
 /// The machine's RAM, from /proc/meminfo.
 pub fn total_ram() -> u64 {
     std::fs::read_to_string("/proc/meminfo")

@@ -182,7 +182,9 @@ impl Connection {
         {
             routed = consumer.deliver_no_ack(&message, &mut self.fx.bells);
         }
-        let link_stats = &self.channel(ch).link.stats;
+        let link = &self.channel(ch).link;
+        link.sizes.observe(message.body.len() as u64);
+        let link_stats = &link.stats;
         link_stats.incr(Stat::Publish);
         ex.stats.incr(Stat::PublishIn);
         if routed {

@@ -6,6 +6,7 @@ use crate::broker::consumer::{ChannelLink, Consumer};
 use crate::broker::effects::Effects;
 use crate::broker::outbox::Outbox;
 use crate::broker::queue::requeue_unacked;
+use crate::broker::stats::Stat;
 use crate::broker::vhost::VHost;
 use crate::protocol::*;
 use std::sync::Arc;
@@ -161,6 +162,7 @@ impl Channel {
                 delivery_tag: seq,
                 multiple: seq - c.acked > 1,
             });
+            self.link.stats.add(Stat::ConfirmSent, seq - c.acked);
             c.acked = seq;
             outbox.push(|buf, _| encode_method(buf, self.link.id, &m));
         }

@@ -9,6 +9,7 @@ mod ending;
 mod exchange;
 mod handshake;
 mod mgmt;
+pub mod prometheus;
 mod queue;
 mod tls;
 mod writer;
@@ -94,6 +95,8 @@ pub struct ServerHandle {
     pub mgmt_addr: Option<SocketAddr>,
     /// The management API's HTTPS listener, when `mgmt.tls_listen` is set.
     pub mgmt_tls_addr: Option<SocketAddr>,
+    /// The Prometheus endpoint's listener, when `prometheus.listen` is set.
+    pub prometheus_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -170,6 +173,8 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     };
     let mgmt_bound = mgmt::bind(&config).await?;
     let (mgmt_addr, mgmt_tls_addr) = (mgmt_bound.plain_addr, mgmt_bound.tls_addr);
+    let prometheus_bound = prometheus::bind(&config).await?;
+    let prometheus_addr = prometheus_bound.as_ref().map(|(_, a)| *a);
     // Read before the storage is opened: a missing file stops start-up at once.
     let import = match config.definitions.import_file.as_str() {
         "" => None,
@@ -264,6 +269,9 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         &tracker,
         token.clone(),
     );
+    if let Some((l, _)) = prometheus_bound {
+        prometheus::serve(l, shared.clone(), &tracker, token.clone());
+    }
     tracker.spawn(accept_loop(listener, shared, tracker.clone(), None));
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
@@ -272,6 +280,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         tls_addr,
         mgmt_addr,
         mgmt_tls_addr,
+        prometheus_addr,
         shutdown: token,
         tracker,
         store,

@@ -31,6 +31,21 @@ impl TestBroker {
         }
     }
 
+    /// The Prometheus endpoint's base URL: the in-process broker's, or
+    /// `AMQP_TEST_PROMETHEUS_URL` (RabbitMQ's on 15693 by default) when the tests run
+    /// against another broker.
+    #[allow(dead_code)]
+    pub fn prometheus_url(&self) -> String {
+        match &self._server {
+            Some(s) => format!(
+                "http://{}",
+                s.prometheus_addr.expect("the Prometheus endpoint listens")
+            ),
+            None => std::env::var("AMQP_TEST_PROMETHEUS_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:15693".to_string()),
+        }
+    }
+
     /// Sets up users, vhosts and permissions on whichever broker the tests run against.
     pub fn admin(&self) -> admin::Admin {
         match &self._server {
@@ -97,6 +112,7 @@ impl TestBroker {
         let mut config = warren::config::Config::default();
         config.amqp.listen = "127.0.0.1:0".parse().unwrap();
         config.mgmt.listen = "127.0.0.1:0".into();
+        config.prometheus.listen = "127.0.0.1:0".into();
         config.storage.dir = std::env::temp_dir().join(format!("warren-test-{}", unique()));
         configure(&mut config);
         let server = warren::server::start(config).await.expect("broker starts");

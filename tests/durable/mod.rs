@@ -130,6 +130,7 @@ async fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Broker {
     cmd.env_remove("RUST_LOG")
         .env("WARREN_AMQP__LISTEN", addr.to_string())
         .env("WARREN_MGMT__LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS__LISTEN", "127.0.0.1:0")
         .env("WARREN_STORAGE__DIR", &dir)
         .env("WARREN_LOG__LEVEL", "warn");
     for (k, v) in &env {

@@ -16,6 +16,7 @@ pub async fn broker(
     let mut config = warren::config::Config::default();
     config.amqp.listen = "127.0.0.1:0".parse().unwrap();
     config.mgmt.listen = "127.0.0.1:0".into();
+    config.prometheus.listen = "127.0.0.1:0".into();
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     config.storage.dir =

@@ -440,6 +440,15 @@ impl Broker {
             })
     }
 
+    /// The `internal_cluster_id` global parameter (seeded on the first start), as
+    /// Prometheus' `rabbitmq_cluster_permanent_id` label shows it.
+    pub fn internal_cluster_id(&self) -> Option<String> {
+        match self.globals.read().unwrap().get(INTERNAL_CLUSTER_ID) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// The `cluster_name` global parameter, when set to a string (`rabbitmqctl
     /// set_cluster_name`, `PUT /api/cluster-name`); RabbitMQ falls back to the node's name.
     pub fn cluster_name(&self) -> Option<String> {

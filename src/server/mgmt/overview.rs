@@ -205,22 +205,6 @@ async fn whoami(caller: Caller) -> Json<Value> {
     Json(json!({"name": caller.user.name, "tags": caller.user.tags}))
 }
 
-/// Open file descriptors of this process, and the limit.
-fn fds() -> (u64, u64) {
-    let used = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    // SAFETY: getrlimit only writes the struct it is given.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    let total = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        1024
-    };
-    (used, total)
-}
-
 fn node_json(m: &Mgmt) -> Value {
     let cfg = &m.config;
     let mem_limit = cfg
@@ -229,7 +213,7 @@ fn node_json(m: &Mgmt) -> Value {
         .unwrap_or(0);
     let disk_limit = cfg.storage.disk_free_limit_bytes().unwrap_or(0);
     let raised = *m.shared.alarm.borrow();
-    let (fd_used, fd_total) = fds();
+    let (fd_used, fd_total) = alarm::fds();
     let processors = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tasks = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks());
     let auth = ["PLAIN", "AMQPLAIN", "EXTERNAL"]
