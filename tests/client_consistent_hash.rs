@@ -12,23 +12,15 @@ mod common;
 
 use common::{TestBroker, amqp_error, unique};
 use lapin::options::{
-    BasicGetOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use std::collections::{HashMap, HashSet};
 
 fn consistent_hash() -> ExchangeKind {
     ExchangeKind::Custom("x-consistent-hash".into())
-}
-
-async fn confirming(conn: &Connection) -> Channel {
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch
 }
 
 async fn exchange(ch: &Channel, args: FieldTable) -> String {
@@ -49,30 +41,7 @@ async fn exchange(ch: &Channel, args: FieldTable) -> String {
 
 /// A queue bound to `exchange` with `weight` as the binding key.
 async fn weighted_queue(ch: &Channel, exchange: &str, weight: &str) -> String {
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .name()
-        .as_str()
-        .to_string();
-    ch.queue_bind(
-        q.as_str().into(),
-        exchange.into(),
-        weight.into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    q
+    common::bound_exclusive_queue(ch, exchange, weight).await
 }
 
 /// Publishes one message per key (the key as routing key and body), waiting for every
@@ -97,13 +66,6 @@ async fn publish_keys(ch: &Channel, exchange: &str, keys: impl Iterator<Item = S
     }
 }
 
-async fn count(ch: &Channel, queue: &str) -> u32 {
-    ch.queue_declare(queue.into(), common::passive(), FieldTable::default())
-        .await
-        .unwrap()
-        .message_count()
-}
-
 /// Takes every message out of `queue`; returns their bodies.
 async fn drain(ch: &Channel, queue: &str) -> HashSet<String> {
     let mut bodies = HashSet::new();
@@ -121,7 +83,7 @@ async fn drain(ch: &Channel, queue: &str) -> HashSet<String> {
 async fn messages_spread_over_the_queues_by_their_weights() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = confirming(&conn).await;
+    let ch = common::confirming_channel(&conn).await;
     let x = exchange(&ch, FieldTable::default()).await;
     let weights = [1u32, 2, 3, 4];
     let mut queues = Vec::new();
@@ -135,7 +97,7 @@ async fn messages_spread_over_the_queues_by_their_weights() {
     let total_weight: u32 = weights.iter().sum();
     let mut total = 0;
     for (q, w) in queues.iter().zip(weights) {
-        let got = count(&ch, q).await;
+        let got = common::ready_count(&ch, q).await;
         let expected = f64::from(N) * f64::from(w) / f64::from(total_weight);
         let off = (f64::from(got) - expected).abs() / expected;
         assert!(
@@ -151,7 +113,7 @@ async fn messages_spread_over_the_queues_by_their_weights() {
 async fn a_key_stays_on_its_queue_and_a_new_queue_takes_only_its_share() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = confirming(&conn).await;
+    let ch = common::confirming_channel(&conn).await;
     let x = exchange(&ch, FieldTable::default()).await;
     let mut queues = Vec::new();
     for _ in 0..3 {
@@ -194,7 +156,7 @@ type PropsFor = fn(&str) -> BasicProperties;
 async fn hash_header_and_hash_property_pick_what_is_hashed() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
-    let ch = confirming(&conn).await;
+    let ch = common::confirming_channel(&conn).await;
     let cases: [(&str, PropsFor); 2] = [
         ("hash-header", |v| {
             let mut h = FieldTable::default();

@@ -11,10 +11,7 @@
 mod common;
 
 use common::{TestBroker, amqp_error, unique};
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, ExchangeKind};
 use std::time::Duration;
@@ -46,30 +43,8 @@ async fn exchange_and_queue(ch: &Channel, args: FieldTable) -> (String, String) 
     )
     .await
     .unwrap();
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .name()
-        .as_str()
-        .to_string();
     // Like fanout: the binding key does not matter.
-    ch.queue_bind(
-        q.as_str().into(),
-        x.as_str().into(),
-        "#".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let q = common::bound_exclusive_queue(ch, &x, "#").await;
     (x, q)
 }
 
@@ -100,19 +75,9 @@ async fn publish(ch: &Channel, x: &str, id: Option<&str>, ttl: Option<i64>) -> b
     .is_ack()
 }
 
-async fn count(ch: &Channel, q: &str) -> u32 {
-    ch.queue_declare(q.into(), common::passive(), FieldTable::default())
-        .await
-        .unwrap()
-        .message_count()
-}
-
 async fn confirming(b: &TestBroker) -> (lapin::Connection, Channel) {
     let conn = b.connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
+    let ch = common::confirming_channel(&conn).await;
     (conn, ch)
 }
 
@@ -125,13 +90,13 @@ async fn a_duplicate_is_confirmed_but_not_routed() {
     for _ in 0..5 {
         assert!(publish(&ch, &x, Some("deduplicate-this"), None).await);
     }
-    assert_eq!(count(&ch, &q).await, 1);
+    assert_eq!(common::ready_count(&ch, &q).await, 1);
 
     // Without the header nothing is checked.
     for _ in 0..2 {
         assert!(publish(&ch, &x, None, None).await);
     }
-    assert_eq!(count(&ch, &q).await, 3);
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
     let first = ch
         .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
         .await
@@ -149,17 +114,17 @@ async fn a_value_is_new_again_once_its_ttl_has_passed() {
     // The exchange's TTL.
     publish(&ch, &x, Some("deduplicate-this"), None).await;
     publish(&ch, &x, Some("deduplicate-this"), None).await;
-    assert_eq!(count(&ch, &q).await, 1);
+    assert_eq!(common::ready_count(&ch, &q).await, 1);
     // Time passing is the behaviour under test, not a synchronisation.
     tokio::time::sleep(Duration::from_millis(400)).await;
     publish(&ch, &x, Some("deduplicate-this"), None).await;
-    assert_eq!(count(&ch, &q).await, 2);
+    assert_eq!(common::ready_count(&ch, &q).await, 2);
 
     // A message's own x-cache-ttl overrides it.
     publish(&ch, &x, Some("deduplicate-that"), Some(60_000)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     publish(&ch, &x, Some("deduplicate-that"), Some(60_000)).await;
-    assert_eq!(count(&ch, &q).await, 3);
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
 }
 
 #[tokio::test]
@@ -170,7 +135,7 @@ async fn a_full_cache_forgets_its_oldest_value() {
     for id in ["deduplicate-this", "deduplicate-that", "deduplicate-this"] {
         publish(&ch, &x, Some(id), None).await;
     }
-    assert_eq!(count(&ch, &q).await, 3);
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
 }
 
 #[tokio::test]
@@ -204,7 +169,7 @@ async fn a_mandatory_duplicate_comes_back_as_unroutable() {
     }
     // The plugin's route gives no queue for a duplicate: the broker returns it.
     assert_eq!(returned, [false, true]);
-    assert_eq!(count(&ch, &q).await, 1);
+    assert_eq!(common::ready_count(&ch, &q).await, 1);
 }
 
 #[tokio::test]

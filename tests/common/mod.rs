@@ -314,6 +314,42 @@ pub async fn confirming_channel(conn: &Connection) -> lapin::Channel {
     ch
 }
 
+/// A server-named exclusive queue bound to `exchange` with `key`; returns its name.
+pub async fn bound_exclusive_queue(ch: &lapin::Channel, exchange: &str, key: &str) -> String {
+    let q = ch
+        .queue_declare(
+            "".into(),
+            lapin::options::QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .as_str()
+        .to_string();
+    ch.queue_bind(
+        q.as_str().into(),
+        exchange.into(),
+        key.into(),
+        lapin::options::QueueBindOptions::default(),
+        lapin::types::FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    q
+}
+
+/// A queue's ready message count (passive declare).
+pub async fn ready_count(ch: &lapin::Channel, queue: &str) -> u32 {
+    ch.queue_declare(queue.into(), passive(), lapin::types::FieldTable::default())
+        .await
+        .unwrap()
+        .message_count()
+}
+
 /// The next delivery, allowing 30 s for a slow disk (durability tests).
 pub async fn next_slow_delivery(deliveries: &mut Deliveries) -> lapin::message::Delivery {
     match deliveries.event_within(Duration::from_secs(30)).await {
