@@ -27,7 +27,7 @@ const ROUTES = [
   [['users', '*'], 'admin', userPage, true],
   [['vhosts'], 'admin', vhostsPage, true],
   [['vhosts', '*'], 'admin', vhostPage, true],
-  [['policies'], 'admin', policiesPage, true],
+  [['policies'], 'admin', policiesPage, 'policymaker'],
   [['limits'], 'admin', limitsPage, true],
 ];
 
@@ -106,7 +106,9 @@ async function start() {
     isMonitor: tags.includes('administrator') || tags.includes('monitoring'),
     isPolicymaker: tags.includes('administrator') || tags.includes('policymaker'),
   });
-  document.body.classList.toggle('is-admin', ctx.isAdmin);
+  // Policymakers see the Admin tab too, with the policies only (as in RabbitMQ).
+  document.body.classList.toggle('admin-tab', ctx.isAdmin || ctx.isPolicymaker);
+  document.querySelector('#tabs a[data-tab=admin]').href = ctx.isAdmin ? '#/admin' : '#/policies';
   setText(document.getElementById('user-name'), who.name);
   setText(document.getElementById('user-tags'), tags.length ? `(${tags.join(', ')})` : '');
   for (const id of ['header', 'tabs']) document.getElementById(id).hidden = false;
@@ -150,7 +152,7 @@ async function navigate() {
     current = null;
     return;
   }
-  if (route.admin && !ctx.isAdmin) {
+  if ((route.admin === true && !ctx.isAdmin) || (route.admin === 'policymaker' && !ctx.isPolicymaker)) {
     main.append(h('h1', {}, 'Admin'), h('p', {}, 'Only administrators can see this page.'));
     current = null;
     return;

@@ -9,9 +9,9 @@ import { ListView, KeyedTable } from '../table.js';
 import { form, field, input, select, argsEditor, dangerButton } from '../forms.js';
 import { vhostSelect } from './exchanges.js';
 
-function adminNav(active) {
-  return h('nav', { class: 'subtabs' }, [['users', 'Users'], ['vhosts', 'Virtual hosts'], ['policies', 'Policies'], ['limits', 'Limits']]
-    .map(([k, label]) => h('a', { href: `#/${k}`, class: k === active ? 'active' : '' }, label)));
+function adminNav(active, ctx) {
+  const tabs = ctx.isAdmin ? [['users', 'Users'], ['vhosts', 'Virtual hosts'], ['policies', 'Policies'], ['limits', 'Limits']] : [['policies', 'Policies']];
+  return h('nav', { class: 'subtabs' }, tabs.map(([k, label]) => h('a', { href: `#/${k}`, class: k === active ? 'active' : '' }, label)));
 }
 
 const tagList = (t) => (Array.isArray(t) ? t : String(t || '').split(',').filter(Boolean));
@@ -28,7 +28,7 @@ function tagsInput() {
   return h('span', { class: 'inline' }, el, quick);
 }
 
-export function usersPage(main) {
+export function usersPage(main, ctx) {
   const list = new ListView({
     id: 'users', resource: 'users', keyOf: (u) => u.name, sort: 'name',
     fields: ['name', 'tags', 'password_hash', 'limits'],
@@ -51,7 +51,7 @@ export function usersPage(main) {
     await list.refresh();
     return `User ${v.name} added`;
   });
-  main.append(adminNav('users'), h('h1', {}, 'Users'), list.el, section('Add a user', add));
+  main.append(adminNav('users', ctx), h('h1', {}, 'Users'), list.el, section('Add a user', add));
   return { refresh: () => list.refresh() };
 }
 
@@ -148,7 +148,7 @@ export function userPage(main, ctx, name) {
     return `User ${name} updated`;
   });
   let current = {};
-  main.append(adminNav('users'), h('h1', {}, 'User ', h('b', {}, name)),
+  main.append(adminNav('users', ctx), h('h1', {}, 'User ', h('b', {}, name)),
     section('Overview', overview),
     section('Permissions', perms.el, setPerm),
     section('Topic permissions', topics.el, setTopic),
@@ -196,7 +196,7 @@ export function vhostsPage(main, ctx) {
     await Promise.all([list.refresh(), ctx.reloadVhosts()]);
     return `Virtual host ${v.name} added`;
   });
-  main.append(adminNav('vhosts'), h('h1', {}, 'Virtual hosts'), list.el, section('Add a new virtual host', add));
+  main.append(adminNav('vhosts', ctx), h('h1', {}, 'Virtual hosts'), list.el, section('Add a new virtual host', add));
   return { refresh: () => list.refresh() };
 }
 
@@ -217,7 +217,7 @@ export function vhostPage(main, ctx, name) {
   });
   const setLimit = limitForm('set-vhost-limit', ['max-connections', 'max-queues'], path`/vhost-limits/${name}`);
   setLimit.addEventListener('submit', () => setTimeout(refresh, 300));
-  main.append(adminNav('vhosts'), h('h1', {}, 'Virtual host ', h('b', {}, name)),
+  main.append(adminNav('vhosts', ctx), h('h1', {}, 'Virtual host ', h('b', {}, name)),
     section('Overview', overview),
     section('Permissions', perms.el, setPerm),
     section('Limits', limits.el, setLimit),
@@ -242,7 +242,7 @@ const POLICY_KEYS = [
   ['max-priority', 'number'], ['queue-mode', 'string'], ['alternate-exchange', 'string'],
 ];
 
-function policyPanel(ctx, kind, title) {
+function policyPanel(ctx, kind, title, plural) {
   const table = new KeyedTable([
     { label: 'Virtual host', cell: (p) => p.vhost },
     { label: 'Name', cell: (p) => p.name },
@@ -251,7 +251,7 @@ function policyPanel(ctx, kind, title) {
     { label: 'Definition', cell: (p) => args(p.definition) },
     { label: 'Priority', cls: 'num', cell: (p) => String(p.priority) },
     { label: '', cell: (p) => dangerButton('Delete', `Delete ${title.toLowerCase()} ${p.name}?`, async () => { await del(path`/${kind}/${p.vhost}/${p.name}`); await p.refresh(); return `Policy ${p.name} deleted`; }) },
-  ], (p) => `${p.vhost}\n${p.name}`, { id: `${kind}-table`, empty: `No ${title.toLowerCase()}s` });
+  ], (p) => `${p.vhost}\n${p.name}`, { id: `${kind}-table`, empty: `No ${plural.toLowerCase()}` });
   const add = form(`add-${kind}`, `Add / update ${title.toLowerCase()}`, [
     field('Virtual host', vhostSelect(ctx)),
     field('Name', input('name', { required: true })),
@@ -269,55 +269,49 @@ function policyPanel(ctx, kind, title) {
     const ps = await get(v ? path`/${kind}/${v}` : `/${kind}`);
     table.update(ps.map((p) => ({ ...p, refresh })));
   }
-  return { el: h('div', {}, section(`${title}s`, table.el), section(`Add / update a ${title.toLowerCase()}`, add)), refresh };
+  return { el: h('div', {}, section(plural, table.el), section(`Add / update ${title.toLowerCase()}`, add)), refresh };
 }
 
 export function policiesPage(main, ctx) {
-  const user = policyPanel(ctx, 'policies', 'Policy');
-  const operator = policyPanel(ctx, 'operator-policies', 'Operator policy');
-  main.append(adminNav('policies'), h('h1', {}, 'Policies'), user.el, operator.el);
+  const user = policyPanel(ctx, 'policies', 'Policy', 'Policies');
+  const operator = policyPanel(ctx, 'operator-policies', 'Operator policy', 'Operator policies');
+  main.append(adminNav('policies', ctx), h('h1', {}, 'Policies'), user.el, operator.el);
   return { refresh: () => Promise.all([user.refresh(), operator.refresh()]) };
 }
 
+// One kind of limits (of vhosts or of users): the table of all, with Clear buttons, and
+// the set form.
+function limitsPanel(ctx, who, names, refresh) {
+  const [kind, label] = who === 'vhost' ? ['vhost-limits', 'Virtual host'] : ['user-limits', 'User'];
+  const table = new KeyedTable([
+    { label, cell: (l) => link(l[who], `${who}s`, l[who]) },
+    { label: 'Limit', cell: (l) => l.name },
+    { label: 'Value', cls: 'num', cell: (l) => num(l.value) },
+    { label: '', cell: (l) => h('button', { type: 'button', class: 'small', onclick: () => del(path`/${kind}/${l[who]}/${l.name}`).then(refresh) }, 'Clear') },
+  ], (l) => `${l[who]}\n${l.name}`, { id: `${kind}-table`, empty: `No ${label.toLowerCase()} limits` });
+  const set = form(`set-${who}-limit`, 'Set limit', [
+    field(label, who === 'vhost' ? vhostSelect(ctx) : input('user', { required: true })),
+    field('Limit', select('limit', names, names[0])),
+    field('Value', input('value', { type: 'number', required: true })),
+  ], async (v) => {
+    await put(path`/${kind}/${v[who]}/${v.limit}`, { value: Number(v.value) });
+    await refresh();
+    return `Limit ${v.limit} of ${v[who]} set`;
+  });
+  const update = (rows) => table.update(rows.flatMap((r) => Object.entries(r.value || {}).map(([name, value]) => ({ [who]: r[who], name, value }))));
+  return { el: [table.el, set], update };
+}
+
 export function limitsPage(main, ctx) {
-  const vhostLimits = new KeyedTable([
-    { label: 'Virtual host', cell: (l) => link(l.vhost, 'vhosts', l.vhost) },
-    { label: 'Limit', cell: (l) => l.name },
-    { label: 'Value', cls: 'num', cell: (l) => num(l.value) },
-    { label: '', cell: (l) => h('button', { type: 'button', class: 'small', onclick: () => del(path`/vhost-limits/${l.vhost}/${l.name}`).then(refresh) }, 'Clear') },
-  ], (l) => `${l.vhost}\n${l.name}`, { id: 'vhost-limits-table', empty: 'No virtual host limits' });
-  const userLimits = new KeyedTable([
-    { label: 'User', cell: (l) => link(l.user, 'users', l.user) },
-    { label: 'Limit', cell: (l) => l.name },
-    { label: 'Value', cls: 'num', cell: (l) => num(l.value) },
-    { label: '', cell: (l) => h('button', { type: 'button', class: 'small', onclick: () => del(path`/user-limits/${l.user}/${l.name}`).then(refresh) }, 'Clear') },
-  ], (l) => `${l.user}\n${l.name}`, { id: 'user-limits-table', empty: 'No user limits' });
-  const setVhost = form('set-vhost-limit', 'Set limit', [
-    field('Virtual host', vhostSelect(ctx)),
-    field('Limit', select('limit', ['max-connections', 'max-queues'], 'max-connections')),
-    field('Value', input('value', { type: 'number', required: true })),
-  ], async (v) => {
-    await put(path`/vhost-limits/${v.vhost}/${v.limit}`, { value: Number(v.value) });
-    await refresh();
-    return `Limit ${v.limit} of ${v.vhost} set`;
-  });
-  const setUser = form('set-user-limit', 'Set limit', [
-    field('User', input('user', { required: true })),
-    field('Limit', select('limit', ['max-connections', 'max-channels'], 'max-connections')),
-    field('Value', input('value', { type: 'number', required: true })),
-  ], async (v) => {
-    await put(path`/user-limits/${v.user}/${v.limit}`, { value: Number(v.value) });
-    await refresh();
-    return `Limit ${v.limit} of ${v.user} set`;
-  });
-  main.append(adminNav('limits'), h('h1', {}, 'Limits'),
-    section('Virtual host limits', vhostLimits.el, setVhost),
-    section('User limits', userLimits.el, setUser));
-  const flat = (rows, who) => rows.flatMap((r) => Object.entries(r.value || {}).map(([name, value]) => ({ [who]: r[who], name, value })));
+  const vhosts = limitsPanel(ctx, 'vhost', ['max-connections', 'max-queues'], () => refresh());
+  const users = limitsPanel(ctx, 'user', ['max-connections', 'max-channels'], () => refresh());
+  main.append(adminNav('limits', ctx), h('h1', {}, 'Limits'),
+    section('Virtual host limits', vhosts.el),
+    section('User limits', users.el));
   async function refresh() {
     const [vl, ul] = await Promise.all([get('/vhost-limits'), get('/user-limits')]);
-    vhostLimits.update(flat(vl, 'vhost'));
-    userLimits.update(flat(ul, 'user'));
+    vhosts.update(vl);
+    users.update(ul);
   }
   return { refresh };
 }
