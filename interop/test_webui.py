@@ -29,6 +29,8 @@ import pika
 import pytest
 import requests
 
+from helpers import named_connection
+
 MGMT_URL = os.environ.get("MGMT_URL", "").rstrip("/")
 pytestmark = pytest.mark.skipif(
     not MGMT_URL, reason="MGMT_URL is not set: no management server to test the web UI on"
@@ -149,6 +151,12 @@ def fill(driver_or_el, css: str, value: str):
     el.send_keys(value)
 
 
+def fill_in(form, **values: str):
+    """Types into the form's inputs and text areas, by name."""
+    for key, value in values.items():
+        fill(form, f"[name='{key}']", value)
+
+
 def choose(form, name_: str, value: str):
     Select(form.find_element(By.CSS_SELECTOR, f"select[name='{name_}']")).select_by_value(value)
 
@@ -220,8 +228,7 @@ def test_vhost_user_queue_binding_publish_get_purge_delete(browser):
         # A vhost through the form.
         go(browser, "vhosts")
         form = find(browser, "#add-vhost")
-        fill(form, "input[name=name]", vhost)
-        fill(form, "input[name=description]", "made by the web UI test")
+        fill_in(form, name=vhost, description="made by the web UI test")
         submit(browser, "add-vhost", f"Virtual host {vhost} added")
         row(browser, "vhosts-table", vhost)
         assert api("GET", f"/vhosts/{seg(vhost)}").json()["description"] == "made by the web UI test"
@@ -230,9 +237,7 @@ def test_vhost_user_queue_binding_publish_get_purge_delete(browser):
         # A user, then their permissions in the vhost, on the user's page.
         go(browser, "users")
         form = find(browser, "#add-user")
-        fill(form, "input[name=name]", user)
-        fill(form, "input[name=password]", "secret")
-        fill(form, "input[name=tags]", "management")
+        fill_in(form, name=user, password="secret", tags="management")
         submit(browser, "add-user", f"User {user} added")
         row(browser, "users-table", user)
         shot(browser, "21-admin-users")
@@ -432,9 +437,8 @@ def test_policies_and_limits_forms(browser):
         submit(browser, "set-vhost-limit", f"Limit max-queues of {vhost} set")
         row(browser, "vhost-limits-table", vhost)
         form = find(browser, "#set-user-limit")
-        fill(form, "input[name=user]", user)
+        fill_in(form, user=user, value="5")
         choose(form, "limit", "max-channels")
-        fill(form, "input[name=value]", "5")
         submit(browser, "set-user-limit", f"Limit max-channels of {user} set")
         row(browser, "user-limits-table", user)
         assert api("GET", f"/vhost-limits/{seg(vhost)}").json()[0]["value"] == {"max-queues": 7}
@@ -485,9 +489,7 @@ def test_definitions_download_and_upload(browser, downloads):
 @pytest.mark.timeout(60)
 def test_close_a_connection(browser, amqp_url):
     label = name("conn")
-    params = pika.URLParameters(amqp_url)
-    params.client_properties = {"connection_name": label}
-    conn = pika.BlockingConnection(params)
+    conn = named_connection(amqp_url, label)
     try:
         conn.channel()
         logged_in(browser)
@@ -563,10 +565,7 @@ def alarmed_warren():
 @pytest.mark.timeout(60)
 def test_alarm_banner_and_blocked_connections(browser, alarmed_warren):
     amqp_url, base = alarmed_warren
-    params = pika.URLParameters(amqp_url)
-    params.client_properties = {"connection_name": "ui-blocked-publisher"}
-    params.blocked_connection_timeout = None
-    conn = pika.BlockingConnection(params)
+    conn = named_connection(amqp_url, "ui-blocked-publisher", blocked_connection_timeout=None)
     try:
         ch = conn.channel()
         ch.basic_publish("", "nowhere", b"x")  # read no more: the connection is blocked
