@@ -352,21 +352,25 @@ def test_lists_filter_sort_and_refresh_in_place(browser):
             api("PUT", f"/queues/%2F/{seg(q)}", json={"durable": False})
         logged_in(browser)
         go(browser, "queues")
-        filt = find(browser, "#queues input.filter")
-        filt.send_keys(queues[0][:12])  # "ui-list-" + 4: matches only this test's queues, maybe
+        find(browser, "#queues input.filter")
         fill(browser, "#queues input.filter", queues[1])
         row(browser, "queues-table", queues[1])
         wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#queues-table tbody tr[data-key]")) == 1)
         wait_text(browser, "#queues .summary", "filtered from")
-        # A refresh patches the row in place: the same element, its count updated.
+        # A refresh patches the row in place: the same element, its count updated; what
+        # is being typed in a form keeps its text and the focus.
         tr = browser.find_element(By.CSS_SELECTOR, "#queues-table tbody tr[data-key]")
+        Select(browser.find_element(By.CSS_SELECTOR, "#refresh-interval")).select_by_value("5")
+        draft = browser.find_element(By.CSS_SELECTOR, "#add-queue input[name=name]")
+        draft.click()
+        draft.send_keys("half-typed")
         api("POST", "/exchanges/%2F/amq.default/publish",
             json={"properties": {}, "routing_key": queues[1], "payload": "x", "payload_encoding": "string"})
-        browser.find_element(By.CSS_SELECTOR, "#refresh-interval")
-        Select(browser.find_element(By.CSS_SELECTOR, "#refresh-interval")).select_by_value("5")
         wait(browser).until(lambda d: tr.find_elements(By.CSS_SELECTOR, "td")[8].text == "1")
-        # Typing in the filter survives refreshes.
+        assert browser.switch_to.active_element == draft
+        assert draft.get_attribute("value") == "half-typed"
         assert browser.find_element(By.CSS_SELECTOR, "#queues input.filter").get_attribute("value") == queues[1]
+        draft.clear()
         # Sorting by a column marks it.
         browser.find_element(By.XPATH, "//table[@id='queues-table']//th[text()='Total']").click()
         wait(browser).until(lambda d: "sorted" in d.find_element(By.XPATH, "//table[@id='queues-table']//th[text()='Total']").get_attribute("class"))

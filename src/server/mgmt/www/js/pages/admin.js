@@ -84,12 +84,13 @@ function permissionForm(id, choose, submit) {
   ], submit, { reset: false });
 }
 
-function limitForm(id, names, target) {
+function limitForm(id, names, target, after) {
   return form(id, 'Set limit', [
     field('Limit', select('limit', names, names[0])),
     field('Value', input('value', { type: 'number', required: true })),
   ], async (v) => {
     await put(`${target}/${encodeURIComponent(v.limit)}`, { value: Number(v.value) });
+    await after();
     return `Limit ${v.limit} set`;
   });
 }
@@ -134,8 +135,7 @@ export function userPage(main, ctx, name) {
     await refresh();
     return 'Topic permission set';
   }, { reset: false });
-  const setLimit = limitForm('set-user-limit', ['max-connections', 'max-channels'], path`/user-limits/${name}`);
-  setLimit.addEventListener('submit', () => setTimeout(refresh, 300));
+  const setLimit = limitForm('set-user-limit', ['max-connections', 'max-channels'], path`/user-limits/${name}`, () => refresh());
   const updateUser = form('update-user', 'Update user', [
     field('Password', input('password', { type: 'password', autocomplete: 'new-password' }), 'Leave empty to keep the password.'),
     field('Tags', tagsInput()),
@@ -166,6 +166,13 @@ export function userPage(main, ctx, name) {
     ]);
     current = u;
     update(u);
+    // The update form starts from the user's tags (once: typing is never overwritten).
+    const tags = updateUser.querySelector('input[name=tags]');
+    if (!tags.dataset.loaded) {
+      tags.value = tagList(u.tags).join(', ');
+      tags.dataset.loaded = 'true';
+      tags.dataset.keep = 'true';
+    }
     perms.update(ps.map((p) => ({ ...p, clear: () => del(path`/permissions/${p.vhost}/${name}`).then(refresh, (e) => flash(e.message, 'error')) })));
     topics.update(ts.map((p) => ({ ...p, clear: () => del(path`/topic-permissions/${p.vhost}/${name}/${p.exchange}`).then(refresh, (e) => flash(e.message, 'error')) })));
     limits.update(Object.entries((ls[0] && ls[0].value) || {}).map(([n, value]) => ({ name: n, value, refresh })));
@@ -215,8 +222,7 @@ export function vhostPage(main, ctx, name) {
     await refresh();
     return `Permissions of ${v.user} in ${name} set`;
   });
-  const setLimit = limitForm('set-vhost-limit', ['max-connections', 'max-queues'], path`/vhost-limits/${name}`);
-  setLimit.addEventListener('submit', () => setTimeout(refresh, 300));
+  const setLimit = limitForm('set-vhost-limit', ['max-connections', 'max-queues'], path`/vhost-limits/${name}`, () => refresh());
   main.append(adminNav('vhosts', ctx), h('h1', {}, 'Virtual host ', h('b', {}, name)),
     section('Overview', overview),
     section('Permissions', perms.el, setPerm),
