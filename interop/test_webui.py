@@ -390,7 +390,7 @@ def test_lists_filter_sort_and_refresh_in_place(browser):
 
 @pytest.mark.timeout(90)
 def test_policies_and_limits_forms(browser):
-    vhost, policy, user = name("pvhost"), name("policy"), name("luser")
+    vhost, policy, user, maker = name("pvhost"), name("policy"), name("luser"), name("maker")
     api("PUT", f"/vhosts/{seg(vhost)}", json={})
     api("PUT", f"/users/{seg(user)}", json={"password": "x", "tags": ""})
     try:
@@ -452,9 +452,21 @@ def test_policies_and_limits_forms(browser):
         tr.find_element(By.XPATH, ".//button[text()='Clear']").click()
         wait(browser).until(lambda d: not d.find_elements(By.XPATH, f"//table[@id='vhost-limits-table']//td[text()={xpath_str(vhost)}]"))
         assert api("GET", f"/vhost-limits/{seg(vhost)}").json() == []
+
+        # A policymaker's Admin tab has the policies of their vhosts, and nothing else.
+        api("PUT", f"/users/{seg(maker)}", json={"password": "pm", "tags": "policymaker"})
+        api("PUT", f"/permissions/{seg(vhost)}/{seg(maker)}", json={"configure": ".*", "write": ".*", "read": ".*"})
+        logged_in(browser, maker, "pm")
+        browser.find_element(By.CSS_SELECTOR, "a[data-tab=admin]").click()
+        wait_text(browser, "#policies-table", "No policies")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#operator-policies-table")
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".subtabs a")] == ["Policies"]
+        go(browser, "users")
+        wait_text(browser, "#main", "Only administrators can see this page.")
     finally:
         api("DELETE", f"/vhosts/{seg(vhost)}")
         api("DELETE", f"/users/{seg(user)}")
+        api("DELETE", f"/users/{seg(maker)}")
 
 
 # --- definitions ---------------------------------------------------------------------

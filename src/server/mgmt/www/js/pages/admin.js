@@ -279,10 +279,11 @@ function policyPanel(ctx, kind, title, plural) {
 }
 
 export function policiesPage(main, ctx) {
-  const user = policyPanel(ctx, 'policies', 'Policy', 'Policies');
-  const operator = policyPanel(ctx, 'operator-policies', 'Operator policy', 'Operator policies');
-  main.append(adminNav('policies', ctx), h('h1', {}, 'Policies'), user.el, operator.el);
-  return { refresh: () => Promise.all([user.refresh(), operator.refresh()]) };
+  // Operator policies are administrators' only (the API refuses others).
+  const panels = [policyPanel(ctx, 'policies', 'Policy', 'Policies')];
+  if (ctx.isAdmin) panels.push(policyPanel(ctx, 'operator-policies', 'Operator policy', 'Operator policies'));
+  main.append(adminNav('policies', ctx), h('h1', {}, 'Policies'), ...panels.map((p) => p.el));
+  return { refresh: () => Promise.all(panels.map((p) => p.refresh())) };
 }
 
 // One kind of limits (of vhosts or of users): the table of all, with Clear buttons, and
