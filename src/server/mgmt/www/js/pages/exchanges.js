@@ -12,6 +12,17 @@ export const exchangeLabel = (name) => name || '(AMQP default)';
 // The default exchange in paths, as the API names it.
 export const exchangePath = (name) => name || 'amq.default';
 
+// The facts a queue's and an exchange's pages share: features, arguments and policies.
+export function settingsFacts() {
+  return [
+    ['Features', (o) => [o.durable ? 'durable' : 'transient', o.auto_delete ? 'auto-delete' : '', o.exclusive ? 'exclusive' : '', o.internal ? 'internal' : ''].filter(Boolean).join(', ')],
+    ['Arguments', (o) => args(o.arguments)],
+    ['Policy', (o) => o.policy || ''],
+    ['Operator policy', (o) => o.operator_policy || ''],
+    ['Effective policy definition', (o) => args(o.effective_policy_definition)],
+  ];
+}
+
 export function vhostSelect(ctx, name = 'vhost') {
   const chosen = ctx.vhost() || (ctx.vhosts.includes('/') ? '/' : ctx.vhosts[0]);
   return select(name, ctx.vhosts, chosen);
@@ -56,11 +67,7 @@ export function exchangePage(main, ctx, vhost, name) {
   const [overview, update] = facts([
     ['Virtual host', (e) => e.vhost],
     ['Type', (e) => e.type],
-    ['Features', (e) => [e.durable ? 'durable' : 'transient', e.auto_delete ? 'auto-delete' : '', e.internal ? 'internal' : ''].filter(Boolean).join(', ')],
-    ['Arguments', (e) => args(e.arguments)],
-    ['Policy', (e) => e.policy || ''],
-    ['Operator policy', (e) => e.operator_policy || ''],
-    ['Effective policy definition', (e) => args(e.effective_policy_definition)],
+    ...settingsFacts(),
     ['Message rate in', (e) => rateOf(e, 'publish_in')],
     ['Message rate out', (e) => rateOf(e, 'publish_out')],
   ]);

@@ -4,11 +4,11 @@
 
 import { h, section, facts, clear, flash } from '../dom.js';
 import { get, put, post, del, path } from '../api.js';
-import { num, bytes, args, features, rateOf, time } from '../fmt.js';
+import { num, bytes, features, rateOf, time } from '../fmt.js';
 import { ListView } from '../table.js';
 import { Chart } from '../chart.js';
 import { form, field, input, select, argsEditor, dangerButton } from '../forms.js';
-import { bindingsTable, bindingForm, publishForm, vhostSelect } from './exchanges.js';
+import { bindingsTable, bindingForm, publishForm, vhostSelect, settingsFacts } from './exchanges.js';
 import { consumersTable } from './connections.js';
 
 const QUEUE_ARGS = [
@@ -64,11 +64,7 @@ export function queuePage(main, ctx, vhost, name) {
     ['Virtual host', (q) => q.vhost],
     ['Type', (q) => q.type],
     ['State', (q) => q.state],
-    ['Features', (q) => [q.durable ? 'durable' : 'transient', q.auto_delete ? 'auto-delete' : '', q.exclusive ? 'exclusive' : ''].filter(Boolean).join(', ')],
-    ['Arguments', (q) => args(q.arguments)],
-    ['Policy', (q) => q.policy || ''],
-    ['Operator policy', (q) => q.operator_policy || ''],
-    ['Effective policy definition', (q) => args(q.effective_policy_definition)],
+    ...settingsFacts(),
     ['Consumers', (q) => num(q.consumers)],
     ['Consumer capacity', (q) => `${Math.round((q.consumer_capacity || 0) * 100)}%`],
     ['Exclusive consumer', (q) => q.exclusive_consumer_tag || ''],
