@@ -6,6 +6,8 @@ import contextlib
 import signal
 import time
 
+import pika
+
 # Upper bound for any single wait in a test.
 WAIT = 5.0
 
@@ -113,3 +115,13 @@ def declare_queue(channel, name: str = "", **kwargs) -> str:
     """Declare an exclusive queue (unless told otherwise) and return its name."""
     kwargs.setdefault("exclusive", True)
     return channel.queue_declare(name, **kwargs).method.queue
+
+
+def named_connection(amqp_url: str, label: str, **overrides) -> pika.BlockingConnection:
+    """A connection that the management API lists with `label` as its
+    `user_provided_name` (the `connection_name` client property)."""
+    params = pika.URLParameters(amqp_url)
+    params.client_properties = {"connection_name": label}
+    for key, value in overrides.items():
+        setattr(params, key, value)
+    return pika.BlockingConnection(params)

@@ -20,6 +20,8 @@ import pytest
 import requests
 from pyrabbit2.api import Client, PermissionError as PyrabbitPermissionError
 
+from helpers import named_connection
+
 MGMT_URL = os.environ.get("MGMT_URL", "http://127.0.0.1:15672").rstrip("/")
 ADMIN = ("guest", "guest")
 DEADLINE = 15.0
@@ -150,9 +152,7 @@ def test_pyrabbit_users_vhosts_and_permissions(client, amqp_url):
 
 def test_pyrabbit_sees_and_closes_a_connection(client, amqp_url):
     label = name("conn")
-    params = pika.URLParameters(amqp_url)
-    params.client_properties = {"connection_name": label}
-    conn = pika.BlockingConnection(params)
+    conn = named_connection(amqp_url, label)
     try:
         found = wait_until(
             "the connection",

@@ -885,6 +885,38 @@ async fn the_api_is_served_over_https_with_mgmt_tls_listen() {
 }
 
 #[tokio::test]
+async fn connections_are_blocking_then_blocked_under_a_resource_alarm() {
+    // Warren only: a test cannot raise a shared RabbitMQ's alarm. Over a 1 MiB memory
+    // watermark the alarm is raised at once: every connection is `blocking`, and one
+    // that publishes is then `blocked` (RabbitMQ's states), which the web UI's banner
+    // counts.
+    let b = TestBroker::start_warren_with(|c| c.memory.high_watermark = "1MiB".into()).await;
+    let api = b.mgmt();
+    let name = unique();
+    let conn = named_connection(&b, &name).await;
+    assert_eq!(listed_connection(&api, &name).await["state"], "blocking");
+    let ch = conn.create_channel().await.unwrap();
+    let _ = ch
+        .basic_publish(
+            "".into(),
+            "nowhere".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            BasicProperties::default(),
+        )
+        .await;
+    api.wait_for("/connections", "the blocked connection", |l| {
+        l.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["user_provided_name"] == name && c["state"] == "blocked")
+    })
+    .await;
+    let nodes = api.json("/nodes").await;
+    assert_eq!(nodes[0]["mem_alarm"], true);
+}
+
+#[tokio::test]
 async fn connections_are_visible_to_their_user_and_to_monitoring_users() {
     let b = TestBroker::start().await;
     let api = b.mgmt();

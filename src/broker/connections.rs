@@ -48,6 +48,9 @@ pub struct ConnectionEntry {
     pub info: ConnectionInfo,
     /// Bytes and socket operations, counted per read and per write.
     pub traffic: Traffic,
+    /// Not read from because a resource alarm stopped it while it published (the API
+    /// shows it `blocked`, as RabbitMQ).
+    pub blocked: std::sync::atomic::AtomicBool,
     /// Open channels (their shared part), in the order opened.
     channels: Mutex<Vec<Arc<ChannelLink>>>,
     kill: CancellationToken,
@@ -161,6 +164,7 @@ impl Registry {
             vhost: vhost.to_string(),
             info,
             traffic: Traffic::default(),
+            blocked: Default::default(),
             channels: Mutex::new(Vec::new()),
             kill: CancellationToken::new(),
             reason: Mutex::new(None),

@@ -524,6 +524,10 @@ impl Connection {
             );
             self.outbox.ring();
         }
+        self.presence
+            .entry
+            .blocked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let shutdown = self.shared.shutdown.clone();
         let mut synced = self.shared.store.synced();
         // Confirms already promised still go out while blocked.
@@ -536,6 +540,10 @@ impl Connection {
                 }
             }
         }
+        self.presence
+            .entry
+            .blocked
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if self.blocked_notify {
             self.send(0, ConnectionUnblocked {}.into());
             self.outbox.ring();

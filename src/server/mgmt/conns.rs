@@ -65,7 +65,7 @@ fn connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
     put("name", json!(i.name()));
     put("node", json!(m.node));
     put("type", json!("network"));
-    put("state", json!("running"));
+    put("state", json!(connection_state(m, c)));
     put("protocol", json!(i.protocol));
     put("auth_mechanism", json!(i.auth_mechanism));
     put("user", json!(c.user));
@@ -95,6 +95,19 @@ fn connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
         o.insert("user_provided_name".into(), field_value_to_json(name));
     }
     Value::Object(o)
+}
+
+/// As RabbitMQ: `blocked` when a resource alarm stopped the connection while it
+/// published, `blocking` when an alarm is raised and it has not published since (it will
+/// be blocked when it does), else `running`.
+fn connection_state(m: &Mgmt, c: &ConnectionEntry) -> &'static str {
+    if c.blocked.load(Relaxed) {
+        "blocked"
+    } else if m.shared.alarm.borrow().is_some() {
+        "blocking"
+    } else {
+        "running"
+    }
 }
 
 fn channel_name(c: &ConnectionEntry, l: &ChannelLink) -> String {

@@ -1,6 +1,6 @@
 //! The management HTTP API: RabbitMQ's management plugin's paths, methods, status codes
 //! and JSON under `/api`, served by axum on the broker's tokio runtime (plain HTTP on
-//! `mgmt.listen`, HTTPS on `mgmt.tls_listen`).
+//! `mgmt.listen`, HTTPS on `mgmt.tls_listen`), and the web UI (`ui`) at `/`.
 //!
 //! One file per resource, each with its own `routes()`; handlers call the broker's
 //! socket-free operations (`broker::admin`, `VHost::declare_queue`, ...) exactly as the
@@ -23,6 +23,7 @@ mod policies;
 mod queues;
 mod time;
 mod tls;
+mod ui;
 
 use super::Shared;
 use crate::broker::Broker;
@@ -114,6 +115,7 @@ fn router(m: Arc<Mgmt>) -> Router {
         .merge(definitions::routes())
         .merge(health::routes())
         .merge(policies::routes())
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(m)
