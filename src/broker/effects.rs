@@ -11,6 +11,8 @@ pub enum DeathReason {
     Rejected,
     Expired,
     Maxlen,
+    /// Returned more often than a quorum queue's `x-delivery-limit` allows.
+    DeliveryLimit,
 }
 
 impl DeathReason {
@@ -19,6 +21,7 @@ impl DeathReason {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
             DeathReason::Maxlen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
         }
     }
 }
