@@ -18,6 +18,18 @@ def quorum(channel, name, **extra):
     return name
 
 
+def quorum_dead_lettering(channel, unique, **extra):
+    """A quorum queue dead-lettering into a new classic queue: (queue, dead-letter queue)."""
+    dlq = unique("dlq")
+    channel.queue_declare(dlq, durable=True)
+    q = quorum(channel, unique("q"), **{
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dlq,
+        **extra,
+    })
+    return q, dlq
+
+
 def delivery_count(props):
     return (props.headers or {}).get("x-delivery-count")
 
@@ -61,13 +73,7 @@ def test_classic_redeclared_as_quorum_is_inequivalent(connect, unique):
 
 
 def test_returns_count_and_the_limit_dead_letters(connection, channel, unique):
-    dlq = unique("dlq")
-    channel.queue_declare(dlq, durable=True)
-    q = quorum(channel, unique("q"), **{
-        "x-delivery-limit": 1,
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": dlq,
-    })
+    q, dlq = quorum_dead_lettering(channel, unique, **{"x-delivery-limit": 1})
     channel.confirm_delivery()
     channel.basic_publish("", q, b"m", pika.BasicProperties(headers={"app": "x"}))
     seen = []
@@ -127,13 +133,7 @@ def test_drop_head_keeps_the_newest(channel, unique, overflow):
 
 
 def test_message_ttl_dead_letters_as_expired(channel, unique):
-    dlq = unique("dlq")
-    channel.queue_declare(dlq, durable=True)
-    q = quorum(channel, unique("q"), **{
-        "x-message-ttl": 50,
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": dlq,
-    })
+    q, dlq = quorum_dead_lettering(channel, unique, **{"x-message-ttl": 50})
     channel.basic_publish("", q, b"m")
     _, props, _ = get_message(channel, dlq, auto_ack=True)
     assert props.headers["x-first-death-reason"] == "expired"

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    Deliveries, TestBroker, body, confirming_channel, expect_code, passive, unique, within,
+    Deliveries, TestBroker, body, confirming_channel, expect_code, passive, table, unique, within,
 };
 use lapin::message::{BasicGetMessage, Delivery};
 use lapin::options::{
@@ -16,14 +16,6 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
 use std::time::Duration;
-
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
@@ -59,6 +51,18 @@ async fn dead_letter_queue(ch: &Channel) -> String {
         .await
         .unwrap();
     name
+}
+
+/// A quorum queue with `extra` arguments dead-lettering into a new classic queue;
+/// returns both names.
+async fn quorum_dead_lettering(ch: &Channel, extra: &[(&str, AMQPValue)]) -> (String, String) {
+    let dlq = dead_letter_queue(ch).await;
+    let mut args = vec![
+        ("x-dead-letter-exchange", text("")),
+        ("x-dead-letter-routing-key", text(&dlq)),
+    ];
+    args.extend(extra.iter().cloned());
+    (quorum(ch, &args).await, dlq)
 }
 
 async fn publish(ch: &Channel, queue: &str, body: &str) -> Confirmation {
@@ -317,16 +321,7 @@ async fn past_the_delivery_limit_a_message_is_dead_lettered_with_reason_delivery
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = confirming_channel(&conn).await;
-    let dlq = dead_letter_queue(&ch).await;
-    let q = quorum(
-        &ch,
-        &[
-            ("x-delivery-limit", int(2)),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text(&dlq)),
-        ],
-    )
-    .await;
+    let (q, dlq) = quorum_dead_lettering(&ch, &[("x-delivery-limit", int(2))]).await;
     publish(&ch, &q, "m").await;
     // A limit of 2 delivers the message three times.
     for expected in [0, 1, 2] {
@@ -416,16 +411,7 @@ async fn message_ttl_expires_and_dead_letters() {
     let broker = TestBroker::start().await;
     let conn = broker.connect().await;
     let ch = confirming_channel(&conn).await;
-    let dlq = dead_letter_queue(&ch).await;
-    let q = quorum(
-        &ch,
-        &[
-            ("x-message-ttl", int(50)),
-            ("x-dead-letter-exchange", text("")),
-            ("x-dead-letter-routing-key", text(&dlq)),
-        ],
-    )
-    .await;
+    let (q, dlq) = quorum_dead_lettering(&ch, &[("x-message-ttl", int(50))]).await;
     publish(&ch, &q, "m").await;
     let dead = get_soon(&ch, &dlq).await;
     assert_eq!(first_death_reason(&dead.delivery), "expired");

@@ -6,7 +6,7 @@
 mod common;
 mod durable;
 
-use common::Deliveries;
+use common::{Deliveries, table};
 use durable::{Stop, TempDir, bounded, confirming_channel, message_count};
 use lapin::options::{
     BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -18,14 +18,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
 
 fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
@@ -76,6 +68,14 @@ async fn drain(conn: &Connection, queue: &str) -> Vec<u64> {
         out.push(String::from_utf8_lossy(&m.delivery.data).parse().unwrap());
     }
     out
+}
+
+async fn nack_requeue(d: &lapin::message::Delivery) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    d.nack(requeue).await.unwrap();
 }
 
 fn delivery_count(d: &lapin::message::Delivery) -> Option<i64> {
@@ -130,13 +130,7 @@ async fn delivery_counts_survive_sigkill() {
                 .await
                 .unwrap()
                 .expect("the message");
-            m.delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            nack_requeue(&m.delivery).await;
         }
         // A confirm after the returns: the store has written them (they come first).
         declare_quorum(&ch, "barrier", &[]).await;
@@ -152,13 +146,7 @@ async fn delivery_counts_survive_sigkill() {
             .expect("the message, after the crash");
         assert_eq!(delivery_count(&m.delivery), Some(2));
         // A third return passes the limit of 2: without a dead-letter exchange, dropped.
-        m.delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        nack_requeue(&m.delivery).await;
         assert_eq!(message_count(&conn, "qq").await, 0);
     })
     .await;

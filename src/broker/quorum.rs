@@ -14,12 +14,12 @@
 //!
 //! The commands are what the queue's log holds (see `store::record`): an enqueue is a
 //! message record, a checkout a delivered mark, a settle or discard an acknowledged mark,
-//! a return a returned mark. Replaying a log through [`Machine`] gives back every
-//! message's state (settled or not, delivered, its delivery count); recovery does exactly
-//! that. The live queue applies the same transitions (`Machine::apply` on each message's
-//! [`MessageState`]) under its lock, and hands each command to the store, which makes it
-//! durable by group commit. That log is what a Raft implementation replicates: see
-//! docs/ARCHITECTURE.md, "Quorum queues".
+//! a return a returned mark. Replaying such a log through [`Machine::apply`] gives back
+//! every message's state (settled or not, delivered, its delivery count); the store's
+//! recovery replays the marks the same way (`store::log::Marks`). The live queue applies
+//! the same rule ([`Machine::transition`] on a message's [`MessageState`]) under its lock,
+//! and hands each command to the store, which makes it durable by group commit. That log
+//! is what a Raft implementation replicates: see docs/ARCHITECTURE.md, "Quorum queues".
 
 use super::message::{Message, MessageRef};
 use crate::protocol::{EncodedProperties, FieldValue};
