@@ -141,7 +141,8 @@ async fn declarations_are_checked_as_rabbitmq_checks_quorum_queues() {
     let refused = |arg: &str| {
         format!("arg '{arg}' for queue 'Q' in vhost '/' of queue type rabbit_quorum_queue")
     };
-    let cases: Vec<(Vec<(&str, AMQPValue)>, bool, bool, bool, Option<String>)> = vec![
+    type Case<'a> = (Vec<(&'a str, AMQPValue)>, bool, bool, bool, Option<String>);
+    let cases: Vec<Case> = vec![
         (vec![], true, false, false, None),
         (vec![], false, false, false, Some("property 'non-durable' for queue 'Q' in vhost '/'".into())),
         (vec![], true, true, false, Some("property 'exclusive-owner' for queue 'Q' in vhost '/'".into())),
