@@ -10,7 +10,8 @@
 # Scenarios: a b c d e e8 f g (throughput, msg/s consumed), h (1 M messages backlog with no
 # consumer, then drain: drain and publish rates, broker RSS with the backlog in place),
 # i (10 000 idle connections with one channel: opening rate, broker RSS per connection),
-# j (fixed 5 000 msg/s of 1 KiB with confirms and acks: p99 latency), qc and bc (queue and
+# j (fixed 5 000 msg/s of 1 KiB with confirms and acks: p99 latency), qq and qq8 (e and e8
+# on a quorum queue: every message synced before its confirm), qc and bc (queue and
 # binding churn, pairs/s). Memory is VmRSS from /proc/PID/status: Warren's process, and
 # RabbitMQ's beam.smp. h and i start both brokers afresh for each run, as memory freed by
 # an earlier scenario stays resident.
@@ -22,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-10}
-SCENARIOS=${SCENARIOS:-"a b c d e e8 f g h i j qc bc"}
+SCENARIOS=${SCENARIOS:-"a b c d e e8 f g h i j qq qq8 qc bc"}
 BACKLOG=${BACKLOG_MESSAGES:-1000000}
 CONNS=${CONNECTIONS:-10000}
 BIN=${CARGO_TARGET_DIR:-target}/release
@@ -88,6 +89,8 @@ declare -A SCEN=(
   [h]="backlog -x 1 -C $BACKLOG -s 256 -c 1000 -y 1 -a 100 -P 1000"
   [i]="connections -n $CONNS --channels 1 --concurrency 200 -z 3"
   [j]="-x 1 -y 1 -s 1024 -r 5000 -c 100 -a 100 -P 1000 -z $SECS"
+  [qq]="-x 1 -y 1 -s 1024 -p -c 100 -a 100 -P 1000 --queue-args '{\"x-queue-type\":\"quorum\"}' -z $SECS"
+  [qq8]="-x 8 -y 1 -s 1024 -p -c 100 -a 100 -P 1000 --queue-args '{\"x-queue-type\":\"quorum\"}' -z $SECS"
   [qc]="queue-churn -x 1 --inflight 10 -z $SECS"
   [bc]="bind-churn -x 1 --inflight 10 -z $SECS"
 )

@@ -242,3 +242,57 @@ async fn x_consumer_timeout_must_be_a_non_negative_integer() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_timed_out_delivery_of_a_quorum_queue_counts_toward_its_delivery_limit() {
+    let broker = broker_with_timeout(TIMEOUT_MS).await;
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let dlq = queue_with(&ch, FieldTable::default()).await;
+    let queue = format!("ct-qq-{}", unique());
+    let mut args = FieldTable::default();
+    for (k, v) in [
+        ("x-queue-type", AMQPValue::LongString("quorum".into())),
+        ("x-delivery-limit", AMQPValue::LongInt(0)),
+        ("x-dead-letter-exchange", AMQPValue::LongString("".into())),
+        (
+            "x-dead-letter-routing-key",
+            AMQPValue::LongString(dlq.as_str().into()),
+        ),
+    ] {
+        args.insert(k.into(), v);
+    }
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.as_str().into(), durable, args)
+        .await
+        .unwrap();
+    publish(&ch, &queue, "slow job").await;
+
+    let (_slow, mut deliveries) = consumer(&conn, &queue).await;
+    deliveries.next().await;
+    // Never acknowledged: the timeout returns it, its first return, past a limit of 0.
+    channel_closed(&mut deliveries).await;
+    let dead = within("the message to be dead-lettered", async {
+        loop {
+            let got = ch
+                .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap();
+            if let Some(m) = got {
+                return m;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let reason = dead
+        .delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-first-death-reason").cloned());
+    assert_eq!(reason, Some(AMQPValue::LongString("delivery_limit".into())));
+}

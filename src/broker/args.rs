@@ -14,9 +14,20 @@ pub enum Overflow {
     RejectPublishDlx,
 }
 
-/// `x-queue-type`. Warren runs every queue as a classic queue; the quorum and stream
-/// types are accepted (with RabbitMQ's argument and property checks) so that clients
-/// declaring them keep working.
+/// How a quorum queue dead-letters (`x-dead-letter-strategy`, RabbitMQ 3.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeadLetterStrategy {
+    /// Dropped from the source queue as it is republished (classic queues' way).
+    #[default]
+    AtMostOnce,
+    /// Kept in the source queue's log until the dead-letter targets have it on disk.
+    AtLeastOnce,
+}
+
+/// `x-queue-type`. Classic and quorum queues run with their own semantics (quorum ones on
+/// one node: see `broker::quorum`); the stream type is accepted (with RabbitMQ's argument
+/// and property checks) and runs as a classic queue so that clients declaring it keep
+/// working.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueueType {
     #[default]
@@ -89,6 +100,12 @@ impl QueueType {
         }
     }
 
+    /// Every message is kept on disk (and synced before its confirm), whatever its
+    /// delivery mode: quorum queues log every message, as RabbitMQ's Raft log does.
+    pub fn always_persistent(self) -> bool {
+        self == QueueType::Quorum
+    }
+
     /// Quorum and stream queues are durable, never exclusive or auto-delete: RabbitMQ's
     /// check (and its order) when one is declared.
     pub fn check_properties(
@@ -132,6 +149,12 @@ pub struct QueueArgs {
     pub queue_type: QueueType,
     /// `x-consumer-timeout` in milliseconds (0: none), over `amqp.consumer_timeout`.
     pub consumer_timeout: Option<u64>,
+    /// `x-delivery-limit` (quorum queues): returns a message may take before it is
+    /// dead-lettered. RabbitMQ 3.10 takes any integer (a negative one dead-letters at the
+    /// first return) and ignores a value of another type.
+    pub delivery_limit: Option<i64>,
+    /// `x-dead-letter-strategy` as declared (quorum queues).
+    pub dead_letter_strategy: DeadLetterStrategy,
 }
 
 fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpError {
@@ -150,6 +173,7 @@ pub const VALIDATION_ORDER: &[&str] = &[
     "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
     "x-max-length",
     "x-max-length-bytes",
     "x-max-in-memory-length",
@@ -170,7 +194,6 @@ const OTHER_TYPES_ARGS: &[&str] = &[
     "x-initial-cluster-size",
     "x-queue-leader-locator",
     "x-delivery-limit",
-    "x-dead-letter-strategy",
     "x-queue-master-locator",
 ];
 
@@ -313,6 +336,16 @@ impl QueueArgs {
                         ));
                     }
                 }
+                // Only quorum queues take it; other types refuse it below.
+                "x-dead-letter-strategy" if a.queue_type == QueueType::Quorum => {
+                    a.dead_letter_strategy = match string(key, v)?.as_bytes() {
+                        b"at-most-once" => DeadLetterStrategy::AtMostOnce,
+                        b"at-least-once" => DeadLetterStrategy::AtLeastOnce,
+                        _ => {
+                            return Err(invalid(key, queue, vhost, "invalid_dlx_strategy".into()));
+                        }
+                    }
+                }
                 "x-single-active-consumer" => {
                     a.single_active_consumer = v.as_bool().ok_or_else(|| unacceptable(key, v))?
                 }
@@ -323,6 +356,9 @@ impl QueueArgs {
         // (outside VALIDATION_ORDER: 3.10 leaves it out of the redeclare equivalence).
         if let Some(v) = args.get("x-consumer-timeout") {
             a.consumer_timeout = Some(int("x-consumer-timeout", v, 0)? as u64);
+        }
+        if a.queue_type == QueueType::Quorum {
+            a.delivery_limit = args.get("x-delivery-limit").and_then(FieldValue::as_i64);
         }
         let unsupported = a.queue_type.unsupported();
         if let Some(key) = VALIDATION_ORDER

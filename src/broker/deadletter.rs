@@ -3,6 +3,7 @@
 //! CC included, BCC never), carrying an `x-death` history and the `x-first-death-*`
 //! headers; cycles that no rejection broke are dropped.
 
+use super::args::DeadLetterStrategy;
 use super::effects::{DeadLetter, DeathReason, Effects};
 use super::exchange::{Props, RouteInfo};
 use super::message::Message;
@@ -42,10 +43,11 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     let queue = &dl.queue;
     // The queue's settings now (argument or policy): one short lock, taken with no other
     // held, once per dead-lettered message.
-    let Some((dlx_name, dead_letter_routing_key)) = queue.dead_letter_target() else {
+    let Some(target) = queue.dead_letter_target() else {
         return;
     };
-    let dlx_name = &dlx_name;
+    let dlx_name = &target.exchange;
+    let dead_letter_routing_key = target.routing_key;
     let Some(dlx) = vhost.exchange(dlx_name.as_bytes()) else {
         debug!(queue = %queue.name, dlx = %dlx_name, "dead-letter exchange missing; message dropped");
         return;
@@ -53,6 +55,9 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     let original = &dl.message.message;
     let mut props = original.properties.decode().unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
+    if target.delivery_count_header {
+        headers.remove(super::quorum::DELIVERY_COUNT);
+    }
     // The routing keys it was published with: routing key and CC (recorded in x-death);
     // without a dead-letter routing key it is routed again by those and BCC.
     let bcc: Vec<FieldValue> = original
@@ -177,7 +182,17 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         body: original.body.clone(),
         bcc: Vec::new(),
     });
+    // At least once: the source acknowledges its copy only after the targets' copies are
+    // synced (the publishes' store ticket), so a crash in between keeps it there.
+    let before = std::mem::take(&mut fx.ticket);
     for q in targets {
         q.publish(message.clone(), fx);
+    }
+    let ticket = fx.ticket;
+    fx.ticket = fx.ticket.max(before);
+    if target.strategy == DeadLetterStrategy::AtLeastOnce
+        && let Some(p) = dl.message.persisted
+    {
+        p.settle_after(ticket);
     }
 }

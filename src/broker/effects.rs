@@ -12,6 +12,8 @@ pub enum DeathReason {
     Rejected,
     Expired,
     Maxlen,
+    /// Returned more often than a quorum queue's `x-delivery-limit` allows.
+    DeliveryLimit,
 }
 
 impl DeathReason {
@@ -20,6 +22,7 @@ impl DeathReason {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
             DeathReason::Maxlen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
         }
     }
 }

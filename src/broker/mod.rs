@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod policy;
 pub mod publish;
 pub mod queue;
+pub mod quorum;
 pub mod stats;
 pub mod topic;
 pub mod vhost;

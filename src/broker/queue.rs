@@ -19,11 +19,12 @@ use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
 use super::policy::Applied;
 use super::policy::effective::QueueSettings;
+use super::quorum::{self, Admission, Command, Machine, MessageState};
 use super::stats::{Counters, Stat};
 use super::vhost::VHost;
 use crate::protocol::{FieldTable, ShortStr};
 use crate::store::log::LoggedMessage;
-use crate::store::record::MARK_DELIVERED;
+use crate::store::record::{MARK_DELIVERED, MARK_RETURNED};
 use crate::store::{Persisted, QueueLog};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,8 @@ pub struct QueuedMessage {
     pub expires_at: Option<Instant>,
     /// Priority level (0 unless the queue has x-max-priority).
     pub level: u8,
+    /// Times it was returned unsettled (counted by quorum queues: `x-delivery-count`).
+    pub delivery_count: u32,
     /// Its record in the queue's log (persistent messages in durable queues, and paged
     /// ones): dropping the message acknowledges it there.
     pub persisted: Option<Persisted>,
@@ -229,6 +232,9 @@ pub struct Queue {
     pub stats: Counters,
     /// Deliveries not yet acknowledged (channels hold them; they count them here).
     pub unacked: std::sync::atomic::AtomicU64,
+    /// Returns count toward a delivery limit and show in `x-delivery-count`, and the
+    /// header is on every basic.get (quorum queues: `broker::quorum`).
+    counts_returns: bool,
     /// How fast the ready and unacknowledged counts move (sampled, management API).
     pub depth: super::stats::Depth,
 }
@@ -261,10 +267,22 @@ struct QueueState {
     /// Last time the queue was used (x-expires).
     last_used: Instant,
     timer_running: bool,
+    /// `reject-publish` as a soft limit (quorum queues); `None`: refuse what would exceed.
+    admission: Option<Admission>,
     /// Single active consumer: a cancelled active consumer whose deliveries are still
     /// unacknowledged. The next consumer takes over only once they are settled, so that
     /// requeued ones reach it first.
     sac_draining: Option<Arc<Consumer>>,
+}
+
+/// Where and how a queue dead-letters now.
+#[derive(Debug)]
+pub struct DeadLetterTarget {
+    pub exchange: ShortStr,
+    pub routing_key: Option<ShortStr>,
+    pub strategy: super::args::DeadLetterStrategy,
+    /// The queue adds `x-delivery-count`, which dead-lettered copies go without.
+    pub delivery_count_header: bool,
 }
 
 /// A queue's state as the management API shows it.
@@ -302,6 +320,7 @@ impl Queue {
         let levels = args.max_priority.map_or(1, |p| p as usize + 1);
         let settings = QueueSettings::from_args(&args);
         let threshold = pageable_below(&args, &settings, paging_threshold);
+        let quorum = args.queue_type.always_persistent();
         Self {
             name,
             durable,
@@ -328,12 +347,14 @@ impl Queue {
                 earliest: None,
                 last_used: Instant::now(),
                 timer_running: false,
+                admission: quorum.then(Admission::default),
                 sac_draining: None,
             }),
             timer: Notify::new(),
             stats: Counters::default(),
             unacked: Default::default(),
             depth: Default::default(),
+            counts_returns: quorum,
         }
     }
 
@@ -445,10 +466,14 @@ impl Queue {
     }
 
     /// Where dead-lettered messages go now: the exchange and the routing key, if any.
-    pub fn dead_letter_target(&self) -> Option<(ShortStr, Option<ShortStr>)> {
+    pub fn dead_letter_target(&self) -> Option<DeadLetterTarget> {
         let s = self.lock();
-        let dlx = s.settings.dead_letter_exchange.clone()?;
-        Some((dlx, s.settings.dead_letter_routing_key.clone()))
+        Some(DeadLetterTarget {
+            exchange: s.settings.dead_letter_exchange.clone()?,
+            routing_key: s.settings.dead_letter_routing_key.clone(),
+            strategy: s.settings.dead_letter_strategy,
+            delivery_count_header: self.counts_returns,
+        })
     }
 
     fn ensure_timer(self: &Arc<Self>, s: &mut QueueState) {
@@ -476,17 +501,19 @@ impl Queue {
             None => s.settings.message_ttl,
         };
         let level = self.level_of(&message);
-        let persistent = self.durable && message.persistent();
+        let persistent =
+            self.durable && (message.persistent() || self.args.queue_type.always_persistent());
         let qm = QueuedMessage {
             seq,
             expires_at: ttl.map(|d| Instant::now() + d),
             message,
             redelivered: false,
             level,
+            delivery_count: 0,
             persisted: None,
         };
         let size = qm.message.size() as u64;
-        if s.settings.overflow != Overflow::DropHead && over_limit(&s, 1, size) {
+        if s.settings.overflow != Overflow::DropHead && !admit(&mut s, size) {
             if s.settings.overflow == Overflow::RejectPublishDlx {
                 fx.dead_letter(self, qm, DeathReason::Maxlen);
             }
@@ -533,7 +560,8 @@ impl Queue {
             s.ready.push_back(qm);
             self.dispatch_locked(&mut s, fx);
         }
-        while over_limit(&s, 0, 0) {
+        // Only drop-head drops: a quorum queue's reject-publish may go over its limit.
+        while s.settings.overflow == Overflow::DropHead && over_limit(&s, 0, 0) {
             match s.ready.pop_front() {
                 Some(head) => fx.dead_letter(self, head, DeathReason::Maxlen),
                 None => break,
@@ -653,11 +681,17 @@ impl Queue {
             if let Some(t) = expires_at {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
+            let message = if self.counts_returns && m.delivery_count > 0 {
+                quorum::with_delivery_count(&message, m.delivery_count)
+            } else {
+                message
+            };
             s.ready.push_back(QueuedMessage {
                 seq: stored.seq,
                 level: self.level_of(&message),
                 message,
                 redelivered: m.delivered,
+                delivery_count: m.delivery_count,
                 expires_at,
                 persisted: Some(Persisted {
                     log: self.log.clone(),
@@ -766,6 +800,11 @@ impl Queue {
                 continue;
             }
             self.maybe_page_in(&mut s);
+            let mut qm = qm;
+            if self.counts_returns && qm.delivery_count == 0 {
+                // RabbitMQ 3.10 puts the header on every basic.get from a quorum queue.
+                qm.message = quorum::with_delivery_count(&qm.message, 0);
+            }
             return Some((qm, (s.ready.len as u64 + s.tail.count) as u32));
         }
     }
@@ -785,6 +824,10 @@ impl Queue {
                 continue;
             }
             qm.redelivered = true;
+            if self.counts_returns && !self.count_return(&s.settings, &mut qm) {
+                fx.dead_letter(self, qm, DeathReason::DeliveryLimit);
+                continue;
+            }
             s.ready.insert_by_seq(qm);
         }
         // As RabbitMQ: requeued messages count against x-max-length (drop-head only),
@@ -798,6 +841,27 @@ impl Queue {
             }
         }
         self.dispatch_locked(&mut s, fx);
+    }
+
+    /// A quorum queue's return of `qm` (`quorum::Command::Return`): its delivery count goes
+    /// up, in memory (with the header) and in the log. False when that takes it past the
+    /// delivery limit: it is to be dead-lettered instead.
+    fn count_return(&self, settings: &QueueSettings, qm: &mut QueuedMessage) -> bool {
+        let mut state = MessageState {
+            delivery_count: qm.delivery_count,
+            delivered: true,
+            checked_out: true,
+        };
+        let cmd = Command::Return { seq: qm.seq };
+        if Machine::transition(settings.delivery_limit, &mut state, cmd) != quorum::Applied::Kept {
+            return false;
+        }
+        qm.delivery_count = state.delivery_count;
+        qm.message = quorum::with_delivery_count(&qm.message, state.delivery_count);
+        if let Some(p) = &qm.persisted {
+            p.log.mark(MARK_RETURNED, p.seq);
+        }
+        true
     }
 
     /// Subscribes a consumer and delivers to it.
@@ -973,6 +1037,25 @@ impl Queue {
             (a, b) => a.or(b),
         };
         (wake, queue_expired)
+    }
+}
+
+/// Whether a publish of `size` bytes may be enqueued under `reject-publish`: classic
+/// queues refuse what would go over the limits; quorum queues apply rabbit_fifo's soft
+/// limit (and note that this one may take them over it).
+fn admit(s: &mut QueueState, size: u64) -> bool {
+    let len = s.ready.len as u64 + s.tail.count;
+    let bytes = s.ready.bytes + s.tail.bytes;
+    let (max_len, max_bytes) = (s.settings.max_length, s.settings.max_length_bytes);
+    match &mut s.admission {
+        Some(a) => {
+            let ok = a.admit(len, bytes, max_len, max_bytes);
+            if ok {
+                a.enqueued(len + 1, bytes + size, max_len, max_bytes);
+            }
+            ok
+        }
+        None => !over_limit(s, 1, size),
     }
 }
 

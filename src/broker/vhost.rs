@@ -891,7 +891,7 @@ fn check_args(
     // RabbitMQ compares in its own order of the arguments, whatever the tables' order, and
     // only the arguments it knows: others (unknown `x-` keys included) may differ freely.
     let keys: Vec<&str> = if what == "queue" {
-        let last = ["x-queue-type", "x-queue-master-locator"];
+        let last = ["x-delivery-limit", "x-queue-type", "x-queue-master-locator"];
         VALIDATION_ORDER.iter().chain(&last).copied().collect()
     } else {
         checked.to_vec()

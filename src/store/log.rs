@@ -9,9 +9,9 @@
 //! The log also carries a queue's paged-out tail: messages written here and dropped from
 //! memory, read back in order from `cursor` when the queue runs low.
 
-use super::record::{self, MARK_ACK, MARK_DELIVERED, StoredMessage};
+use super::record::{self, MARK_ACK, MARK_DELIVERED, MARK_RETURNED, StoredMessage};
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -36,8 +36,8 @@ struct Segment {
     recovered: bool,
     /// Recovered after a crash: its messages may have been delivered.
     maybe_delivered: bool,
-    /// Acknowledged and delivered seqs, loaded when the paging cursor enters it.
-    page_marks: Option<(HashSet<u64>, HashSet<u64>)>,
+    /// Its marks, loaded when the paging cursor enters it.
+    page_marks: Option<Marks>,
 }
 
 /// A message read back from the log (recovery or page-in).
@@ -46,6 +46,35 @@ pub struct LoggedMessage {
     pub stored: StoredMessage,
     /// Delivered before (a delivered mark exists): redelivered when delivered again.
     pub delivered: bool,
+    /// Returned marks: how many times it was given back unsettled (quorum queues).
+    pub delivery_count: u32,
+}
+
+/// A segment's marks, replayed in order: acknowledged, delivered and returned seqs.
+#[derive(Debug, Default)]
+struct Marks {
+    acked: HashSet<u64>,
+    delivered: HashSet<u64>,
+    returns: HashMap<u64, u32>,
+}
+
+impl Marks {
+    fn apply(&mut self, kind: u8, seq: u64) {
+        match kind {
+            MARK_ACK => {
+                self.acked.insert(seq);
+            }
+            MARK_DELIVERED => {
+                self.delivered.insert(seq);
+            }
+            MARK_RETURNED => *self.returns.entry(seq).or_default() += 1,
+            _ => {}
+        }
+    }
+
+    fn returns(&self, seq: u64) -> u32 {
+        self.returns.get(&seq).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug)]
@@ -190,14 +219,10 @@ impl QueueFiles {
                 // Not synced: a mark only decides whether a message comes back (redelivered)
                 // after a power loss, and written to the OS it survives a crash of Warren.
                 f.write_all(&seg.marks)?;
-                if let Some((acked, delivered)) = &mut seg.page_marks {
+                if let Some(page_marks) = &mut seg.page_marks {
                     let (marks, _) = record::read_marks(&seg.marks);
                     for (k, s) in marks {
-                        if k == MARK_ACK {
-                            acked.insert(s);
-                        } else {
-                            delivered.insert(s);
-                        }
+                        page_marks.apply(k, s);
                     }
                 }
                 seg.marks.clear();
@@ -257,14 +282,20 @@ impl QueueFiles {
             if seg.page_marks.is_none() {
                 seg.page_marks = Some(load_marks(&seg_path(&self.dir, first, "ack")));
             }
-            let (acked, delivered) = seg.page_marks.as_ref().unwrap();
+            let marks = seg.page_marks.as_ref().unwrap();
             while let Some(stored) = record::read_message(&data, at) {
                 at += stored.len;
-                let skip = acked.contains(&stored.seq) || (seg.recovered && !stored.persistent);
+                let skip =
+                    marks.acked.contains(&stored.seq) || (seg.recovered && !stored.persistent);
                 if !skip {
                     taken += stored.len as u64;
-                    let delivered = seg.maybe_delivered || delivered.contains(&stored.seq);
-                    out.push(LoggedMessage { stored, delivered });
+                    let delivered = seg.maybe_delivered || marks.delivered.contains(&stored.seq);
+                    let delivery_count = marks.returns(stored.seq);
+                    out.push(LoggedMessage {
+                        stored,
+                        delivered,
+                        delivery_count,
+                    });
                 }
             }
             if at == 0 {
@@ -329,7 +360,7 @@ impl QueueFiles {
         for first in firsts {
             let seg_file = seg_path(&files.dir, first, "seg");
             let ack_file = seg_path(&files.dir, first, "ack");
-            let (acked, delivered) = load_marks(&ack_file);
+            let marks = load_marks(&ack_file);
             let data = Bytes::from(fs::read(&seg_file)?);
             let mut at = 0usize;
             let mut seg = Segment {
@@ -343,14 +374,19 @@ impl QueueFiles {
                 at += stored.len;
                 seg.last_seq = seg.last_seq.max(stored.seq);
                 rec.max_seq = Some(rec.max_seq.map_or(stored.seq, |m| m.max(stored.seq)));
-                if !stored.persistent || acked.contains(&stored.seq) {
+                if !stored.persistent || marks.acked.contains(&stored.seq) {
                     continue;
                 }
                 seg.live += 1;
                 if rec.tail_count == 0 && budget >= stored.message.body.len() as u64 {
                     budget -= stored.message.body.len() as u64;
-                    let delivered = !clean || delivered.contains(&stored.seq);
-                    rec.messages.push(LoggedMessage { stored, delivered });
+                    let delivered = !clean || marks.delivered.contains(&stored.seq);
+                    let delivery_count = marks.returns(stored.seq);
+                    rec.messages.push(LoggedMessage {
+                        stored,
+                        delivered,
+                        delivery_count,
+                    });
                 } else {
                     if rec.tail_count == 0 {
                         files.cursor = Some((first, offset));
@@ -401,16 +437,15 @@ fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Reads an acknowledgement file (cutting off a torn tail) into acked and delivered sets.
-fn load_marks(path: &Path) -> (HashSet<u64>, HashSet<u64>) {
-    let mut acked = HashSet::new();
-    let mut delivered = HashSet::new();
+/// Reads an acknowledgement file (cutting off a torn tail) and replays its marks.
+fn load_marks(path: &Path) -> Marks {
+    let mut out = Marks::default();
     let Ok(mut f) = OpenOptions::new().read(true).write(true).open(path) else {
-        return (acked, delivered);
+        return out;
     };
     let mut data = Vec::new();
     if f.read_to_end(&mut data).is_err() {
-        return (acked, delivered);
+        return out;
     }
     let (marks, valid) = record::read_marks(&data);
     if valid < data.len() {
@@ -419,17 +454,9 @@ fn load_marks(path: &Path) -> (HashSet<u64>, HashSet<u64>) {
         let _ = f.seek(SeekFrom::End(0));
     }
     for (k, s) in marks {
-        match k {
-            MARK_ACK => {
-                acked.insert(s);
-            }
-            MARK_DELIVERED => {
-                delivered.insert(s);
-            }
-            _ => {}
-        }
+        out.apply(k, s);
     }
-    (acked, delivered)
+    out
 }
 
 /// Makes a directory's entries (created or removed files) durable.

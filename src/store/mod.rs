@@ -47,6 +47,13 @@ enum Op {
         kind: u8,
         seq: u64,
     },
+    /// An acknowledgement to record once the store has synced `ticket` (at-least-once
+    /// dead-lettering: the copies the message was republished as).
+    AckAfter {
+        log: u64,
+        seq: u64,
+        ticket: u64,
+    },
     PageIn {
         log: u64,
         queue: Weak<Queue>,
@@ -416,9 +423,31 @@ pub struct Persisted {
     pub seq: u64,
 }
 
+/// A [`Persisted`] whose acknowledgement has been handed over already.
+const SETTLED: u64 = u64::MAX;
+
+impl Persisted {
+    /// Acknowledges the message in its log only once the store has synced `ticket` (what a
+    /// dead-lettered copy of it waits for), so that a crash in between loses neither: it
+    /// comes back in this queue. Ticket 0 (nothing to wait for) acknowledges it now.
+    pub fn settle_after(mut self, ticket: u64) {
+        if ticket == 0 || self.log.deleted.load(Ordering::Relaxed) {
+            return;
+        }
+        self.log.inner.push(Op::AckAfter {
+            log: self.log.id,
+            seq: self.seq,
+            ticket,
+        });
+        self.seq = SETTLED;
+    }
+}
+
 impl Drop for Persisted {
     fn drop(&mut self) {
-        self.log.mark(record::MARK_ACK, self.seq);
+        if self.seq != SETTLED {
+            self.log.mark(record::MARK_ACK, self.seq);
+        }
     }
 }
 
@@ -438,6 +467,8 @@ impl Writer {
         let mut skipped: HashSet<(u64, u64)> = HashSet::new();
         let mut dirty: Vec<u64> = Vec::new();
         let mut after: Vec<Op> = Vec::new();
+        // Acknowledgements waiting for a ticket to be synced: (ticket, log, seq).
+        let mut deferred: Vec<(u64, u64, u64)> = Vec::new();
         loop {
             let (ticket, closed) = {
                 let mut p = self.inner.pending.lock().unwrap();
@@ -506,6 +537,7 @@ impl Writer {
                             }
                         }
                     }
+                    Op::AckAfter { log, seq, ticket } => deferred.push((ticket, log, seq)),
                     Op::Delete { log } => {
                         self.deleted.insert(log);
                         dirty.retain(|l| *l != log);
@@ -535,6 +567,9 @@ impl Writer {
                 .pending_bytes
                 .fetch_sub(batch_bytes, Ordering::Relaxed);
             self.synced.send_replace(ticket);
+            if !deferred.is_empty() {
+                self.settle_deferred(&mut deferred, ticket);
+            }
             for op in after.drain(..) {
                 self.page(op);
             }
@@ -543,6 +578,31 @@ impl Writer {
                 if p.ops.is_empty() {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Writes the deferred acknowledgements whose ticket is now synced (after the batch
+    /// that synced it: the copies are on disk before the original is acknowledged).
+    fn settle_deferred(&mut self, deferred: &mut Vec<(u64, u64, u64)>, synced: u64) {
+        let mut touched: Vec<u64> = Vec::new();
+        deferred.retain(|&(ticket, log, seq)| {
+            if ticket > synced {
+                return true;
+            }
+            if let Some(f) = self.files.get_mut(&log) {
+                f.mark(record::MARK_ACK, seq);
+                if !touched.contains(&log) {
+                    touched.push(log);
+                }
+            }
+            false
+        });
+        for log in touched {
+            if let Some(f) = self.files.get_mut(&log)
+                && let Err(e) = f.flush(self.sync)
+            {
+                error!(error = %e, "cannot write a queue log; check free disk space");
             }
         }
     }

@@ -13,7 +13,7 @@
 //! Mark record (acknowledgement files, `*.ack`), fixed size:
 //!
 //! ```text
-//! u8 kind (1: acknowledged, 2: delivered) | u64 seq | u32 crc32 of the first 9 octets
+//! u8 kind (1: acknowledged, 2: delivered, 3: returned) | u64 seq | u32 crc32 of the first 9 octets
 //! ```
 
 use crate::broker::message::Message;
@@ -23,6 +23,8 @@ use bytes::{Buf, BufMut, Bytes};
 pub const FLAG_PERSISTENT: u8 = 1;
 pub const MARK_ACK: u8 = 1;
 pub const MARK_DELIVERED: u8 = 2;
+/// Given back unsettled (a quorum queue's return: its delivery count goes up).
+pub const MARK_RETURNED: u8 = 3;
 pub const MARK_LEN: usize = 13;
 /// Octets before the body that a message record needs besides its strings and properties.
 const FIXED: usize = 4 + 4 + 1 + 8 + 8 + 1 + 1 + 4 + 2;

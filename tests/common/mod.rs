@@ -292,6 +292,15 @@ impl Deliveries {
     }
 }
 
+/// An argument table from `(name, value)` pairs.
+pub fn table(pairs: &[(&str, lapin::types::AMQPValue)]) -> lapin::types::FieldTable {
+    let mut t = lapin::types::FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
 /// Payload as a UTF-8 string (lossy), for readable assertions.
 pub fn body(d: &Delivery) -> String {
     String::from_utf8_lossy(&d.data).into_owned()

@@ -13,7 +13,7 @@
 //! (`rabbit_policy:get_arg`).
 
 use super::Applied;
-use crate::broker::args::{MAX_EXPIRY_MS, Overflow, QueueArgs};
+use crate::broker::args::{DeadLetterStrategy, MAX_EXPIRY_MS, Overflow, QueueArgs, QueueType};
 use crate::protocol::{FieldTable, ShortStr};
 use serde_json::Value;
 use std::time::Duration;
@@ -30,6 +30,11 @@ pub struct QueueSettings {
     pub overflow: Overflow,
     pub dead_letter_exchange: Option<ShortStr>,
     pub dead_letter_routing_key: Option<ShortStr>,
+    /// Quorum queues: returns allowed before a message is dead-lettered (`None`: any).
+    pub delivery_limit: Option<i64>,
+    /// Quorum queues: at-least-once only with `reject-publish` overflow (RabbitMQ 3.10
+    /// falls back to at-most-once otherwise).
+    pub dead_letter_strategy: DeadLetterStrategy,
 }
 
 /// A validated non-negative integer setting.
@@ -73,7 +78,29 @@ impl QueueSettings {
             overflow: args.overflow,
             dead_letter_exchange: args.dead_letter_exchange.clone(),
             dead_letter_routing_key: args.dead_letter_routing_key.clone(),
+            delivery_limit: args.delivery_limit,
+            dead_letter_strategy: args.dead_letter_strategy,
         }
+        .for_type(args.queue_type)
+    }
+
+    /// What a queue type makes of the settings: a quorum queue knows only `drop-head` and
+    /// `reject-publish` (RabbitMQ 3.10 runs `reject-publish-dlx` as `drop-head`) and
+    /// dead-letters at least once only when it rejects publishes; other types have no
+    /// delivery limit nor strategy.
+    fn for_type(mut self, queue_type: QueueType) -> QueueSettings {
+        if queue_type == QueueType::Quorum {
+            if self.overflow == Overflow::RejectPublishDlx {
+                self.overflow = Overflow::DropHead;
+            }
+            if self.overflow != Overflow::RejectPublish {
+                self.dead_letter_strategy = DeadLetterStrategy::AtMostOnce;
+            }
+        } else {
+            self.delivery_limit = None;
+            self.dead_letter_strategy = DeadLetterStrategy::AtMostOnce;
+        }
+        self
     }
 
     /// The arguments (`args` parsed from `arguments`) resolved against the policies.
@@ -102,7 +129,20 @@ impl QueueSettings {
         if s.dead_letter_routing_key.is_none() {
             s.dead_letter_routing_key = get("dead-letter-routing-key").as_ref().and_then(text);
         }
-        s
+        s.delivery_limit = lower(
+            get("delivery-limit").as_ref().and_then(Value::as_i64),
+            args.delivery_limit,
+        );
+        s.dead_letter_strategy = args.dead_letter_strategy;
+        if arguments.get("x-dead-letter-strategy").is_none()
+            && let Some(d) = get("dead-letter-strategy")
+        {
+            s.dead_letter_strategy = match d.as_str() {
+                Some("at-least-once") => DeadLetterStrategy::AtLeastOnce,
+                _ => DeadLetterStrategy::AtMostOnce,
+            };
+        }
+        s.for_type(args.queue_type)
     }
 
     /// Whether length limits apply (such a queue keeps its messages in memory).
