@@ -56,6 +56,8 @@ impl Effects {
             (DeathReason::Expired, false) => Stat::DroppedExpired,
             (DeathReason::Maxlen, false) => Stat::DroppedMaxlen,
             (DeathReason::Rejected, false) => Stat::DroppedRejected,
+            (DeathReason::DeliveryLimit, true) => Stat::DeadLetteredDeliveryLimit,
+            (DeathReason::DeliveryLimit, false) => Stat::DroppedDeliveryLimit,
         });
         if dlx {
             self.dead.push(DeadLetter {

@@ -39,9 +39,12 @@ pub enum Stat {
     DroppedExpired,
     DroppedMaxlen,
     DroppedRejected,
+    /// Quorum queues' messages past their delivery limit, dead-lettered or dropped.
+    DeadLetteredDeliveryLimit,
+    DroppedDeliveryLimit,
 }
 
-const COUNT: usize = 20;
+const COUNT: usize = 22;
 
 const NAMES: [&str; COUNT] = [
     "publish",
@@ -64,6 +67,8 @@ const NAMES: [&str; COUNT] = [
     "dropped_expired",
     "dropped_maxlen",
     "dropped_rejected",
+    "dead_lettered_delivery_limit",
+    "dropped_delivery_limit",
 ];
 
 /// The stats a queue shows.

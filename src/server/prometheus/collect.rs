@@ -423,6 +423,9 @@ enum Global {
     /// Families RabbitMQ has for quorum queues' at-least-once dead-lettering and delivery
     /// limits, which Warren does not count: zeros with RabbitMQ's label sets.
     DeadQuorumOnly(&'static [&'static str]),
+    /// Quorum queues' deaths by delivery limit: dead-lettered (at most once) and dropped.
+    /// (At-least-once deaths are counted as at most once.)
+    DeadQuorum(Stat, Stat),
     Publishers,
     Consumers,
 }
@@ -546,7 +549,7 @@ const GLOBALS: &[(&str, Kind, &str, Global)] = &[
         "messages_dead_lettered_delivery_limit_total",
         C,
         "Total number of messages dead-lettered due to delivery-limit exceeded",
-        Global::DeadQuorumOnly(&["at_least_once", "at_most_once", "disabled"]),
+        Global::DeadQuorum(Stat::DeadLetteredDeliveryLimit, Stat::DroppedDeliveryLimit),
     ),
     (
         "messages_redelivered_total",
@@ -1082,6 +1085,20 @@ fn globals(p: &Prom, t: &mut Text, o: &Objects) {
                     }
                     let l = labels(&[("queue_type", qt), ("dead_letter_strategy", strategy)]);
                     t.sample(PREFIX, name, &l, *v);
+                }
+            }
+            Global::DeadQuorum(dlx, dropped) => {
+                let quorum = &by_type.0[1];
+                for (strategy, v) in [
+                    ("at_least_once", 0),
+                    ("at_most_once", quorum.get(*dlx)),
+                    ("disabled", quorum.get(*dropped)),
+                ] {
+                    let l = labels(&[
+                        ("queue_type", "rabbit_quorum_queue"),
+                        ("dead_letter_strategy", strategy),
+                    ]);
+                    t.sample(PREFIX, name, &l, v as f64);
                 }
             }
             Global::DeadQuorumOnly(strategies) => {
