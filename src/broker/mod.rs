@@ -13,6 +13,7 @@ pub mod consistent_hash;
 pub mod consumer;
 pub mod deadletter;
 pub mod definitions_json;
+pub mod delayed;
 pub mod effects;
 pub mod exchange;
 pub mod headers;
@@ -22,6 +23,7 @@ pub mod outbox;
 pub mod policy;
 pub mod publish;
 pub mod queue;
+pub mod schedule;
 pub mod stats;
 pub mod topic;
 pub mod vhost;
@@ -41,6 +43,9 @@ pub struct Broker {
     pub auth: Arc<Auth>,
     pub connections: Arc<Registry>,
     store: Arc<Store>,
+    /// Delayed messages of every vhost (x-delayed-message exchanges): one schedule, one
+    /// timer task (started by the server with [`schedule::Scheduler::run`]).
+    pub delayed: Arc<schedule::Scheduler>,
     /// Serialises administrative operations, so that a vhost being deleted cannot be
     /// declared into meanwhile and the definitions log sees changes in the order applied.
     /// Taken before any other lock, never while holding one.
@@ -64,11 +69,17 @@ impl Broker {
     /// unless `seed` is None: as RabbitMQ, a broker that imports definitions at start-up
     /// does not create them (see [`Broker::mark_seeded`]).
     pub fn new(seed: Option<&Seed>, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
+        let delayed = Arc::new(schedule::Scheduler::new(
+            store.clone(),
+            std::mem::take(&mut recovery.delayed),
+            recovery.delayed_seq,
+        ));
         let b = Broker {
             vhosts: DashMap::new(),
             auth: Arc::new(Auth::default()),
             connections: Arc::new(Registry::default()),
             store,
+            delayed,
             admin: Mutex::new(()),
             globals: RwLock::default(),
         };

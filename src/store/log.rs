@@ -95,6 +95,7 @@ impl QueueFiles {
         seq: u64,
         persistent: bool,
         expires: u64,
+        target: Option<(&crate::protocol::ShortStr, &crate::protocol::ShortStr)>,
         m: &crate::broker::message::Message,
         tail: bool,
         sync: bool,
@@ -111,7 +112,7 @@ impl QueueFiles {
         if tail && self.cursor.is_none() {
             self.cursor = Some((first, seg.size));
         }
-        let n = record::put_message(&mut self.buf, seq, persistent, expires, m);
+        let n = record::put_message_in(&mut self.buf, seq, persistent, expires, target, m);
         seg.size += n as u64;
         seg.live += 1;
         seg.last_seq = seq;

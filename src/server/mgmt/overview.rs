@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         )
 }
 
-const EXCHANGE_TYPES: [(&str, &str); 5] = [
+const EXCHANGE_TYPES: [(&str, &str); 6] = [
     (
         "direct",
         "AMQP direct exchange, as per the AMQP specification",
@@ -47,6 +47,8 @@ const EXCHANGE_TYPES: [(&str, &str); 5] = [
         "AMQP topic exchange, as per the AMQP specification",
     ),
     ("x-consistent-hash", "Consistent Hashing Exchange"),
+    // The delayed-message plugin's description/0.
+    ("x-delayed-message", "Delayed Message Exchange."),
 ];
 
 fn exchange_types() -> Value {
