@@ -298,14 +298,16 @@ impl Scheduler {
                 let next_load = st.loaded_until.saturating_sub(LEAD_MS);
                 let next = st.heap.peek().map_or(u64::MAX, |e| e.due).min(next_load);
                 st.wake_at = if batch.is_empty() { next } else { now };
-                st.wake_at
+                // Bucket logs left to delete are looked at every second.
+                let cap = if st.buckets.is_empty() { 60_000 } else { 1000 };
+                (st.wake_at, cap)
             };
             if !batch.is_empty() {
                 self.route(&mut batch, &mut out);
-                self.finish_buckets(now);
                 continue;
             }
-            let sleep = wake_at.saturating_sub(now_ms()).min(60_000);
+            self.finish_buckets(now);
+            let sleep = wake_at.0.saturating_sub(now_ms()).min(wake_at.1);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
