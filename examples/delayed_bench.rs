@@ -143,8 +143,9 @@ async fn main() {
         h.insert("x-delay".into(), AMQPValue::LongLongInt(delay as i64));
         let mut body = (now_ms() + delay).to_be_bytes().to_vec();
         body.extend_from_slice(&[0u8; 24]);
-        let _ = pch
-            .basic_publish(
+        // The confirm future is dropped: no confirms (the channel is not in confirm mode).
+        drop(
+            pch.basic_publish(
                 ex.as_str().into(),
                 "k".into(),
                 BasicPublishOptions::default(),
@@ -152,7 +153,8 @@ async fn main() {
                 BasicProperties::default().with_headers(h),
             )
             .await
-            .unwrap();
+            .unwrap(),
+        );
     }
     let publish_s = started.elapsed().as_secs_f64();
     // Give the broker a moment to take in what the client buffered.
@@ -179,7 +181,8 @@ async fn main() {
         l[0]
     );
     if pid.is_some() {
-        let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
+        let mib =
+            |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
         println!(
             "broker RSS: before {}, all scheduled ({left} waiting) {}, peak {}",
             mib(rss_before),

@@ -90,6 +90,9 @@ impl Ord for Entry {
     }
 }
 
+/// The vhost and exchange a record read back names, if they still exist.
+type Resolved = Option<(Weak<VHost>, Arc<Exchange>)>;
+
 /// One time bucket with a log on disk.
 struct Bucket {
     log: Arc<QueueLog>,
@@ -366,9 +369,8 @@ impl Scheduler {
             return;
         };
         // Resolved without the schedule's lock (vhost maps come first in the lock order).
-        let mut resolved: Vec<(LoggedMessage, Option<(Weak<VHost>, Arc<Exchange>)>)> =
-            Vec::with_capacity(messages.len());
-        let mut last: Option<((ShortStr, ShortStr), Option<(Weak<VHost>, Arc<Exchange>)>)> = None;
+        let mut resolved: Vec<(LoggedMessage, Resolved)> = Vec::with_capacity(messages.len());
+        let mut last: Option<((ShortStr, ShortStr), Resolved)> = None;
         for m in messages {
             let Some(target) = m.stored.target.clone() else {
                 resolved.push((m, None));

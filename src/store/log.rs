@@ -90,6 +90,8 @@ impl QueueFiles {
 
     /// Appends a message record (written at the next [`flush`](Self::flush)). `tail`: the
     /// message is paged out, so the paging cursor starts here if it has nowhere to be.
+    /// `target`: the vhost and exchange a delayed message's record names.
+    #[allow(clippy::too_many_arguments)] // the record's fields, as the writer holds them
     pub fn append(
         &mut self,
         seq: u64,
