@@ -98,6 +98,38 @@ async fn consume(ch: &Channel, q: &str) -> Deliveries {
     )
 }
 
+/// A broker, a channel (in confirm mode if asked), a delayed exchange routing as `kind`,
+/// and a consumer of a queue bound to it with `key`.
+struct Setup {
+    _broker: TestBroker,
+    _conn: lapin::Connection,
+    ch: Channel,
+    ex: String,
+    q: String,
+    d: Deliveries,
+}
+
+async fn setup(kind: &str, key: &str, confirm: bool, durable: bool) -> Setup {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = if confirm {
+        common::confirming_channel(&conn).await
+    } else {
+        conn.create_channel().await.unwrap()
+    };
+    let ex = declare(&ch, kind, durable).await;
+    let q = queue_bound(&ch, &ex, key, FieldTable::default()).await;
+    let d = consume(&ch, &q).await;
+    Setup {
+        _broker: broker,
+        _conn: conn,
+        ch,
+        ex,
+        q,
+        d,
+    }
+}
+
 fn with_delay(delay: Option<AMQPValue>) -> BasicProperties {
     let mut h = FieldTable::default();
     if let Some(d) = delay {
@@ -197,12 +229,14 @@ async fn declare_checks_x_delayed_type_with_the_plugins_texts() {
 
 #[tokio::test]
 async fn messages_are_routed_in_due_order_not_publish_order() {
-    let b = TestBroker::start().await;
-    let conn = b.connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    let ex = declare(&ch, "direct", false).await;
-    let q = queue_bound(&ch, &ex, "k", FieldTable::default()).await;
-    let mut d = consume(&ch, &q).await;
+    let Setup {
+        ch,
+        ex,
+        mut d,
+        _broker: _b,
+        _conn: _c,
+        ..
+    } = setup("direct", "k", false, false).await;
     let start = Instant::now();
     // 2600 ms waits on disk (past the in-memory horizon), the others in memory.
     for ms in [900, 300, 2600, 600] {
@@ -237,12 +271,14 @@ async fn messages_are_routed_in_due_order_not_publish_order() {
 
 #[tokio::test]
 async fn no_or_invalid_x_delay_is_routed_at_once_unchanged() {
-    let b = TestBroker::start().await;
-    let conn = b.connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    let ex = declare(&ch, "direct", false).await;
-    let q = queue_bound(&ch, &ex, "k", FieldTable::default()).await;
-    let mut d = consume(&ch, &q).await;
+    let Setup {
+        ch,
+        ex,
+        mut d,
+        _broker: _b,
+        _conn: _c,
+        ..
+    } = setup("direct", "k", false, false).await;
     // A delayed one first: everything after it overtakes it.
     publish(
         &ch,
@@ -372,12 +408,15 @@ async fn routing_uses_the_underlying_type_when_due() {
 async fn mandatory_is_honoured_when_due_and_unroutable_messages_are_dropped() {
     // Better than the plugin, which returns a delayed mandatory message at once (its
     // route/2 gives no queue at publish time) and can never return it when due.
-    let b = TestBroker::start().await;
-    let conn = b.connect().await;
-    let ch = common::confirming_channel(&conn).await;
-    let ex = declare(&ch, "direct", false).await;
-    let q = queue_bound(&ch, &ex, "bound", FieldTable::default()).await;
-    let mut d = consume(&ch, &q).await;
+    let Setup {
+        ch,
+        ex,
+        q,
+        mut d,
+        _broker: _b,
+        _conn: _c,
+        ..
+    } = setup("direct", "bound", true, false).await;
     let mandatory = BasicPublishOptions {
         mandatory: true,
         ..Default::default()
@@ -459,12 +498,15 @@ async fn routing_happens_with_the_bindings_at_due_time() {
 
 #[tokio::test]
 async fn deleting_the_exchange_drops_its_schedule() {
-    let b = TestBroker::start().await;
-    let conn = b.connect().await;
-    let ch = conn.create_channel().await.unwrap();
-    let ex = declare(&ch, "direct", false).await;
-    let q = queue_bound(&ch, &ex, "k", FieldTable::default()).await;
-    let mut d = consume(&ch, &q).await;
+    let Setup {
+        ch,
+        ex,
+        q,
+        mut d,
+        _broker: _b,
+        _conn: _c,
+        ..
+    } = setup("direct", "k", false, false).await;
     publish(
         &ch,
         &ex,
@@ -515,12 +557,14 @@ async fn deleting_the_exchange_drops_its_schedule() {
 
 #[tokio::test]
 async fn persistent_messages_on_a_durable_exchange_are_confirmed_once_stored() {
-    let b = TestBroker::start().await;
-    let conn = b.connect().await;
-    let ch = common::confirming_channel(&conn).await;
-    let ex = declare(&ch, "fanout", true).await;
-    let q = queue_bound(&ch, &ex, "", FieldTable::default()).await;
-    let mut d = consume(&ch, &q).await;
+    let Setup {
+        ch,
+        ex,
+        mut d,
+        _broker: _b,
+        _conn: _c,
+        ..
+    } = setup("fanout", "", true, true).await;
     for (i, ms) in [250, 2700].iter().enumerate() {
         let props = with_delay(Some(AMQPValue::LongInt(*ms))).with_delivery_mode(2);
         let c = ch
