@@ -151,7 +151,11 @@ impl Broker {
     pub(super) fn load(&self, recovery: &mut Recovery) {
         let defs = recovery.definitions.clone();
         for v in &defs.vhosts {
-            let vh = Arc::new(VHost::new(&v.name, self.store.clone()));
+            let vh = Arc::new(VHost::new(
+                &v.name,
+                self.store.clone(),
+                self.delayed.clone(),
+            ));
             vh.set_def(v.clone());
             vh.recover(recovery);
             self.vhosts.insert(v.name.clone(), vh);
@@ -206,7 +210,11 @@ impl Broker {
             v.set_def(def);
             return Ok(false);
         }
-        let v = Arc::new(VHost::new(&def.name, self.store.clone()));
+        let v = Arc::new(VHost::new(
+            &def.name,
+            self.store.clone(),
+            self.delayed.clone(),
+        ));
         info!(vhost = %def.name, "vhost created");
         v.set_def(def.clone());
         self.vhosts.insert(def.name, v);

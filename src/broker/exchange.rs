@@ -1,9 +1,11 @@
 //! Exchanges and their bindings. Each kind keeps an index suited to its routing: a hash
 //! map for direct, the binding list for fanout and headers, a trie for topic, a weighted
-//! ring for x-consistent-hash.
+//! ring for x-consistent-hash. An x-delayed-message exchange keeps the index of its
+//! `x-delayed-type` (see `broker::delayed`).
 
 use super::consistent_hash::{self, HashOn, Ring};
 use super::dedup;
+use super::delayed;
 use super::headers::{self, XMatch};
 use super::policy::{Applied, effective};
 use super::queue::Queue;
@@ -25,6 +27,9 @@ pub enum ExchangeKind {
     /// `x-message-deduplication` (the rabbitmq-message-deduplication plugin's type):
     /// fanout, but a message whose deduplication header was seen recently goes nowhere.
     MessageDeduplication,
+    /// `x-delayed-message` (the rabbitmq_delayed_message_exchange plugin's type): routes
+    /// as its `x-delayed-type` once a message's `x-delay` has passed.
+    Delayed,
 }
 
 impl ExchangeKind {
@@ -36,6 +41,7 @@ impl ExchangeKind {
             b"headers" => ExchangeKind::Headers,
             b"x-consistent-hash" => ExchangeKind::ConsistentHash,
             b"x-message-deduplication" => ExchangeKind::MessageDeduplication,
+            b"x-delayed-message" => ExchangeKind::Delayed,
             _ => return None,
         })
     }
@@ -48,6 +54,7 @@ impl ExchangeKind {
             ExchangeKind::Headers => "headers",
             ExchangeKind::ConsistentHash => "x-consistent-hash",
             ExchangeKind::MessageDeduplication => "x-message-deduplication",
+            ExchangeKind::Delayed => "x-delayed-message",
         }
     }
 
@@ -67,6 +74,7 @@ impl ExchangeKind {
         match self {
             ExchangeKind::ConsistentHash => HashOn::from_args(args).map(|_| ()),
             ExchangeKind::MessageDeduplication => dedup::Settings::from_args(args).map(|_| ()),
+            ExchangeKind::Delayed => delayed::underlying_kind(args)?.check_arguments(args),
             _ => Ok(()),
         }
     }
@@ -166,6 +174,11 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// The kind whose routing this exchange uses: its own, or an x-delayed-message
+    /// exchange's `x-delayed-type`.
+    route_kind: ExchangeKind,
+    /// Messages an x-delayed-message exchange holds scheduled (`messages_delayed`).
+    pub delayed: std::sync::atomic::AtomicU64,
     /// What an x-consistent-hash exchange hashes on (from `hash-header` /
     /// `hash-property`).
     hash_on: HashOn,
@@ -195,13 +208,21 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
+        // Checked at declaration (and recovery skips what fails): direct if it ever fails.
+        let route_kind = if kind == ExchangeKind::Delayed {
+            delayed::underlying_kind(&arguments).unwrap_or(ExchangeKind::Direct)
+        } else {
+            kind
+        };
         Self {
             name,
             kind,
             durable,
             auto_delete,
             internal,
-            hash_on: if kind == ExchangeKind::ConsistentHash {
+            route_kind,
+            delayed: Default::default(),
+            hash_on: if route_kind == ExchangeKind::ConsistentHash {
                 HashOn::from_args(&arguments).unwrap_or_default()
             } else {
                 HashOn::RoutingKey
@@ -219,6 +240,12 @@ impl Exchange {
             stats: Default::default(),
             policy: RwLock::default(),
         }
+    }
+
+    /// The kind whose bindings and routing this exchange has (an x-delayed-message
+    /// exchange's `x-delayed-type`, else its own kind).
+    pub fn route_kind(&self) -> ExchangeKind {
+        self.route_kind
     }
 
     /// The alternate exchange: the `alternate-exchange` argument when there is one, else
@@ -265,7 +292,7 @@ impl Exchange {
         if bs.list.iter().any(|x| x.same(&b)) {
             return false;
         }
-        match self.kind {
+        match self.route_kind {
             ExchangeKind::Direct => bs
                 .direct
                 .entry(b.routing_key.clone())
@@ -278,7 +305,10 @@ impl Exchange {
                 let weight = consistent_hash::weight(&b.routing_key).unwrap_or(1);
                 bs.ring.add(&b.destination, weight)
             }
-            ExchangeKind::Fanout | ExchangeKind::Headers | ExchangeKind::MessageDeduplication => {}
+            ExchangeKind::Fanout
+            | ExchangeKind::Headers
+            | ExchangeKind::MessageDeduplication
+            | ExchangeKind::Delayed => {}
         }
         bs.list.push(b);
         true
@@ -296,7 +326,7 @@ impl Exchange {
             return false;
         };
         let removed = bs.list.remove(pos);
-        Self::unindex(&mut bs, self.kind, &removed);
+        Self::unindex(&mut bs, self.route_kind, &removed);
         true
     }
 
@@ -314,7 +344,10 @@ impl Exchange {
             }
             ExchangeKind::Topic => bs.topic.remove(b.routing_key.as_bytes(), &b.destination),
             ExchangeKind::ConsistentHash => bs.ring.remove(&b.destination),
-            ExchangeKind::Fanout | ExchangeKind::Headers | ExchangeKind::MessageDeduplication => {}
+            ExchangeKind::Fanout
+            | ExchangeKind::Headers
+            | ExchangeKind::MessageDeduplication
+            | ExchangeKind::Delayed => {}
         }
     }
 
@@ -326,7 +359,7 @@ impl Exchange {
             .partition(|b| b.destination == *dest);
         bs.list = kept;
         for b in &gone {
-            Self::unindex(&mut bs, self.kind, b);
+            Self::unindex(&mut bs, self.route_kind, b);
         }
         !gone.is_empty()
     }
@@ -355,7 +388,7 @@ impl Exchange {
             Props::Encoded(_) => None,
         };
         let bs = self.bindings.read().unwrap();
-        match self.kind {
+        match self.route_kind {
             ExchangeKind::Direct => {
                 if let Some(v) = bs.direct.get(routing_key) {
                     v.iter().for_each(&mut *f);
@@ -382,6 +415,8 @@ impl Exchange {
                     f(d)
                 }
             }
+            // Never a route kind (`x-delayed-type` cannot name it).
+            ExchangeKind::Delayed => {}
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod deadletter;
 pub mod dedup;
 pub mod definitions_json;
+pub mod delayed;
 pub mod effects;
 pub mod exchange;
 pub mod headers;
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod quorum;
+pub mod schedule;
 pub mod stats;
 pub mod topic;
 pub mod vhost;
@@ -43,6 +45,9 @@ pub struct Broker {
     pub auth: Arc<Auth>,
     pub connections: Arc<Registry>,
     store: Arc<Store>,
+    /// Delayed messages of every vhost (x-delayed-message exchanges): one schedule, one
+    /// timer task (started by the server with [`schedule::Scheduler::run`]).
+    pub delayed: Arc<schedule::Scheduler>,
     /// Serialises administrative operations, so that a vhost being deleted cannot be
     /// declared into meanwhile and the definitions log sees changes in the order applied.
     /// Taken before any other lock, never while holding one.
@@ -68,11 +73,17 @@ impl Broker {
     /// unless `seed` is None: as RabbitMQ, a broker that imports definitions at start-up
     /// does not create them (see [`Broker::mark_seeded`]).
     pub fn new(seed: Option<&Seed>, store: Arc<Store>, recovery: &mut Recovery) -> Broker {
+        let delayed = Arc::new(schedule::Scheduler::new(
+            store.clone(),
+            std::mem::take(&mut recovery.delayed),
+            recovery.delayed_seq,
+        ));
         let b = Broker {
             vhosts: DashMap::new(),
             auth: Arc::new(Auth::default()),
             connections: Arc::new(Registry::default()),
             store,
+            delayed,
             admin: Mutex::new(()),
             globals: RwLock::default(),
             retired_queues: Default::default(),

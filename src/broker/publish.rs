@@ -32,11 +32,13 @@ pub fn publish(
     }
     let key = ShortStr::from(routing_key);
     let mut out = Vec::new();
-    vhost.route(
+    let mut delayed = Vec::new();
+    vhost.route_delaying(
         &ex,
         &[key.as_bytes()],
         RouteInfo::new(properties.headers.as_ref(), Props::Decoded(properties)),
         &mut out,
+        &mut delayed,
     );
     let message = Arc::new(Message {
         exchange: name,
@@ -47,8 +49,19 @@ pub fn publish(
     });
     use super::stats::Stat;
     ex.stats.incr(Stat::PublishIn);
-    let routed = !out.is_empty();
-    if routed {
+    // Held by an x-delayed-message exchange: routed when due (counted as routed now).
+    for (dx, delay) in &delayed {
+        let m = Arc::new(Message {
+            properties: super::delayed::routed_properties(&message.properties, *delay),
+            exchange: message.exchange.clone(),
+            routing_key: message.routing_key.clone(),
+            body: message.body.clone(),
+            bcc: Vec::new(),
+        });
+        vhost.delayed.schedule(vhost, dx, m, *delay, None);
+    }
+    let routed = !out.is_empty() || !delayed.is_empty();
+    if !out.is_empty() {
         ex.stats.incr(Stat::PublishOut);
     }
     let mut fx = Effects::default();

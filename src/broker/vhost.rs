@@ -9,6 +9,7 @@ use super::names;
 use super::outbox::Bells;
 use super::policy::{Target, VHostPolicies};
 use super::queue::Queue;
+use super::schedule::Scheduler;
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
 };
@@ -41,6 +42,8 @@ pub struct VHost {
     /// shard they insert into; written by the administrative operations, which hold no
     /// other lock then and re-apply after releasing it (see `policy::apply`).
     pub(crate) policies: RwLock<VHostPolicies>,
+    /// The broker's schedule of delayed messages (x-delayed-message exchanges).
+    pub delayed: Arc<Scheduler>,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -85,7 +88,7 @@ fn precondition(text: String) -> AmqpError {
 
 impl VHost {
     /// A vhost with the default exchange and the predeclared `amq.*` exchanges.
-    pub fn new(name: &str, store: Arc<Store>) -> VHost {
+    pub fn new(name: &str, store: Arc<Store>, delayed: Arc<Scheduler>) -> VHost {
         let v = VHost {
             name: name.to_string(),
             exchanges: DashMap::new(),
@@ -102,6 +105,7 @@ impl VHost {
             churn: Default::default(),
             retired: Default::default(),
             policies: RwLock::default(),
+            delayed,
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -170,6 +174,15 @@ impl VHost {
         let queues: Vec<_> = self.queues.iter().map(|q| q.clone()).collect();
         for q in queues {
             self.remove_queue(&q);
+        }
+        let delayed: Vec<_> = self
+            .exchanges
+            .iter()
+            .filter(|e| e.kind == ExchangeKind::Delayed)
+            .map(|e| e.clone())
+            .collect();
+        for e in delayed {
+            self.delayed.forget(self, &e);
         }
         self.exchanges.clear();
         self.direct_reply.clear();
@@ -404,6 +417,9 @@ impl VHost {
     }
 
     fn forget_exchange(&self, e: &Exchange) {
+        if e.kind == ExchangeKind::Delayed {
+            self.delayed.forget(self, e);
+        }
         if e.durable {
             self.store.define(&Change::DeleteExchange {
                 vhost: ShortStr::from(self.name.as_str()),
@@ -661,7 +677,12 @@ impl VHost {
         }
         let ex = self.existing_exchange(source)?;
         let def = Self::durable_binding(&ex, &destination);
-        let b = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)?;
+        let b = Binding::new(
+            destination,
+            routing_key.clone(),
+            arguments.clone(),
+            ex.route_kind(),
+        )?;
         if ex.bind(b)
             && let Some(mut def) = def
         {
@@ -703,8 +724,12 @@ impl VHost {
             return Ok(());
         };
         let def = Self::durable_binding(&ex, &destination);
-        let Ok(b) = Binding::new(destination, routing_key.clone(), arguments.clone(), ex.kind)
-        else {
+        let Ok(b) = Binding::new(
+            destination,
+            routing_key.clone(),
+            arguments.clone(),
+            ex.route_kind(),
+        ) else {
             return Ok(());
         };
         if !ex.has_binding(&b) {
@@ -736,7 +761,23 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) {
         let mut visited: Vec<*const Exchange> = Vec::new();
-        self.route_into(exchange, keys, info, out, &mut visited);
+        self.route_into(exchange, keys, info, out, &mut visited, None);
+    }
+
+    /// [`VHost::route`] for a publish: an x-delayed-message exchange reached by a message
+    /// with a positive `x-delay` routes nothing now, and is listed in `delayed` with the
+    /// delay for the caller to schedule (the plugin's `route/2` returning no queues).
+    /// Plain `route` (dead-lettering, a due message) routes such exchanges at once.
+    pub fn route_delaying(
+        &self,
+        exchange: &Arc<Exchange>,
+        keys: &[&[u8]],
+        info: RouteInfo<'_>,
+        out: &mut Vec<Arc<Queue>>,
+        delayed: &mut Vec<(Arc<Exchange>, u64)>,
+    ) {
+        let mut visited: Vec<*const Exchange> = Vec::new();
+        self.route_into(exchange, keys, info, out, &mut visited, Some(delayed));
     }
 
     fn route_into(
@@ -746,11 +787,19 @@ impl VHost {
         info: RouteInfo<'_>,
         out: &mut Vec<Arc<Queue>>,
         visited: &mut Vec<*const Exchange>,
+        mut delayed: Option<&mut Vec<(Arc<Exchange>, u64)>>,
     ) {
         if visited.contains(&Arc::as_ptr(exchange)) {
             return;
         }
         visited.push(Arc::as_ptr(exchange));
+        if exchange.kind == ExchangeKind::Delayed
+            && let Some(d) = delayed.as_deref_mut()
+            && let Some(ms) = super::delayed::delay_of(info.headers)
+        {
+            d.push((exchange.clone(), ms));
+            return;
+        }
         let before = out.len();
         if exchange.name.is_empty() {
             for k in keys {
@@ -760,7 +809,7 @@ impl VHost {
             }
         } else {
             let mut next: Vec<Arc<Exchange>> = Vec::new();
-            let keys_here = if exchange.kind.first_key_only() {
+            let keys_here = if exchange.route_kind().first_key_only() {
                 &keys[..keys.len().min(1)]
             } else {
                 keys
@@ -776,14 +825,14 @@ impl VHost {
                 });
             }
             for e in next {
-                self.route_into(&e, keys, info, out, visited);
+                self.route_into(&e, keys, info, out, visited, delayed.as_deref_mut());
             }
         }
         if out.len() == before
             && let Some(ae) = exchange.alternate()
             && let Some(ae) = self.exchange(ae.as_bytes())
         {
-            self.route_into(&ae, keys, info, out, visited);
+            self.route_into(&ae, keys, info, out, visited, delayed);
         }
     }
 
@@ -838,8 +887,12 @@ impl VHost {
                     .map(Destination::Exchange)
             };
             if let Some(dest) = dest
-                && let Ok(binding) =
-                    Binding::new(dest, b.routing_key.clone(), b.arguments.clone(), ex.kind)
+                && let Ok(binding) = Binding::new(
+                    dest,
+                    b.routing_key.clone(),
+                    b.arguments.clone(),
+                    ex.route_kind(),
+                )
             {
                 ex.bind(binding);
             }

@@ -136,6 +136,8 @@ impl Connection {
         let headers = properties.headers();
         let mut out = std::mem::take(&mut self.route_scratch);
         out.clear();
+        // x-delayed-message exchanges that hold the message back, with the delay.
+        let mut delayed = Vec::new();
         let mut bcc_keys = Vec::new();
         match &headers {
             Some(h) if h.get("CC").is_some() || h.get("BCC").is_some() => {
@@ -144,7 +146,8 @@ impl Connection {
                 let mut keys: Vec<&[u8]> = vec![p.routing_key.as_bytes()];
                 keys.extend(cc.iter().chain(bcc.iter()).map(|k| k.as_bytes()));
                 let info = RouteInfo::new(Some(h), Props::Encoded(&properties));
-                self.vhost.route(&ex, &keys, info, &mut out);
+                self.vhost
+                    .route_delaying(&ex, &keys, info, &mut out, &mut delayed);
                 if !bcc.is_empty() || h.get("BCC").is_some() {
                     // BCC never reaches consumers.
                     let mut all = properties.decode().unwrap_or_default();
@@ -157,8 +160,9 @@ impl Connection {
             }
             _ => {
                 let info = RouteInfo::new(headers.as_ref(), Props::Encoded(&properties));
+                let keys = [p.routing_key.as_bytes()];
                 self.vhost
-                    .route(&ex, &[p.routing_key.as_bytes()], info, &mut out)
+                    .route_delaying(&ex, &keys, info, &mut out, &mut delayed)
             }
         }
         let message = Arc::new(Message {
@@ -168,6 +172,23 @@ impl Connection {
             body: content.body,
             bcc: bcc_keys,
         });
+        // Scheduled counts as routed now; `mandatory` is honoured when it falls due.
+        let scheduled = !delayed.is_empty();
+        for (dx, delay) in delayed {
+            let m = Arc::new(Message {
+                properties: crate::broker::delayed::routed_properties(&message.properties, delay),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+                body: message.body.clone(),
+                bcc: message.bcc.clone(),
+            });
+            let link = p.mandatory.then(|| self.channel(ch).link.clone());
+            let ticket = self
+                .vhost
+                .delayed
+                .schedule(&self.vhost, &dx, m, delay, link.as_ref());
+            self.fx.ticket = self.fx.ticket.max(ticket);
+        }
         let mut routed = !out.is_empty();
         if !routed
             && p.exchange.is_empty()
@@ -189,12 +210,13 @@ impl Connection {
         ex.stats.incr(Stat::PublishIn);
         if routed {
             ex.stats.incr(Stat::PublishOut);
+        } else if scheduled {
         } else if p.mandatory {
             link_stats.incr(Stat::ReturnUnroutable);
         } else {
             link_stats.incr(Stat::DropUnroutable);
         }
-        if !routed && p.mandatory {
+        if !routed && !scheduled && p.mandatory {
             let m = Method::BasicReturn(BasicReturn {
                 reply_code: reply_code::NO_ROUTE,
                 reply_text: ShortStr::from_static("NO_ROUTE"),

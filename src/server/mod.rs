@@ -244,6 +244,13 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         alarm_tx,
         shared.shutdown.clone(),
     ));
+    tracker.spawn(
+        shared
+            .broker
+            .delayed
+            .clone()
+            .run(Arc::downgrade(&shared.broker), shared.shutdown.clone()),
+    );
     tracker.spawn(sweep_consumer_timeouts(
         shared.broker.clone(),
         shared.shutdown.clone(),

@@ -119,11 +119,14 @@ impl QueueFiles {
 
     /// Appends a message record (written at the next [`flush`](Self::flush)). `tail`: the
     /// message is paged out, so the paging cursor starts here if it has nowhere to be.
+    /// `target`: the vhost and exchange a delayed message's record names.
+    #[allow(clippy::too_many_arguments)] // the record's fields, as the writer holds them
     pub fn append(
         &mut self,
         seq: u64,
         persistent: bool,
         expires: u64,
+        target: Option<(&crate::protocol::ShortStr, &crate::protocol::ShortStr)>,
         m: &crate::broker::message::Message,
         tail: bool,
         sync: bool,
@@ -140,7 +143,7 @@ impl QueueFiles {
         if tail && self.cursor.is_none() {
             self.cursor = Some((first, seg.size));
         }
-        let n = record::put_message(&mut self.buf, seq, persistent, expires, m);
+        let n = record::put_message_in(&mut self.buf, seq, persistent, expires, target, m);
         seg.size += n as u64;
         seg.live += 1;
         seg.last_seq = seq;

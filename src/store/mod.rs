@@ -13,14 +13,17 @@
 //! storage.dir/definitions.log
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.seg   message records
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.ack   acknowledged/delivered marks
+//! storage.dir/queues/{8000000000000000 | bucket:016x}/...   delayed messages (`delayed`)
 //! ```
 
 pub mod definitions;
+pub mod delayed;
 pub mod log;
 pub mod record;
 
 use crate::broker::message::MessageRef;
 use crate::broker::queue::Queue;
+use crate::protocol::ShortStr;
 use definitions::{Change, Definitions, DefinitionsLog};
 use log::{LoggedMessage, QueueFiles};
 use std::collections::{HashMap, HashSet};
@@ -37,6 +40,8 @@ enum Op {
     Append {
         log: u64,
         seq: u64,
+        /// The vhost and exchange named in the record (delayed messages).
+        target: Option<(ShortStr, ShortStr)>,
         message: MessageRef,
         persistent: bool,
         expires: u64,
@@ -62,6 +67,11 @@ enum Op {
     },
     DropTail {
         log: u64,
+    },
+    /// Reads a delayed bucket's whole log back (after the batch is written).
+    LoadBucket {
+        log: u64,
+        reply: tokio::sync::oneshot::Sender<Vec<LoggedMessage>>,
     },
     Delete {
         log: u64,
@@ -137,6 +147,10 @@ pub struct Recovery {
     pub definitions: Definitions,
     /// By queue log id.
     pub queues: HashMap<u64, RecoveredQueue>,
+    /// Delayed messages' buckets (tombstones included), in bucket order.
+    pub delayed: Vec<delayed::RecoveredBucket>,
+    /// The next sequence number for delayed messages: above every one on disk.
+    pub delayed_seq: u64,
 }
 
 #[derive(Debug, Default)]
@@ -170,16 +184,35 @@ impl Store {
         let (definitions, defs) = DefinitionsLog::open(dir, sync)?;
         let durable: HashSet<u64> = defs.queues.iter().map(|q| q.log_id).collect();
         // Logs of queues that are gone (transient queues' paged messages, deleted queues).
+        let mut buckets = Vec::new();
         for entry in std::fs::read_dir(&queues_dir)? {
             let entry = entry?;
-            let keep = u64::from_str_radix(&entry.file_name().to_string_lossy(), 16)
-                .is_ok_and(|id| durable.contains(&id));
+            let id = u64::from_str_radix(&entry.file_name().to_string_lossy(), 16).ok();
+            if let Some(bucket) = id.and_then(delayed::bucket_of) {
+                buckets.push(bucket);
+                continue;
+            }
+            let keep = id.is_some_and(|id| durable.contains(&id));
             if !keep {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
         let mut files = HashMap::new();
         let mut recovery = Recovery::default();
+        buckets.sort_unstable();
+        for bucket in buckets {
+            let dir = log_dir(&queues_dir, delayed::log_id(bucket));
+            let (f, found, max_seq) = delayed::recover(&dir, bucket, clean)?;
+            if let Some(m) = max_seq {
+                recovery.delayed_seq = recovery.delayed_seq.max(m + 1);
+            }
+            if found.count == 0 {
+                f.destroy();
+                continue;
+            }
+            files.insert(delayed::log_id(bucket), f);
+            recovery.delayed.push(found);
+        }
         let mut total = 0usize;
         for id in &durable {
             let rec = QueueFiles::recover(log_dir(&queues_dir, *id), paging_threshold, clean)?;
@@ -359,12 +392,40 @@ impl QueueLog {
         expires: u64,
         tail: bool,
     ) -> u64 {
+        self.append_in(seq, None, message, persistent, expires, tail)
+    }
+
+    /// Appends a delayed message (or a tombstone) to a bucket's log: it names its vhost
+    /// and the exchange that routes it when due, and `due` goes where a queue's message
+    /// keeps its expiry.
+    pub fn append_delayed(
+        &self,
+        seq: u64,
+        target: (&ShortStr, &ShortStr),
+        message: &MessageRef,
+        persistent: bool,
+        due: u64,
+    ) -> u64 {
+        let target = Some((target.0.clone(), target.1.clone()));
+        self.append_in(seq, target, message, persistent, due, true)
+    }
+
+    fn append_in(
+        &self,
+        seq: u64,
+        target: Option<(ShortStr, ShortStr)>,
+        message: &MessageRef,
+        persistent: bool,
+        expires: u64,
+        tail: bool,
+    ) -> u64 {
         self.inner
             .pending_bytes
             .fetch_add(message.body.len() as u64, Ordering::Relaxed);
         self.inner.push(Op::Append {
             log: self.id,
             seq,
+            target,
             message: message.clone(),
             persistent,
             expires,
@@ -401,6 +462,15 @@ impl QueueLog {
 
     pub fn drop_tail(&self) {
         self.inner.push(Op::DropTail { log: self.id });
+    }
+
+    /// Asks for a delayed bucket's whole log (what is not yet marked routed), sent to
+    /// `reply` once every operation handed over before this one is written.
+    pub fn load_bucket(&self, reply: tokio::sync::oneshot::Sender<Vec<LoggedMessage>>) {
+        self.inner.push(Op::LoadBucket {
+            log: self.id,
+            reply,
+        });
     }
 
     /// Stops recording marks without deleting anything: the queue object goes away with
@@ -497,6 +567,7 @@ impl Writer {
                     Op::Append {
                         log,
                         seq,
+                        target,
                         message,
                         persistent,
                         expires,
@@ -517,9 +588,15 @@ impl Writer {
                             .entry(log)
                             .or_insert_with(|| QueueFiles::new(log_dir(root, log)));
                         self.inner.appended.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) =
-                            f.append(seq, persistent, expires, &message, tail, self.sync)
-                        {
+                        if let Err(e) = f.append(
+                            seq,
+                            persistent,
+                            expires,
+                            target.as_ref().map(|(v, e)| (v, e)),
+                            &message,
+                            tail,
+                            self.sync,
+                        ) {
                             error!(error = %e, "cannot append to a queue log; check free disk space");
                         }
                         if !dirty.contains(&log) {
@@ -550,6 +627,9 @@ impl Writer {
                     op => after.push(op),
                 }
             }
+            // Delayed buckets last: a routed delayed message's mark must not reach the disk
+            // before the queue records it was routed to.
+            dirty.sort_by_key(|l| delayed::bucket_of(*l).is_some());
             for log in dirty.drain(..) {
                 if let Some(f) = self.files.get_mut(&log) {
                     match f.flush(self.sync) {
@@ -628,6 +708,15 @@ impl Writer {
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
+            }
+            Op::LoadBucket { log, reply } => {
+                let mut out = Vec::new();
+                if let Some(f) = self.files.get_mut(&log)
+                    && let Err(e) = f.page_in(u64::MAX, &mut out)
+                {
+                    error!(error = %e, "cannot read delayed messages back");
+                }
+                let _ = reply.send(out);
             }
             Op::DropTail { log } => {
                 if let Some(f) = self.files.get_mut(&log) {

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! u32 length of what follows the crc | u32 crc32 of it
-//! u8 flags (bit 0: persistent) | u64 seq | u64 expires (unix ms, 0: never)
-//! shortstr exchange | shortstr routing key | u32 + properties (wire octets)
+//! u8 flags (bit 0: persistent, bit 1: a target follows) | u64 seq | u64 expires (unix ms,
+//! 0: never; a delayed message's due time)
+//! [with bit 1: shortstr vhost | shortstr exchange that routes it when due] | shortstr exchange | shortstr routing key | u32 + properties (wire octets)
 //! u16 count + longstr BCC keys | body (the rest)
 //! ```
 //!
@@ -21,6 +22,9 @@ use crate::protocol::{EncodedProperties, LongStr, ShortStr};
 use bytes::{Buf, BufMut, Bytes};
 
 pub const FLAG_PERSISTENT: u8 = 1;
+/// The record names its vhost and the exchange that routes it (delayed messages: one
+/// schedule serves every vhost, and the exchange published to may be another one).
+pub const FLAG_TARGET: u8 = 2;
 pub const MARK_ACK: u8 = 1;
 pub const MARK_DELIVERED: u8 = 2;
 /// Given back unsettled (a quorum queue's return: its delivery count goes up).
@@ -37,15 +41,39 @@ pub fn put_message(
     expires: u64,
     m: &Message,
 ) -> usize {
+    put_message_in(buf, seq, persistent, expires, None, m)
+}
+
+/// [`put_message`] with the vhost and exchange that route the message (delayed messages).
+pub fn put_message_in(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    persistent: bool,
+    expires: u64,
+    target: Option<(&ShortStr, &ShortStr)>,
+    m: &Message,
+) -> usize {
     let start = buf.len();
     let props = m.properties.as_bytes();
     let bcc_len: usize = m.bcc.iter().map(|k| 4 + k.0.len()).sum();
-    let len = FIXED + m.exchange.len() + m.routing_key.len() + props.len() + bcc_len + m.body.len();
+    let vhost_len = target.map_or(0, |(v, e)| 2 + v.len() + e.len());
+    let len = FIXED
+        + vhost_len
+        + m.exchange.len()
+        + m.routing_key.len()
+        + props.len()
+        + bcc_len
+        + m.body.len();
     buf.reserve(len);
     buf.put_u64(0); // length and crc: sealed below
-    buf.put_u8(if persistent { FLAG_PERSISTENT } else { 0 });
+    let flags = if persistent { FLAG_PERSISTENT } else { 0 };
+    buf.put_u8(flags | if target.is_some() { FLAG_TARGET } else { 0 });
     buf.put_u64(seq);
     buf.put_u64(expires);
+    if let Some((v, e)) = target {
+        put_short(buf, v);
+        put_short(buf, e);
+    }
     put_short(buf, &m.exchange);
     put_short(buf, &m.routing_key);
     buf.put_u32(props.len() as u32);
@@ -72,6 +100,8 @@ pub struct StoredMessage {
     pub seq: u64,
     pub persistent: bool,
     pub expires: u64,
+    /// The vhost and exchange, for records that name them (delayed messages).
+    pub target: Option<(ShortStr, ShortStr)>,
     pub message: Message,
     /// Octets the record takes in its file.
     pub len: usize,
@@ -97,6 +127,11 @@ pub fn read_message(src: &Bytes, offset: usize) -> Option<StoredMessage> {
     let flags = b.get_u8();
     let seq = b.get_u64();
     let expires = b.get_u64();
+    let target = if flags & FLAG_TARGET != 0 {
+        Some((short(&mut b)?, short(&mut b)?))
+    } else {
+        None
+    };
     let exchange = short(&mut b)?;
     let routing_key = short(&mut b)?;
     if b.len() < 4 {
@@ -123,6 +158,7 @@ pub fn read_message(src: &Bytes, offset: usize) -> Option<StoredMessage> {
         seq,
         persistent: flags & FLAG_PERSISTENT != 0,
         expires,
+        target,
         message: Message {
             exchange,
             routing_key,
@@ -214,6 +250,26 @@ mod tests {
         let mut bad = buf.clone();
         bad[n - 1] ^= 1;
         assert!(read_message(&Bytes::from(bad), 0).is_none());
+    }
+
+    #[test]
+    fn a_record_may_name_its_target() {
+        let m = Message {
+            exchange: ShortStr::from("delayed"),
+            routing_key: ShortStr::from("rk"),
+            properties: EncodedProperties::default(),
+            body: Bytes::from_static(b"later"),
+            bcc: Vec::new(),
+        };
+        let mut buf = Vec::new();
+        let vhost = ShortStr::from("/");
+        let ex = ShortStr::from("later");
+        let n = put_message_in(&mut buf, 3, true, 1234, Some((&vhost, &ex)), &m);
+        let r = read_message(&Bytes::from(buf), 0).unwrap();
+        assert_eq!((r.seq, r.expires, r.len), (3, 1234, n));
+        assert_eq!(r.target, Some((vhost, ex)));
+        assert_eq!(r.message.exchange, m.exchange);
+        assert_eq!(r.message.body, m.body);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
         )
 }
 
-const EXCHANGE_TYPES: [(&str, &str); 6] = [
+const EXCHANGE_TYPES: [(&str, &str); 7] = [
     (
         "direct",
         "AMQP direct exchange, as per the AMQP specification",
@@ -48,6 +48,8 @@ const EXCHANGE_TYPES: [(&str, &str); 6] = [
     ),
     ("x-consistent-hash", "Consistent Hashing Exchange"),
     ("x-message-deduplication", "Message Deduplication Exchange."),
+    // The delayed-message plugin's description/0.
+    ("x-delayed-message", "Delayed Message Exchange."),
 ];
 
 fn exchange_types() -> Value {
