@@ -236,3 +236,163 @@ async fn cache_arguments_are_checked_at_declaration() {
     .await
     .unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Queue level: `x-message-deduplication: true` (the plugin's queue_SUITE and README)
+// ---------------------------------------------------------------------------
+
+/// A deduplicating queue; returns its name.
+async fn dedup_queue(ch: &Channel) -> String {
+    let mut args = FieldTable::default();
+    args.insert("x-message-deduplication".into(), AMQPValue::Boolean(true));
+    ch.queue_declare(
+        "".into(),
+        lapin::options::QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap()
+    .name()
+    .as_str()
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_queue_holds_one_message_per_value_until_it_is_consumed() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let q = dedup_queue(&ch).await;
+
+    // Duplicates are confirmed, not stored.
+    let send = |id: Option<&'static str>| {
+        let ch = ch.clone();
+        let q = q.clone();
+        async move {
+            let mut h = FieldTable::default();
+            if let Some(id) = id {
+                h.insert(
+                    "x-deduplication-header".into(),
+                    AMQPValue::LongString(id.into()),
+                );
+            }
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                b"payload",
+                BasicProperties::default().with_headers(h),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .is_ack()
+        }
+    };
+    for _ in 0..3 {
+        assert!(send(Some("order-1")).await);
+    }
+    assert!(send(Some("order-2")).await);
+    assert!(send(None).await);
+    assert!(send(None).await);
+    assert_eq!(
+        common::ready_count(&ch, &q).await,
+        4,
+        "order-1 once, order-2, two without"
+    );
+
+    // Delivered but not yet acknowledged, the message is still in the queue: a
+    // duplicate is still refused. A requeue keeps it; only the ack lets the value go.
+    let held = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(send(Some("order-1")).await);
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
+    held.delivery
+        .nack(lapin::options::BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(send(Some("order-1")).await);
+    assert_eq!(common::ready_count(&ch, &q).await, 4);
+    let held = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .unwrap();
+    held.delivery
+        .ack(lapin::options::BasicAckOptions::default())
+        .await
+        .unwrap();
+    assert!(send(Some("order-1")).await);
+    assert_eq!(
+        common::ready_count(&ch, &q).await,
+        4,
+        "order-1 is new again once acked"
+    );
+
+    // A purge empties the set too.
+    ch.queue_purge(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    assert!(send(Some("order-2")).await);
+    assert_eq!(common::ready_count(&ch, &q).await, 1);
+}
+
+#[tokio::test]
+async fn values_of_paged_out_messages_stay_in_the_queues_set() {
+    // Past 4 KiB of ready bodies, new messages wait on disk only.
+    let b = TestBroker::start_warren_with(|c| c.memory.paging_threshold = "4KiB".into()).await;
+    let (_conn, ch) = confirming(&b).await;
+    let q = dedup_queue(&ch).await;
+    let body = vec![b'x'; 1024];
+    let send = |id: String| {
+        let (ch, q, body) = (ch.clone(), q.clone(), body.clone());
+        async move {
+            let mut h = FieldTable::default();
+            h.insert(
+                "x-deduplication-header".into(),
+                AMQPValue::LongString(id.into()),
+            );
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default().with_headers(h),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    };
+    for round in 0..2 {
+        for i in 0..50 {
+            send(format!("job-{i}")).await;
+        }
+        assert_eq!(common::ready_count(&ch, &q).await, 50, "round {round}");
+    }
+    // Read everything back (paging in as it goes), then every value is new again.
+    let mut got = 0;
+    while ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .is_some()
+    {
+        got += 1;
+    }
+    assert_eq!(got, 50);
+    for i in 0..50 {
+        send(format!("job-{i}")).await;
+    }
+    assert_eq!(common::ready_count(&ch, &q).await, 50);
+}

@@ -155,6 +155,10 @@ pub struct QueueArgs {
     pub delivery_limit: Option<i64>,
     /// `x-dead-letter-strategy` as declared (quorum queues).
     pub dead_letter_strategy: DeadLetterStrategy,
+    /// `x-message-deduplication: true` (the rabbitmq-message-deduplication plugin's queue
+    /// argument): a message is not enqueued while one with the same
+    /// `x-deduplication-header` value is in the queue.
+    pub message_deduplication: bool,
 }
 
 fn invalid(arg: &str, queue: &ShortStr, vhost: &str, detail: String) -> AmqpError {
@@ -357,6 +361,12 @@ impl QueueArgs {
         if let Some(v) = args.get("x-consumer-timeout") {
             a.consumer_timeout = Some(int("x-consumer-timeout", v, 0)? as u64);
         }
+        // The plugin's argument; like the plugin, anything but boolean true leaves the
+        // queue as it is (RabbitMQ itself ignores the argument).
+        a.message_deduplication = args
+            .get("x-message-deduplication")
+            .and_then(FieldValue::as_bool)
+            == Some(true);
         if a.queue_type == QueueType::Quorum {
             a.delivery_limit = args.get("x-delivery-limit").and_then(FieldValue::as_i64);
         }

@@ -12,11 +12,20 @@
 //!
 //! `x-cache-persistence` is accepted and validated as the plugin does, but the cache is
 //! kept in memory only: after a restart every value is new again.
+//!
+//! The plugin's queue-level deduplication (`x-message-deduplication: true` on a queue) is
+//! [`QueueSet`]: a message is not enqueued while another with the same header value is in
+//! the queue (ready, paged out or delivered and unacknowledged). Each enqueued message
+//! holds a [`Token`] whose drop takes its value out of the set: the value leaves with the
+//! message whichever way it goes (acknowledged, delivered without acknowledgement,
+//! dropped, expired, purged, dead-lettered), and a requeue keeps it, since the message
+//! itself stays. Lock order: the set's mutex is a leaf, taken under the queue's lock or
+//! with no lock.
 
 use super::consistent_hash::Fnv;
 use crate::protocol::{AmqpError, FieldTable, FieldValue, reply_code};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// The header whose value identifies a message.
@@ -94,6 +103,76 @@ fn identity(v: &FieldValue) -> u128 {
         }
     }
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+/// The identity of a message's deduplication header value, if it has one.
+pub fn key_of(headers: Option<&FieldTable>) -> Option<u128> {
+    headers.and_then(|h| h.get(HEADER)).map(identity)
+}
+
+/// The header values of the messages in a deduplicating queue.
+#[derive(Debug, Default)]
+pub struct QueueSet {
+    keys: Mutex<HashSet<u128>>,
+}
+
+impl QueueSet {
+    /// Adds a message's value: a token that holds it, or None when a message with that
+    /// value is in the queue already (a duplicate).
+    pub fn admit(self: &Arc<Self>, key: u128) -> Option<Box<Token>> {
+        self.keys
+            .lock()
+            .unwrap()
+            .insert(key)
+            .then(|| self.token(key))
+    }
+
+    /// A token for a message read back from the queue's log (at start-up or from its
+    /// paged-out tail): its value is in the set from now on, whatever was there.
+    pub fn readmit(self: &Arc<Self>, key: u128) -> Box<Token> {
+        self.keys.lock().unwrap().insert(key);
+        self.token(key)
+    }
+
+    fn token(self: &Arc<Self>, key: u128) -> Box<Token> {
+        Box::new(Token {
+            set: self.clone(),
+            key,
+            armed: true,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A message's hold on its value in a [`QueueSet`]: dropping it takes the value out.
+#[derive(Debug)]
+pub struct Token {
+    set: Arc<QueueSet>,
+    key: u128,
+    armed: bool,
+}
+
+impl Token {
+    /// Lets go of the token but keeps the value in the set: the message stays in the
+    /// queue without it (paged out to the log; read back with [`QueueSet::readmit`]).
+    pub fn keep(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        if self.armed {
+            self.set.keys.lock().unwrap().remove(&self.key);
+        }
+    }
 }
 
 #[derive(Debug, Default)]

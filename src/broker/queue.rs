@@ -49,6 +49,8 @@ pub struct QueuedMessage {
     /// Its record in the queue's log (persistent messages in durable queues, and paged
     /// ones): dropping the message acknowledges it there.
     pub persisted: Option<Persisted>,
+    /// Its value in a deduplicating queue's set: dropping the message takes it out.
+    pub dedup: Option<Box<super::dedup::Token>>,
 }
 
 impl QueuedMessage {
@@ -237,6 +239,9 @@ pub struct Queue {
     counts_returns: bool,
     /// How fast the ready and unacknowledged counts move (sampled, management API).
     pub depth: super::stats::Depth,
+    /// The deduplication header values of the messages in the queue
+    /// (`x-message-deduplication`).
+    dedup: Option<Arc<super::dedup::QueueSet>>,
 }
 
 #[derive(Debug)]
@@ -355,7 +360,17 @@ impl Queue {
             unacked: Default::default(),
             depth: Default::default(),
             counts_returns: quorum,
+            dedup: None,
         }
+        .with_dedup()
+    }
+
+    /// Sets up the deduplication set of a queue declared with `x-message-deduplication`.
+    fn with_dedup(mut self) -> Self {
+        if self.args.message_deduplication {
+            self.dedup = Some(Arc::default());
+        }
+        self
     }
 
     /// A new queue with the policies that match it (before anyone else can see it).
@@ -503,6 +518,18 @@ impl Queue {
         let level = self.level_of(&message);
         let persistent =
             self.durable && (message.persistent() || self.args.queue_type.always_persistent());
+        let dedup = match &self.dedup {
+            None => None,
+            Some(set) => match super::dedup::key_of(message.properties.headers().as_ref()) {
+                // Another message with this value is in the queue: this one is not
+                // stored (its publisher still gets a confirm).
+                Some(key) => match set.admit(key) {
+                    Some(token) => Some(token),
+                    None => return true,
+                },
+                None => None,
+            },
+        };
         let qm = QueuedMessage {
             seq,
             expires_at: ttl.map(|d| Instant::now() + d),
@@ -511,6 +538,7 @@ impl Queue {
             level,
             delivery_count: 0,
             persisted: None,
+            dedup,
         };
         let size = qm.message.size() as u64;
         if s.settings.overflow != Overflow::DropHead && !admit(&mut s, size) {
@@ -613,6 +641,11 @@ impl Queue {
         s.logged = true;
         s.tail.count += 1;
         s.tail.bytes += qm.message.size() as u64;
+        let mut qm = qm;
+        // On disk only now: its value stays in the set until it is read back.
+        if let Some(mut token) = qm.dedup.take() {
+            token.keep();
+        }
         let expires = deadline_to_unix_ms(qm.expires_at);
         let t = self
             .log
@@ -686,7 +719,12 @@ impl Queue {
             } else {
                 message
             };
+            let dedup = self.dedup.as_ref().and_then(|set| {
+                let key = super::dedup::key_of(message.properties.headers().as_ref())?;
+                Some(set.readmit(key))
+            });
             s.ready.push_back(QueuedMessage {
+                dedup,
                 seq: stored.seq,
                 level: self.level_of(&message),
                 message,
