@@ -14,7 +14,7 @@ mod common;
 use common::{Deliveries, TestBroker, amqp_error, body, unique, within};
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeBindOptions, ExchangeDeclareOptions,
-    ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeleteOptions, QueueBindOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
@@ -56,30 +56,7 @@ async fn declare(ch: &Channel, kind: &str, durable: bool) -> String {
 }
 
 async fn queue_bound(ch: &Channel, exchange: &str, key: &str, args: FieldTable) -> String {
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .name()
-        .as_str()
-        .to_string();
-    ch.queue_bind(
-        q.as_str().into(),
-        exchange.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        args,
-    )
-    .await
-    .unwrap();
-    q
+    common::bound_exclusive_queue_with(ch, exchange, key, args).await
 }
 
 async fn consume(ch: &Channel, q: &str) -> Deliveries {
@@ -148,6 +125,11 @@ async fn publish(ch: &Channel, ex: &str, key: &str, body: &str, props: BasicProp
     )
     .await
     .unwrap();
+}
+
+/// Publishes `body` with `key` and an `x-delay` of `ms` milliseconds.
+async fn publish_in(ch: &Channel, ex: &str, key: &str, body: &str, ms: i32) {
+    publish(ch, ex, key, body, with_delay(Some(AMQPValue::LongInt(ms)))).await
 }
 
 fn x_delay(d: &lapin::message::Delivery) -> Option<AMQPValue> {
@@ -280,14 +262,7 @@ async fn no_or_invalid_x_delay_is_routed_at_once_unchanged() {
         ..
     } = setup("direct", "k", false, false).await;
     // A delayed one first: everything after it overtakes it.
-    publish(
-        &ch,
-        &ex,
-        "k",
-        "late",
-        with_delay(Some(AMQPValue::LongInt(1500))),
-    )
-    .await;
+    publish_in(&ch, &ex, "k", "late", 1500).await;
     let cases = [
         None,
         Some(AMQPValue::LongInt(0)),
@@ -386,14 +361,7 @@ async fn routing_uses_the_underlying_type_when_due() {
     let mut direct = consume(&ch, &q_direct).await;
     let mut sunk = consume(&ch, &q_sink).await;
     let start = Instant::now();
-    publish(
-        &ch,
-        &source,
-        "k",
-        "e2e",
-        with_delay(Some(AMQPValue::LongInt(400))),
-    )
-    .await;
+    publish_in(&ch, &source, "k", "e2e", 400).await;
     assert_eq!(body(&direct.next().await), "e2e");
     assert!(
         start.elapsed() < Duration::from_millis(400),
@@ -482,14 +450,7 @@ async fn routing_happens_with_the_bindings_at_due_time() {
     let conn = b.connect().await;
     let ch = conn.create_channel().await.unwrap();
     let ex = declare(&ch, "direct", false).await;
-    publish(
-        &ch,
-        &ex,
-        "later",
-        "bound-after",
-        with_delay(Some(AMQPValue::LongInt(500))),
-    )
-    .await;
+    publish_in(&ch, &ex, "later", "bound-after", 500).await;
     // Bound after publishing, before it is due: it still arrives.
     let q = queue_bound(&ch, &ex, "later", FieldTable::default()).await;
     let mut d = consume(&ch, &q).await;
@@ -507,22 +468,8 @@ async fn deleting_the_exchange_drops_its_schedule() {
         _conn: _c,
         ..
     } = setup("direct", "k", false, false).await;
-    publish(
-        &ch,
-        &ex,
-        "k",
-        "near",
-        with_delay(Some(AMQPValue::LongInt(300))),
-    )
-    .await;
-    publish(
-        &ch,
-        &ex,
-        "k",
-        "far",
-        with_delay(Some(AMQPValue::LongInt(3200))),
-    )
-    .await;
+    publish_in(&ch, &ex, "k", "near", 300).await;
+    publish_in(&ch, &ex, "k", "far", 3200).await;
     ch.exchange_delete(ex.as_str().into(), ExchangeDeleteOptions::default())
         .await
         .unwrap();
@@ -544,14 +491,7 @@ async fn deleting_the_exchange_drops_its_schedule() {
     )
     .await
     .unwrap();
-    publish(
-        &ch,
-        &ex,
-        "k",
-        "marker",
-        with_delay(Some(AMQPValue::LongInt(3600))),
-    )
-    .await;
+    publish_in(&ch, &ex, "k", "marker", 3600).await;
     assert_eq!(body(&d.next().await), "marker");
 }
 

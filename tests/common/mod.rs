@@ -325,6 +325,16 @@ pub async fn confirming_channel(conn: &Connection) -> lapin::Channel {
 
 /// A server-named exclusive queue bound to `exchange` with `key`; returns its name.
 pub async fn bound_exclusive_queue(ch: &lapin::Channel, exchange: &str, key: &str) -> String {
+    bound_exclusive_queue_with(ch, exchange, key, lapin::types::FieldTable::default()).await
+}
+
+/// The same, with binding arguments (headers exchanges).
+pub async fn bound_exclusive_queue_with(
+    ch: &lapin::Channel,
+    exchange: &str,
+    key: &str,
+    binding_args: lapin::types::FieldTable,
+) -> String {
     let q = ch
         .queue_declare(
             "".into(),
@@ -344,7 +354,7 @@ pub async fn bound_exclusive_queue(ch: &lapin::Channel, exchange: &str, key: &st
         exchange.into(),
         key.into(),
         lapin::options::QueueBindOptions::default(),
-        lapin::types::FieldTable::default(),
+        binding_args,
     )
     .await
     .unwrap();
