@@ -20,6 +20,7 @@ pub mod definitions;
 pub mod delayed;
 pub mod log;
 pub mod record;
+pub mod stream;
 
 use crate::broker::message::MessageRef;
 use crate::broker::queue::Queue;

@@ -1,0 +1,1 @@
+//! Segment files: `{first offset:020}.segment`, a small header then chunks.
