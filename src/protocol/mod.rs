@@ -4,6 +4,7 @@
 //! Everything here is synchronous and allocation-conscious: decoded strings and bodies are
 //! `Bytes` slices of the frame they came from, never copies.
 
+pub mod amqp10;
 pub mod content;
 pub mod error;
 pub mod frame;
