@@ -189,6 +189,15 @@ pub const VALIDATION_ORDER: &[&str] = &[
     "x-single-active-consumer",
 ];
 
+/// The stream queues' own arguments, in RabbitMQ's order of validating and comparing
+/// them (after [`VALIDATION_ORDER`]).
+pub const STREAM_ARGS: &[&str] = &[
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+];
+
 /// The arguments of other queue types that RabbitMQ knows, after [`VALIDATION_ORDER`] in
 /// its order of checking that the declared type supports them.
 const OTHER_TYPES_ARGS: &[&str] = &[
@@ -331,7 +340,8 @@ impl QueueArgs {
                 },
                 "x-dead-letter-routing-key" => {
                     a.dead_letter_routing_key = Some(string(key, v)?);
-                    if a.dead_letter_exchange.is_none() {
+                    // A stream refuses the argument outright (below), as RabbitMQ does.
+                    if a.dead_letter_exchange.is_none() && a.queue_type != QueueType::Stream {
                         return Err(invalid(
                             key,
                             queue,
@@ -353,6 +363,39 @@ impl QueueArgs {
                 "x-single-active-consumer" => {
                     a.single_active_consumer = v.as_bool().ok_or_else(|| unacceptable(key, v))?
                 }
+                _ => {}
+            }
+        }
+        // The stream arguments, validated whatever the type (a type that does not take
+        // them refuses them below), in RabbitMQ's order.
+        for &key in STREAM_ARGS {
+            let Some(v) = args.get(key) else {
+                continue;
+            };
+            match key {
+                "x-max-age" => {
+                    let s = string(key, v)?;
+                    if super::stream::parse_max_age(s.as_bytes()).is_none() {
+                        return Err(invalid(key, queue, vhost, "invalid_max_age".into()));
+                    }
+                }
+                "x-stream-max-segment-size-bytes" => {
+                    int(key, v, 0)?;
+                }
+                "x-initial-cluster-size" => {
+                    int(key, v, 1)?;
+                }
+                "x-queue-leader-locator" => match string(key, v)?.as_bytes() {
+                    b"client-local" | b"balanced" | b"random" | b"least-leaders" => {}
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            queue,
+                            vhost,
+                            "invalid_queue_locator_arg".into(),
+                        ));
+                    }
+                },
                 _ => {}
             }
         }

@@ -27,6 +27,7 @@ pub mod queue;
 pub mod quorum;
 pub mod schedule;
 pub mod stats;
+pub mod stream;
 pub mod topic;
 pub mod vhost;
 

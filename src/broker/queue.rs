@@ -21,8 +21,9 @@ use super::policy::Applied;
 use super::policy::effective::QueueSettings;
 use super::quorum::{self, Admission, Command, Machine, MessageState};
 use super::stats::{Counters, Stat};
+use super::stream::StreamQueue;
 use super::vhost::VHost;
-use crate::protocol::{FieldTable, ShortStr};
+use crate::protocol::{AmqpError, FieldTable, ShortStr};
 use crate::store::log::LoggedMessage;
 use crate::store::record::{MARK_DELIVERED, MARK_RETURNED};
 use crate::store::{Persisted, QueueLog};
@@ -242,6 +243,9 @@ pub struct Queue {
     /// The deduplication header values of the messages in the queue
     /// (`x-message-deduplication`).
     dedup: Option<Arc<super::dedup::QueueSet>>,
+    /// A stream queue's log and readers (`x-queue-type: stream`): the operations below
+    /// hand over to it at their top, so the handlers never ask a queue's type.
+    stream: Option<Arc<StreamQueue>>,
 }
 
 #[derive(Debug)]
@@ -306,6 +310,8 @@ pub enum ConsumeRefused {
     /// The queue has an exclusive consumer, or `exclusive` was asked with consumers present.
     ExclusiveInUse,
     Deleted,
+    /// The queue type refuses the consumer (a stream's checks), with RabbitMQ's error.
+    Refused(AmqpError),
 }
 
 impl Queue {
@@ -361,6 +367,7 @@ impl Queue {
             depth: Default::default(),
             counts_returns: quorum,
             dedup: None,
+            stream: None,
         }
         .with_dedup()
     }
@@ -371,6 +378,38 @@ impl Queue {
             self.dedup = Some(Arc::default());
         }
         self
+    }
+
+    /// Opens a stream queue's log (`x-queue-type: stream`; other types are left as they
+    /// are). The log keeps the queue's log id, under the store's `streams/` directory.
+    pub(crate) fn with_stream(mut self, store: &Arc<crate::store::Store>) -> Self {
+        if self.args.queue_type == super::args::QueueType::Stream {
+            let retention = super::stream::retention(&self.arguments, self.args.max_length_bytes);
+            let log = store.stream_log(self.log.id, retention);
+            self.stream = Some(Arc::new(StreamQueue::new(log)));
+        }
+        self
+    }
+
+    /// Whether the queue's type supports `operation` (`basic.get`, `queue.purge`, ...):
+    /// streams refuse those that would take messages out, with RabbitMQ's 540.
+    pub fn supports(&self, operation: &str) -> Result<(), AmqpError> {
+        if self.stream.is_none() {
+            return Ok(());
+        }
+        let vhost = self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default();
+        Err(AmqpError::connection(
+            crate::protocol::reply_code::NOT_IMPLEMENTED,
+            format!(
+                "{operation} not supported by stream queues queue '{}' in vhost '{vhost}'",
+                self.name
+            ),
+        ))
+    }
+
+    /// The stream behind a stream queue (what the stream protocol's front end uses).
+    pub fn stream(&self) -> Option<&Arc<StreamQueue>> {
+        self.stream.as_ref()
     }
 
     /// A new queue with the policies that match it (before anyone else can see it).
@@ -502,6 +541,9 @@ impl Queue {
     /// queue refused it (x-overflow reject-publish / reject-publish-dlx on a full queue).
     pub fn publish(self: &Arc<Self>, message: MessageRef, fx: &mut Effects) -> bool {
         self.stats.incr(Stat::Publish);
+        if let Some(stream) = &self.stream {
+            return stream.publish(&message, fx);
+        }
         let mut s = self.lock();
         if s.deleted {
             return true;
@@ -608,6 +650,9 @@ impl Queue {
 
     /// Delivers ready messages while some consumer has credit.
     pub fn dispatch(self: &Arc<Self>, fx: &mut Effects) {
+        if let Some(stream) = &self.stream {
+            return stream.wake();
+        }
         let mut s = self.lock();
         self.dispatch_locked(&mut s, fx);
     }
@@ -812,6 +857,10 @@ impl Queue {
 
     /// basic.get: takes the head message. Returns it with the count left behind.
     pub fn get(self: &Arc<Self>, fx: &mut Effects) -> Option<(QueuedMessage, u32)> {
+        if self.stream.is_some() {
+            // Refused before this by the handler (`Queue::refuses_get`).
+            return None;
+        }
         let mut s = self.lock();
         s.last_used = Instant::now();
         let now = Instant::now();
@@ -850,6 +899,11 @@ impl Queue {
     /// Puts unacknowledged messages back at their original positions, marked redelivered,
     /// and delivers again.
     pub fn requeue(self: &Arc<Self>, messages: Vec<QueuedMessage>, fx: &mut Effects) {
+        if let Some(stream) = &self.stream {
+            // A stream keeps every message: giving one back only returns credit.
+            drop(messages);
+            return stream.wake();
+        }
         let mut s = self.lock();
         if s.deleted {
             return;
@@ -909,9 +963,21 @@ impl Queue {
     pub fn add_consumer(
         self: &Arc<Self>,
         consumer: Arc<Consumer>,
+        arguments: &FieldTable,
         on_added: impl FnOnce(),
         fx: &mut Effects,
     ) -> Result<(), ConsumeRefused> {
+        if let Some(stream) = &self.stream {
+            let vhost = self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default();
+            let start = super::stream::check_consumer(&consumer, arguments, &self.name, &vhost)
+                .map_err(ConsumeRefused::Refused)?;
+            if self.is_deleted() {
+                return Err(ConsumeRefused::Deleted);
+            }
+            self.lock().had_consumer = true;
+            stream.add_consumer(self, consumer, start, on_added);
+            return Ok(());
+        }
         let mut s = self.lock();
         if s.deleted {
             return Err(ConsumeRefused::Deleted);
@@ -938,6 +1004,10 @@ impl Queue {
 
     /// Unsubscribes a consumer. Returns true when the queue should now be auto-deleted.
     pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>, fx: &mut Effects) -> bool {
+        if let Some(stream) = &self.stream {
+            stream.remove_consumer(consumer);
+            return false;
+        }
         consumer.cancelled.store(true, Ordering::Relaxed);
         let mut s = self.lock();
         if self.args.single_active_consumer
@@ -968,12 +1038,26 @@ impl Queue {
         self.vhost.upgrade()
     }
 
+    /// The counts queue.delete's `if-empty` and `if-unused` look at: nothing holds a
+    /// stream (RabbitMQ deletes one whatever it holds).
+    pub fn delete_counts(&self) -> (u32, u32) {
+        if self.stream.is_some() {
+            return (0, 0);
+        }
+        self.counts()
+    }
+
     /// Marks the queue used (a redeclare or passive declare), for x-expires.
     pub fn touch(&self) {
         self.lock().last_used = Instant::now();
     }
 
+    /// Message and consumer counts, as declare-ok reports them (a stream reports its
+    /// messages and, as RabbitMQ, no consumers).
     pub fn counts(&self) -> (u32, u32) {
+        if let Some(stream) = &self.stream {
+            return (stream.message_count().min(u32::MAX as u64) as u32, 0);
+        }
         let s = self.lock();
         (
             (s.ready.len as u64 + s.tail.count) as u32,
@@ -984,12 +1068,26 @@ impl Queue {
     /// The queue's levels, read under its lock and nothing else (no copy of the
     /// consumers): what a Prometheus scrape reads of each queue.
     pub fn levels(&self) -> QueueLevels {
-        QueueLevels::of(&self.lock())
+        match &self.stream {
+            Some(stream) => stream.levels(),
+            None => QueueLevels::of(&self.lock()),
+        }
     }
 
     /// What the management API shows of the queue's state, read under one short lock.
     pub fn snapshot(&self) -> QueueSnapshot {
         let s = self.lock();
+        if let Some(stream) = &self.stream {
+            let l = stream.levels();
+            return QueueSnapshot {
+                ready: l.ready,
+                ready_bytes: l.ready_bytes,
+                paged_out: 0,
+                paged_out_bytes: 0,
+                consumers: stream.consumers(),
+                idle_since: s.last_used,
+            };
+        }
         let l = QueueLevels::of(&s);
         QueueSnapshot {
             ready: l.ready,
@@ -1017,6 +1115,11 @@ impl Queue {
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut s = self.lock();
         s.deleted = true;
+        if let Some(stream) = &self.stream {
+            // RabbitMQ's delete-ok for a stream counts no messages.
+            drop(s);
+            return (0, stream.delete());
+        }
         if s.logged {
             self.log.delete();
         }

@@ -1,7 +1,7 @@
 //! A virtual host: its exchanges, queues and bindings, and the operations AMQP performs on
 //! them, with RabbitMQ's checks and reply texts.
 
-use super::args::{QueueArgs, VALIDATION_ORDER};
+use super::args::{QueueArgs, STREAM_ARGS, VALIDATION_ORDER};
 use super::auth::{Access, Perm, ResourceKind};
 use super::consumer::Consumer;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, RouteInfo};
@@ -478,6 +478,19 @@ impl VHost {
             return Ok((q, m, c));
         }
         let name = if spec.name.is_empty() {
+            // Quorum queues and streams need a name chosen by the client (RabbitMQ's
+            // `is_server_named_allowed`).
+            let kind = spec.arguments.get("x-queue-type").and_then(|v| v.as_str());
+            let module = match kind.as_ref().map(|k| k.as_bytes()) {
+                Some(b"quorum") => Some("rabbit_quorum_queue"),
+                Some(b"stream") => Some("rabbit_stream_queue"),
+                _ => None,
+            };
+            if let Some(module) = module {
+                return Err(precondition(format!(
+                    "Cannot declare a server-named queue for type {module}"
+                )));
+            }
             ShortStr::from(names::queue_name())
         } else {
             if spec.name.as_bytes().starts_with(b"amq.") {
@@ -554,6 +567,7 @@ impl VHost {
                         self.store.new_log(),
                         self.store.paging_threshold,
                     )
+                    .with_stream(&self.store)
                     .with_policies(self.policies_for(target, name.as_bytes())),
                 )
             })
@@ -623,7 +637,7 @@ impl VHost {
         if !q.accessible_by(connection) {
             return Err(self.locked(name));
         }
-        let (m, c) = q.counts();
+        let (m, c) = q.delete_counts();
         if if_unused && c > 0 {
             return Err(precondition(format!(
                 "queue '{name}' in vhost '{}' in use",
@@ -869,7 +883,8 @@ impl VHost {
                 Arc::downgrade(self),
                 self.store.log_with_id(d.log_id),
                 self.store.paging_threshold,
-            ));
+            )
+            .with_stream(&self.store));
             if let Some(rq) = recovery.queues.remove(&d.log_id) {
                 q.recover(rq);
             }
@@ -945,7 +960,12 @@ fn check_args(
     // only the arguments it knows: others (unknown `x-` keys included) may differ freely.
     let keys: Vec<&str> = if what == "queue" {
         let last = ["x-delivery-limit", "x-queue-type", "x-queue-master-locator"];
-        VALIDATION_ORDER.iter().chain(&last).copied().collect()
+        VALIDATION_ORDER
+            .iter()
+            .chain(STREAM_ARGS)
+            .chain(&last)
+            .copied()
+            .collect()
     } else {
         checked.to_vec()
     };

@@ -382,6 +382,7 @@ impl Connection {
         let ok = (!m.nowait).then(|| Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
         let added = q.add_consumer(
             consumer.clone(),
+            &m.arguments,
             || {
                 if let Some(ok) = &ok {
                     outbox.push(|buf, _| encode_method(buf, ch, ok));
@@ -407,6 +408,7 @@ impl Connection {
                     reply_code::NOT_FOUND,
                     format!("no queue '{name}' in vhost '{}'", self.vhost.name),
                 ),
+                ConsumeRefused::Refused(e) => e,
             });
         }
         Ok(())
@@ -451,6 +453,7 @@ impl Connection {
         self.access
             .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
+        q.supports("basic.get")?;
         let link = self.channel(ch).link.clone();
         let Some((qm, message_count)) = q.get(&mut self.fx) else {
             q.stats.incr(Stat::GetEmpty);
@@ -615,6 +618,9 @@ impl Connection {
         requeue: bool,
     ) -> Result<(), AmqpError> {
         let taken = self.take_unacked(ch, tag, multiple)?;
+        for u in &taken {
+            u.queue.supports("basic.nack and basic.reject")?;
+        }
         self.settle_nack(ch, taken, requeue);
         Ok(())
     }

@@ -106,6 +106,7 @@ impl Connection {
         self.access
             .check(Perm::Read, ResourceKind::Queue, name.as_bytes())?;
         let q = self.vhost.existing_queue(&name, self.id)?;
+        q.supports("queue.purge")?;
         let message_count = q.purge();
         if !m.nowait {
             self.send(ch, QueuePurgeOk { message_count }.into());
