@@ -740,7 +740,8 @@ impl Writer {
     /// when a stream rolls to a new one; this catches streams that stopped growing).
     fn sweep_streams(&self) {
         let open: Vec<Arc<stream::StreamLog>> = {
-            let streams = self.inner.streams.lock().unwrap();
+            let mut streams = self.inner.streams.lock().unwrap();
+            streams.retain(|_, s| s.strong_count() > 0);
             streams.values().filter_map(Weak::upgrade).collect()
         };
         for s in open {

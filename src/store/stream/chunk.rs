@@ -224,7 +224,9 @@ struct Records {
 
 impl Records {
     fn u32_at(&self, i: usize) -> Option<u32> {
-        Some(u32::from_be_bytes(self.data.get(i..i + 4)?.try_into().ok()?))
+        Some(u32::from_be_bytes(
+            self.data.get(i..i + 4)?.try_into().ok()?,
+        ))
     }
 
     fn step(&mut self) -> Option<(u64, Bytes)> {

@@ -135,7 +135,11 @@ impl Store {
             Ok(s) => s,
             Err(e) => {
                 error!(stream = id, error = %e, "cannot recover a stream's files; it stores nothing until restarted");
-                let s = self.new_stream(id, retention, segment::Recovered::empty(self.stream_dir(id)));
+                let s = self.new_stream(
+                    id,
+                    retention,
+                    segment::Recovered::empty(self.stream_dir(id)),
+                );
                 s.assign.lock().unwrap().deleted = true;
                 s
             }
@@ -163,12 +167,7 @@ impl Store {
         self.root.join(STREAMS_DIR).join(format!("{id:016x}"))
     }
 
-    fn new_stream(
-        &self,
-        id: u64,
-        retention: Retention,
-        rec: segment::Recovered,
-    ) -> Arc<StreamLog> {
+    fn new_stream(&self, id: u64, retention: Retention, rec: segment::Recovered) -> Arc<StreamLog> {
         let dir = self.stream_dir(id);
         let has_user_chunk = rec
             .index
@@ -289,7 +288,12 @@ impl StreamLog {
 
     /// Last publishing id stored for a publisher reference (QueryPublisherSequence).
     pub fn publisher_sequence(&self, reference: &str) -> Option<u64> {
-        self.assign.lock().unwrap().sequences.get(reference).copied()
+        self.assign
+            .lock()
+            .unwrap()
+            .sequences
+            .get(reference)
+            .copied()
     }
 
     /// The next offset not yet durable: every offset below it is readable. Changes are
@@ -359,7 +363,10 @@ impl StreamLog {
             self.inner.push(Op::StreamDelete { stream });
         }
         let mut streams = self.inner.streams.lock().unwrap();
-        if streams.get(&self.id).is_some_and(|w| w.as_ptr() == self as *const _) {
+        if streams
+            .get(&self.id)
+            .is_some_and(|w| w.as_ptr() == self as *const _)
+        {
             streams.remove(&self.id);
         }
     }

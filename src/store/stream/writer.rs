@@ -38,8 +38,10 @@ pub struct StreamWriter {
     pub tracking: TrackingState,
     /// The offset after the last user chunk written.
     pub next: u64,
-    /// Chunk bytes not yet written to the active segment.
-    buf: Vec<u8>,
+    /// Segments started and not yet in the index (it gets them with their first
+    /// committed chunks, so the segment being written is the index's last one only once
+    /// what is in it is durable).
+    unindexed: Vec<Segment>,
 }
 
 #[derive(Debug)]
@@ -62,7 +64,7 @@ impl StreamWriter {
             active,
             tracking,
             next,
-            buf: Vec::new(),
+            unindexed: Vec::new(),
         }
     }
 }
@@ -81,7 +83,13 @@ pub struct StreamBatch {
 pub struct Batches {
     batches: Vec<StreamBatch>,
     by_id: HashMap<u64, usize>,
+    /// Chunk bytes not yet written (one buffer for every stream: written out past
+    /// [`FLUSH_BYTES`], so its size does not grow with batches).
+    buf: Vec<u8>,
 }
+
+/// Buffered chunk bytes are written out past this size.
+const FLUSH_BYTES: usize = 4 << 20;
 
 impl Batches {
     fn of(&mut self, stream: Arc<StreamLog>) -> &mut StreamBatch {
@@ -129,10 +137,10 @@ impl Batches {
             if b.entries.is_empty() && b.offsets.is_empty() {
                 continue;
             }
-            match write_stream(&b, sync, now) {
+            match write_stream(&b, &mut self.buf, sync, now) {
                 Ok(n) => fsyncs += n,
                 Err(e) => {
-                    b.stream.writer.lock().unwrap().buf.clear();
+                    self.buf.clear();
                     error!(stream = b.stream.id, error = %e, "cannot write a stream; check free disk space")
                 }
             }
@@ -149,7 +157,7 @@ struct Placed {
 }
 
 /// Writes one stream's batch: chunks, syncs, then the index and the committed offset.
-fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
+fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io::Result<u64> {
     let stream = &b.stream;
     let mut w = stream.writer.lock().unwrap();
     let w = &mut *w;
@@ -157,9 +165,9 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
         return Ok(0);
     }
     let max_segment = stream.retention().max_segment_bytes;
-    let mut to_sync: Vec<Arc<File>> = Vec::new();
+    // Segments written to in this batch: (first offset, file, size written).
+    let mut to_sync: Vec<(u64, Arc<File>, u64)> = Vec::new();
     let mut placed: Vec<Placed> = Vec::new();
-    let mut new_segments: Vec<Segment> = Vec::new();
     let mut rolled = false;
     let mut trailer = Vec::new();
     let mut i = 0;
@@ -215,26 +223,25 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
             Some(a) => {
                 a.has_user_chunk
                     && chunk_type == CHUNK_USER
-                    && a.size + w.buf.len() as u64 + stored > max_segment
+                    && a.size + buf.len() as u64 + stored > max_segment
             }
         };
         if roll {
-            flush(w, &mut to_sync)?;
-            let seg = start_segment(w, first_offset, now)?;
-            new_segments.push(seg);
+            flush(w, buf, &mut to_sync)?;
+            start_segment(w, buf, first_offset, now)?;
             rolled = true;
         }
-        let pos = w.active.as_ref().unwrap().size + w.buf.len() as u64;
-        let start = w.buf.len();
-        w.buf.resize(start + HEADER_LEN, 0);
+        let pos = w.active.as_ref().unwrap().size + buf.len() as u64;
+        let start = buf.len();
+        buf.resize(start + HEADER_LEN, 0);
         let (num_entries, num_records) = if chunk_type == CHUNK_USER {
             for (_, e, _) in &b.entries[i..j] {
-                chunk::put_simple_entry(&mut w.buf, e);
+                chunk::put_simple_entry(buf, e);
             }
-            w.buf.extend_from_slice(&trailer);
+            buf.extend_from_slice(&trailer);
             ((j - i) as u16, (j - i) as u32)
         } else {
-            chunk::put_simple_entry(&mut w.buf, &trailer);
+            chunk::put_simple_entry(buf, &trailer);
             (1, 0)
         };
         let (data_len, trailer_len) = if chunk_type == CHUNK_USER {
@@ -242,7 +249,7 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
         } else {
             (4 + trailer.len(), 0)
         };
-        let data = &w.buf[start + HEADER_LEN..start + HEADER_LEN + data_len];
+        let data = &buf[start + HEADER_LEN..start + HEADER_LEN + data_len];
         let header = ChunkHeader {
             chunk_type,
             num_entries,
@@ -254,7 +261,7 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
             data_len: data_len as u32,
             trailer_len: trailer_len as u32,
         };
-        w.buf[start..start + HEADER_LEN].copy_from_slice(&header.encode());
+        buf[start..start + HEADER_LEN].copy_from_slice(&header.encode());
         let a = w.active.as_mut().unwrap();
         if chunk_type == CHUNK_USER {
             a.has_user_chunk = true;
@@ -279,15 +286,18 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
                 w.tracking.offsets.insert(r.clone(), *o);
             }
         }
+        if buf.len() >= FLUSH_BYTES {
+            flush(w, buf, &mut to_sync)?;
+        }
         if j == i {
             break;
         }
         i = j;
     }
-    flush(w, &mut to_sync)?;
+    flush(w, buf, &mut to_sync)?;
     let mut fsyncs = 0;
     if sync {
-        for f in &to_sync {
+        for (_, f, _) in &to_sync {
             f.sync_data()?;
             fsyncs += 1;
         }
@@ -301,22 +311,23 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
         if index.deleted {
             return Ok(fsyncs);
         }
-        index.segments.extend(new_segments);
+        index.segments.extend(w.unindexed.drain(..));
         for p in placed {
-            let seg = index
+            // (Its segment is there: only a failed write can have lost chunks, and
+            // those were never placed in a committed batch.)
+            if let Some(seg) = index
                 .segments
                 .iter_mut()
                 .rev()
                 .find(|s| s.first == p.segment)
-                .expect("a placed chunk's segment is in the index");
-            seg.chunks.push(p.entry);
+            {
+                seg.chunks.push(p.entry);
+            }
             index.committed = index.committed.max(p.entry.end());
         }
-        for s in index.segments.iter_mut() {
-            if let Some(a) = &w.active
-                && a.first == s.first
-            {
-                s.size = a.size;
+        for (first, _, size) in &to_sync {
+            if let Some(s) = index.segments.iter_mut().rev().find(|s| s.first == *first) {
+                s.size = *size;
             }
         }
         index.disk_bytes = index.segments.iter().map(|s| s.size).sum();
@@ -334,24 +345,29 @@ fn write_stream(b: &StreamBatch, sync: bool, now: i64) -> io::Result<u64> {
 }
 
 /// Writes the buffered chunks to the active segment (to be synced with `to_sync`).
-fn flush(w: &mut StreamWriter, to_sync: &mut Vec<Arc<File>>) -> io::Result<()> {
+fn flush(
+    w: &mut StreamWriter,
+    buf: &mut Vec<u8>,
+    to_sync: &mut Vec<(u64, Arc<File>, u64)>,
+) -> io::Result<()> {
     let Some(a) = &mut w.active else {
         return Ok(());
     };
-    if !w.buf.is_empty() {
-        a.file.write_all_at(&w.buf, a.size)?;
-        a.size += w.buf.len() as u64;
-        w.buf.clear();
-        if !to_sync.iter().any(|f| Arc::ptr_eq(f, &a.file)) {
-            to_sync.push(a.file.clone());
+    if !buf.is_empty() {
+        a.file.write_all_at(buf, a.size)?;
+        a.size += buf.len() as u64;
+        buf.clear();
+        match to_sync.iter_mut().find(|(f, _, _)| *f == a.first) {
+            Some(t) => t.2 = a.size,
+            None => to_sync.push((a.first, a.file.clone(), a.size)),
         }
     }
     Ok(())
 }
 
 /// Starts a segment at `first`: its header, and a snapshot of the tracking state when
-/// there is any (so deleting older segments loses none of it). Returns its index entry.
-fn start_segment(w: &mut StreamWriter, first: u64, now: i64) -> io::Result<Segment> {
+/// there is any (so deleting older segments loses none of it), into `buf` (empty).
+fn start_segment(w: &mut StreamWriter, buf: &mut Vec<u8>, first: u64, now: i64) -> io::Result<()> {
     std::fs::create_dir_all(&w.dir)?;
     let path = segment_path(&w.dir, first);
     let file = Arc::new(
@@ -362,8 +378,8 @@ fn start_segment(w: &mut StreamWriter, first: u64, now: i64) -> io::Result<Segme
             .truncate(true)
             .open(&path)?,
     );
-    w.buf.clear();
-    w.buf.extend_from_slice(&SEGMENT_HEADER);
+    buf.clear();
+    buf.extend_from_slice(&SEGMENT_HEADER);
     if !w.tracking.is_empty() {
         trim_sequences(&mut w.tracking);
         let mut snap = Vec::new();
@@ -373,10 +389,10 @@ fn start_segment(w: &mut StreamWriter, first: u64, now: i64) -> io::Result<Segme
         for (r, o) in &w.tracking.offsets {
             chunk::put_tracking(&mut snap, TRACK_OFFSET, r, *o);
         }
-        let start = w.buf.len();
-        w.buf.resize(start + HEADER_LEN, 0);
-        chunk::put_simple_entry(&mut w.buf, &snap);
-        let data = &w.buf[start + HEADER_LEN..];
+        let start = buf.len();
+        buf.resize(start + HEADER_LEN, 0);
+        chunk::put_simple_entry(buf, &snap);
+        let data = &buf[start + HEADER_LEN..];
         let header = ChunkHeader {
             chunk_type: CHUNK_TRACKING_SNAPSHOT,
             num_entries: 1,
@@ -388,21 +404,21 @@ fn start_segment(w: &mut StreamWriter, first: u64, now: i64) -> io::Result<Segme
             data_len: data.len() as u32,
             trailer_len: 0,
         };
-        w.buf[start..start + HEADER_LEN].copy_from_slice(&header.encode());
+        buf[start..start + HEADER_LEN].copy_from_slice(&header.encode());
     }
-    let seg = Segment {
+    w.unindexed.push(Segment {
         first,
         file: Arc::downgrade(&file),
         size: 0,
         chunks: Vec::new(),
-    };
+    });
     w.active = Some(Active {
         first,
         file,
         size: 0,
         has_user_chunk: false,
     });
-    Ok(seg)
+    Ok(())
 }
 
 /// Keeps the [`MAX_SNAPSHOT_SEQUENCES`] most recently updated publishers (osiris's rule).
