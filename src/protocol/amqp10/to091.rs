@@ -229,7 +229,8 @@ fn message_id(
             raw(front, s);
             None
         }
-        Value::String(s) | Value::Symbol(s) => short(&Value::String(s.clone())),
+        Value::String(s) => Some(ShortStr(s.clone())),
+        Value::Symbol(s) => (s.len() <= 255).then(|| ShortStr(s.clone())),
         Value::Ulong(n) => {
             typed(front, "ulong");
             Some(ShortStr::from(n.to_string()))
