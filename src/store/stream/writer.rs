@@ -155,6 +155,9 @@ impl Batches {
     }
 }
 
+/// A segment written to in a batch: first offset, file, bytes written, not yet synced.
+type Written = (u64, Arc<File>, u64, bool);
+
 /// A chunk placed in the buffer, committed to the index once synced.
 struct Placed {
     segment: u64,
@@ -170,10 +173,11 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         return Ok(0);
     }
     let max_segment = stream.retention().max_segment_bytes;
-    // Segments written to in this batch: (first offset, file, size written).
-    let mut to_sync: Vec<(u64, Arc<File>, u64)> = Vec::new();
+    // Segments written to in this batch: (first offset, file, size written, not synced).
+    let mut to_sync: Vec<Written> = Vec::new();
     let mut placed: Vec<Placed> = Vec::new();
     let mut rolled = false;
+    let mut fsyncs = 0;
     let mut trailer = Vec::new();
     let mut i = 0;
     while i < b.entries.len() || (i == 0 && b.entries.is_empty()) {
@@ -233,6 +237,13 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         };
         if roll {
             flush(w, buf, &mut to_sync)?;
+            // The segment is complete on disk before the next one gets anything: only the
+            // last segment can end torn.
+            if sync && let Some(t) = to_sync.last_mut().filter(|t| t.3) {
+                t.1.sync_data()?;
+                t.3 = false;
+                fsyncs += 1;
+            }
             start_segment(w, buf, first_offset, now)?;
             rolled = true;
         }
@@ -300,11 +311,12 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         i = j;
     }
     flush(w, buf, &mut to_sync)?;
-    let mut fsyncs = 0;
     if sync {
-        for (_, f, _) in &to_sync {
-            f.sync_data()?;
-            fsyncs += 1;
+        for (_, f, _, dirty) in &to_sync {
+            if *dirty {
+                f.sync_data()?;
+                fsyncs += 1;
+            }
         }
         if rolled {
             sync_dir(&w.dir);
@@ -329,7 +341,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
             }
             index.committed = index.committed.max(p.entry.end());
         }
-        for (first, _, size) in &to_sync {
+        for (first, _, size, _) in &to_sync {
             if let Some(s) = index.segments.iter_mut().rev().find(|s| s.first == *first) {
                 s.size = *size;
             }
@@ -349,11 +361,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
 }
 
 /// Writes the buffered chunks to the active segment (to be synced with `to_sync`).
-fn flush(
-    w: &mut StreamWriter,
-    buf: &mut Vec<u8>,
-    to_sync: &mut Vec<(u64, Arc<File>, u64)>,
-) -> io::Result<()> {
+fn flush(w: &mut StreamWriter, buf: &mut Vec<u8>, to_sync: &mut Vec<Written>) -> io::Result<()> {
     let Some(a) = &mut w.active else {
         return Ok(());
     };
@@ -361,9 +369,12 @@ fn flush(
         a.file.write_all_at(buf, a.size)?;
         a.size += buf.len() as u64;
         buf.clear();
-        match to_sync.iter_mut().find(|(f, _, _)| *f == a.first) {
-            Some(t) => t.2 = a.size,
-            None => to_sync.push((a.first, a.file.clone(), a.size)),
+        match to_sync.iter_mut().find(|t| t.0 == a.first) {
+            Some(t) => {
+                t.2 = a.size;
+                t.3 = true;
+            }
+            None => to_sync.push((a.first, a.file.clone(), a.size, true)),
         }
     }
     Ok(())
