@@ -9,6 +9,7 @@ use super::chunk::{
 use super::index::{ChunkEntry, SEGMENT_HEADER, Segment, segment_path};
 use super::segment::TrackingState;
 use super::{StreamLog, now_ms};
+use crate::store::log::sync_dir;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -69,11 +70,15 @@ impl StreamWriter {
     }
 }
 
+/// An entry handed to the writer: its offset, bytes, and publisher reference and
+/// publishing id.
+type PendingEntry = (u64, Bytes, Option<(Arc<str>, u64)>);
+
 /// One stream's share of a writer batch.
 pub struct StreamBatch {
     stream: Arc<StreamLog>,
-    /// (offset, entry, publisher reference and publishing id), in offset order.
-    entries: Vec<(u64, Bytes, Option<(Arc<str>, u64)>)>,
+    /// In offset order.
+    entries: Vec<PendingEntry>,
     /// Consumer offsets stored in this batch (latest last).
     offsets: Vec<(Arc<str>, u64)>,
 }
@@ -150,6 +155,9 @@ impl Batches {
     }
 }
 
+/// A segment written to in a batch: first offset, file, bytes written, not yet synced.
+type Written = (u64, Arc<File>, u64, bool);
+
 /// A chunk placed in the buffer, committed to the index once synced.
 struct Placed {
     segment: u64,
@@ -165,10 +173,11 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         return Ok(0);
     }
     let max_segment = stream.retention().max_segment_bytes;
-    // Segments written to in this batch: (first offset, file, size written).
-    let mut to_sync: Vec<(u64, Arc<File>, u64)> = Vec::new();
+    // Segments written to in this batch: (first offset, file, size written, not synced).
+    let mut to_sync: Vec<Written> = Vec::new();
     let mut placed: Vec<Placed> = Vec::new();
     let mut rolled = false;
+    let mut fsyncs = 0;
     let mut trailer = Vec::new();
     let mut i = 0;
     while i < b.entries.len() || (i == 0 && b.entries.is_empty()) {
@@ -228,6 +237,13 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         };
         if roll {
             flush(w, buf, &mut to_sync)?;
+            // The segment is complete on disk before the next one gets anything: only the
+            // last segment can end torn.
+            if sync && let Some(t) = to_sync.last_mut().filter(|t| t.3) {
+                t.1.sync_data()?;
+                t.3 = false;
+                fsyncs += 1;
+            }
             start_segment(w, buf, first_offset, now)?;
             rolled = true;
         }
@@ -295,14 +311,15 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         i = j;
     }
     flush(w, buf, &mut to_sync)?;
-    let mut fsyncs = 0;
     if sync {
-        for (_, f, _) in &to_sync {
-            f.sync_data()?;
-            fsyncs += 1;
+        for (_, f, _, dirty) in &to_sync {
+            if *dirty {
+                f.sync_data()?;
+                fsyncs += 1;
+            }
         }
         if rolled {
-            super::super::log::sync_dir(&w.dir);
+            sync_dir(&w.dir);
         }
     }
     // Durable: into the index, then tell the readers.
@@ -313,8 +330,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         }
         index.segments.extend(w.unindexed.drain(..));
         for p in placed {
-            // (Its segment is there: only a failed write can have lost chunks, and
-            // those were never placed in a committed batch.)
+            // Its segment is in the index (registered above, or in an earlier batch).
             if let Some(seg) = index
                 .segments
                 .iter_mut()
@@ -325,7 +341,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
             }
             index.committed = index.committed.max(p.entry.end());
         }
-        for (first, _, size) in &to_sync {
+        for (first, _, size, _) in &to_sync {
             if let Some(s) = index.segments.iter_mut().rev().find(|s| s.first == *first) {
                 s.size = *size;
             }
@@ -345,11 +361,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
 }
 
 /// Writes the buffered chunks to the active segment (to be synced with `to_sync`).
-fn flush(
-    w: &mut StreamWriter,
-    buf: &mut Vec<u8>,
-    to_sync: &mut Vec<(u64, Arc<File>, u64)>,
-) -> io::Result<()> {
+fn flush(w: &mut StreamWriter, buf: &mut Vec<u8>, to_sync: &mut Vec<Written>) -> io::Result<()> {
     let Some(a) = &mut w.active else {
         return Ok(());
     };
@@ -357,9 +369,12 @@ fn flush(
         a.file.write_all_at(buf, a.size)?;
         a.size += buf.len() as u64;
         buf.clear();
-        match to_sync.iter_mut().find(|(f, _, _)| *f == a.first) {
-            Some(t) => t.2 = a.size,
-            None => to_sync.push((a.first, a.file.clone(), a.size)),
+        match to_sync.iter_mut().find(|t| t.0 == a.first) {
+            Some(t) => {
+                t.2 = a.size;
+                t.3 = true;
+            }
+            None => to_sync.push((a.first, a.file.clone(), a.size, true)),
         }
     }
     Ok(())
@@ -368,7 +383,16 @@ fn flush(
 /// Starts a segment at `first`: its header, and a snapshot of the tracking state when
 /// there is any (so deleting older segments loses none of it), into `buf` (empty).
 fn start_segment(w: &mut StreamWriter, buf: &mut Vec<u8>, first: u64, now: i64) -> io::Result<()> {
-    std::fs::create_dir_all(&w.dir)?;
+    if !w.dir.exists() {
+        // A new stream: its directory (and the streams directory) made durable too.
+        std::fs::create_dir_all(&w.dir)?;
+        if let Some(streams) = w.dir.parent() {
+            sync_dir(streams);
+            if let Some(root) = streams.parent() {
+                sync_dir(root);
+            }
+        }
+    }
     let path = segment_path(&w.dir, first);
     let file = Arc::new(
         OpenOptions::new()
