@@ -89,8 +89,13 @@ async fn create_publish_with_confirms_consume_from_first_and_delete() {
         .create(&stream)
         .await
         .expect("create");
-    // Creating it again is refused with StreamAlreadyExists.
-    match env.stream_creator().create(&stream).await {
+    // Creating it again (same arguments) is refused with StreamAlreadyExists.
+    match env
+        .stream_creator()
+        .max_length(ByteCapacity::MB(100))
+        .create(&stream)
+        .await
+    {
         Err(StreamCreateError::Create { status, .. }) => {
             assert_eq!(status, ResponseCode::StreamAlreadyExists)
         }

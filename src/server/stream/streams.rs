@@ -135,7 +135,7 @@ fn correct_name(name: &Str) -> Option<ShortStr> {
     Some(ShortStr::from(bytes::Bytes::from(cleaned)))
 }
 
-/// The Create command: the response code.
+/// The Create command: the response code (configure permission first, as RabbitMQ).
 pub(crate) fn create(
     vhost: &Arc<VHost>,
     access: &mut Access,
@@ -152,9 +152,6 @@ pub(crate) fn create(
     {
         return code::ACCESS_REFUSED;
     }
-    if vhost.queue(name.as_bytes()).is_some() {
-        return code::STREAM_ALREADY_EXISTS;
-    }
     let Some(arguments) = queue_arguments(arguments) else {
         return code::PRECONDITION_FAILED;
     };
@@ -168,7 +165,12 @@ pub(crate) fn create(
         connection,
         access: Some(access),
     };
+    // As RabbitMQ: an existing stream declared with the same arguments is
+    // STREAM_ALREADY_EXISTS, with other arguments (or a queue of another type)
+    // PRECONDITION_FAILED (the declare's equivalence check).
+    let existed = vhost.queue(name.as_bytes()).is_some();
     match vhost.declare_queue(spec) {
+        Ok(_) if existed => code::STREAM_ALREADY_EXISTS,
         Ok(_) => code::OK,
         Err(e) if e.code == reply_code::ACCESS_REFUSED => code::ACCESS_REFUSED,
         Err(e) if e.code == reply_code::PRECONDITION_FAILED => code::PRECONDITION_FAILED,
