@@ -152,12 +152,21 @@ impl Store {
         id: u64,
         retention: Retention,
     ) -> io::Result<Arc<StreamLog>> {
-        let mut streams = self.inner.streams.lock().unwrap();
-        if let Some(s) = streams.get(&id).and_then(Weak::upgrade) {
+        let open = |streams: &HashMap<u64, Weak<StreamLog>>| {
+            let s = streams.get(&id).and_then(Weak::upgrade)?;
             s.set_retention(retention);
+            Some(s)
+        };
+        if let Some(s) = open(&self.inner.streams.lock().unwrap()) {
             return Ok(s);
         }
+        // Recovery reads files: not under the registry's lock, which the writer's
+        // retention sweep takes.
         let rec = segment::recover(&self.stream_dir(id))?;
+        let mut streams = self.inner.streams.lock().unwrap();
+        if let Some(s) = open(&streams) {
+            return Ok(s); // opened meanwhile
+        }
         let s = self.new_stream(id, retention, rec);
         streams.insert(id, Arc::downgrade(&s));
         Ok(s)
@@ -365,7 +374,7 @@ impl StreamLog {
         let mut streams = self.inner.streams.lock().unwrap();
         if streams
             .get(&self.id)
-            .is_some_and(|w| w.as_ptr() == self as *const _)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
         {
             streams.remove(&self.id);
         }

@@ -9,6 +9,7 @@ use super::chunk::{
 use super::index::{ChunkEntry, SEGMENT_HEADER, Segment, segment_path};
 use super::segment::TrackingState;
 use super::{StreamLog, now_ms};
+use crate::store::log::sync_dir;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -69,11 +70,15 @@ impl StreamWriter {
     }
 }
 
+/// An entry handed to the writer: its offset, bytes, and publisher reference and
+/// publishing id.
+type PendingEntry = (u64, Bytes, Option<(Arc<str>, u64)>);
+
 /// One stream's share of a writer batch.
 pub struct StreamBatch {
     stream: Arc<StreamLog>,
-    /// (offset, entry, publisher reference and publishing id), in offset order.
-    entries: Vec<(u64, Bytes, Option<(Arc<str>, u64)>)>,
+    /// In offset order.
+    entries: Vec<PendingEntry>,
     /// Consumer offsets stored in this batch (latest last).
     offsets: Vec<(Arc<str>, u64)>,
 }
@@ -302,7 +307,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
             fsyncs += 1;
         }
         if rolled {
-            super::super::log::sync_dir(&w.dir);
+            sync_dir(&w.dir);
         }
     }
     // Durable: into the index, then tell the readers.
@@ -313,8 +318,7 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         }
         index.segments.extend(w.unindexed.drain(..));
         for p in placed {
-            // (Its segment is there: only a failed write can have lost chunks, and
-            // those were never placed in a committed batch.)
+            // Its segment is in the index (registered above, or in an earlier batch).
             if let Some(seg) = index
                 .segments
                 .iter_mut()
@@ -368,7 +372,16 @@ fn flush(
 /// Starts a segment at `first`: its header, and a snapshot of the tracking state when
 /// there is any (so deleting older segments loses none of it), into `buf` (empty).
 fn start_segment(w: &mut StreamWriter, buf: &mut Vec<u8>, first: u64, now: i64) -> io::Result<()> {
-    std::fs::create_dir_all(&w.dir)?;
+    if !w.dir.exists() {
+        // A new stream: its directory (and the streams directory) made durable too.
+        std::fs::create_dir_all(&w.dir)?;
+        if let Some(streams) = w.dir.parent() {
+            sync_dir(streams);
+            if let Some(root) = streams.parent() {
+                sync_dir(root);
+            }
+        }
+    }
     let path = segment_path(&w.dir, first);
     let file = Arc::new(
         OpenOptions::new()
