@@ -455,3 +455,93 @@ async fn frame_over_the_pre_open_limit_closes_the_socket() {
     c.sock.write_all(&[0, 0x11, 0, 1]).await.unwrap();
     assert!(c.recv().await.is_none());
 }
+
+/// A consumer catching up on 32 MiB: more than the socket buffers hold, so the server's
+/// sendfile meets a full socket (EAGAIN) and must wait for writability; every chunk
+/// arrives whole and in order.
+#[tokio::test]
+async fn catch_up_read_of_many_chunks_arrives_whole_and_in_order() {
+    let t = target().await;
+    let mut c = connect(&t).await;
+    open(&mut c).await;
+    let s = Str::from(format!("catch-up-{}", common::unique()).as_str());
+    let created = c
+        .call(|id| ClientCommand::Create {
+            correlation_id: id,
+            stream: s.clone(),
+            arguments: vec![],
+        })
+        .await;
+    assert_eq!(created, code::OK);
+    let declared = c
+        .call(|id| ClientCommand::DeclarePublisher {
+            correlation_id: id,
+            publisher_id: 0,
+            reference: Str::default(),
+            stream: s.clone(),
+        })
+        .await;
+    assert_eq!(declared, code::OK);
+    const TOTAL: u64 = 4096;
+    const PER_FRAME: u64 = 64;
+    let body = |i: u64| {
+        let mut b = vec![(i % 251) as u8; 8192];
+        b[..8].copy_from_slice(&i.to_be_bytes());
+        b
+    };
+    for f in 0..TOTAL / PER_FRAME {
+        let messages: Vec<PublishedMessage> = (f * PER_FRAME..(f + 1) * PER_FRAME)
+            .map(|i| PublishedMessage {
+                publishing_id: i,
+                filter_value: None,
+                entry: Entry::Simple(Bytes::from(body(i))),
+            })
+            .collect();
+        c.send(ClientCommand::Publish(Publish::new(0, 1, &messages)))
+            .await;
+    }
+    let mut confirmed = 0;
+    while confirmed < TOTAL {
+        match c.recv().await.unwrap() {
+            ServerCommand::PublishConfirm { publishing_ids, .. } => {
+                confirmed += publishing_ids.len() as u64
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let id = c.id();
+    c.send(ClientCommand::Subscribe {
+        correlation_id: id,
+        subscription_id: 3,
+        stream: s.clone(),
+        offset: OffsetSpec::First,
+        credit: u16::MAX,
+        properties: vec![],
+    })
+    .await;
+    match c.recv().await.unwrap() {
+        ServerCommand::Response { code: 1, .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let mut next = 0u64;
+    while next < TOTAL {
+        match c.recv().await.unwrap() {
+            ServerCommand::Deliver { chunk, .. } => {
+                let (first, entries) = chunk_entries(&chunk);
+                assert_eq!(first, next, "chunks in order, none missing");
+                for e in entries {
+                    assert_eq!(&e[..], &body(next)[..], "message {next}");
+                    next += 1;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let deleted = c
+        .call(|id| ClientCommand::Delete {
+            correlation_id: id,
+            stream: s.clone(),
+        })
+        .await;
+    assert_eq!(deleted, code::OK);
+}
