@@ -10,6 +10,9 @@ use super::wire::StreamError;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+/// The most a partial frame makes the buffer reserve beyond what has arrived.
+const RESERVE_MAX: usize = 1 << 20;
+
 /// Decodes frames sent by a client. `frame_max` bounds the size field (RabbitMQ compares
 /// the size without its own four octets); 0 means no limit. It starts at
 /// [`INITIAL_FRAME_MAX`] and is raised to the tuned value once `open` succeeded.
@@ -52,7 +55,9 @@ impl FrameCodec {
         }
         let total = size as usize + 4;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Room for what is missing, but never more than RESERVE_MAX ahead of what
+            // arrived: with no frame_max, a size prefix alone must not allocate 4 GiB.
+            src.reserve((total - src.len()).min(RESERVE_MAX));
             return Ok(None);
         }
         src.advance(4);

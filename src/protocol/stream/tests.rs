@@ -533,6 +533,15 @@ fn oversized_frame_is_refused_before_buffering() {
     assert!(codec.decode_frame(&mut ok).unwrap().is_some());
 }
 
+/// Found by the fuzzer: without a frame_max, a 4 GiB size prefix must not reserve 4 GiB.
+#[test]
+fn huge_size_prefix_without_frame_max_reserves_little() {
+    let mut codec = FrameCodec::new(0);
+    let mut buf = BytesMut::from(&[0xe1, 0x4b, 0x4b, 0x4b, 0x4b][..]);
+    assert_eq!(codec.decode_frame(&mut buf), Ok(None));
+    assert!(buf.capacity() <= 2 << 20, "capacity {}", buf.capacity());
+}
+
 #[test]
 fn unknown_commands_and_versions() {
     let frame = |k: u16, v: u16| Bytes::from([k.to_be_bytes(), v.to_be_bytes()].concat());

@@ -111,16 +111,18 @@ async fn serve(socket: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>, id: u64, _slo
         };
         let out = Arc::new(writer::Out::default());
         let stop = CancellationToken::new();
-        let writer = tokio::spawn(writer::run(wr, out.clone(), stop.clone()));
+        let mut writer = tokio::spawn(writer::run(wr, out.clone(), stop.clone()));
         session::Session::new(ctx, id, opened, out, stop.clone())
             .run(rd, buf)
             .await;
-        // The writer flushes what is pending (a close of ours included), then ends.
-        if tokio::time::timeout(Duration::from_secs(5), writer)
+        // The writer flushes what is pending (a close of ours included), then ends; a
+        // client that stopped reading does not keep it (and the socket) alive.
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
             .await
             .is_err()
         {
-            debug!("stream writer did not finish in time");
+            debug!("stream writer did not finish in time, dropping the socket");
+            writer.abort();
         }
         stop.cancel();
     }
