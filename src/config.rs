@@ -51,6 +51,30 @@ pub struct Config {
     pub tls: TlsConfig,
     pub mgmt: MgmtConfig,
     pub prometheus: PrometheusConfig,
+    pub stream: StreamConfig,
+}
+
+/// The stream protocol listener (RabbitMQ's rabbitmq_stream plugin).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Address of the listener; empty: none.
+    pub listen: String,
+    /// What metadata and open advertise; empty: the listen address's host (the host
+    /// name when that is unspecified).
+    pub advertised_host: String,
+    /// What metadata and open advertise; 0: the bound port.
+    pub advertised_port: u16,
+    /// Frames accepted once open succeeded, and proposed in tune; 0: no limit.
+    pub frame_max: u32,
+    /// Heartbeat proposed in tune, in seconds; 0: none.
+    pub heartbeat: u32,
+}
+
+impl StreamConfig {
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        optional_addr(&self.listen, "0.0.0.0:5552")
+    }
 }
 
 /// The Prometheus metrics endpoint (RabbitMQ's rabbitmq_prometheus plugin).
@@ -352,6 +376,13 @@ impl Default for Config {
             prometheus: PrometheusConfig {
                 listen: "127.0.0.1:15692".into(),
             },
+            stream: StreamConfig {
+                listen: String::new(),
+                advertised_host: String::new(),
+                advertised_port: 0,
+                frame_max: 1_048_576,
+                heartbeat: 60,
+            },
         }
     }
 }
@@ -564,6 +595,18 @@ impl Config {
         }
         if let Err(e) = self.prometheus.listen_addr() {
             return Err(invalid("prometheus.listen", e));
+        }
+        if let Err(e) = self.stream.listen_addr() {
+            return Err(invalid("stream.listen", e));
+        }
+        if self.stream.frame_max != 0 && self.stream.frame_max < 8192 {
+            return Err(invalid(
+                "stream.frame_max",
+                format!(
+                    "{} is below 8192 (the frame size allowed before open); 0 for no limit",
+                    self.stream.frame_max
+                ),
+            ));
         }
         match self.mgmt.tls_listen_addr() {
             Err(e) => return Err(invalid("mgmt.tls_listen", e)),

@@ -11,6 +11,7 @@ pub mod frame;
 mod generated;
 pub mod output;
 pub mod properties;
+pub mod stream;
 pub mod table;
 pub mod types;
 pub mod wire;

@@ -131,7 +131,7 @@ async fn refuse<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     Ok(None)
 }
 
-fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, String)> {
+pub(crate) fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, String)> {
     match mechanism {
         b"PLAIN" => {
             let mut parts = response.split(|&b| b == 0);
@@ -319,7 +319,7 @@ pub(crate) async fn negotiate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 /// Checks a password login against the user database and `auth.loopback_users`. The
 /// error says why (for the log) and, when given, the text is what the client hears instead of RabbitMQ's generic
 /// refusal; the generic one never says whether the user exists.
-fn login(
+pub(crate) fn login(
     shared: &Shared,
     name: &str,
     pass: &str,
@@ -380,7 +380,7 @@ fn check_loopback(
 /// connection.open's checks, in RabbitMQ's order: the vhost exists, its connection
 /// limit, the user's connection limit, then the user's access to the vhost. Each refusal
 /// is 530 NOT_ALLOWED with RabbitMQ's text.
-fn open_vhost(
+pub(crate) fn open_vhost(
     shared: &Shared,
     user: &Arc<User>,
     vhost: &str,

@@ -11,6 +11,7 @@ mod handshake;
 mod mgmt;
 pub mod prometheus;
 mod queue;
+mod stream;
 mod tls;
 mod writer;
 
@@ -72,7 +73,7 @@ pub(crate) fn node_name() -> String {
 pub(crate) struct ConnectionSlot(Arc<Shared>);
 
 impl ConnectionSlot {
-    fn take(shared: &Arc<Shared>) -> Self {
+    pub(crate) fn take(shared: &Arc<Shared>) -> Self {
         shared.connections.fetch_add(1, Ordering::AcqRel);
         ConnectionSlot(shared.clone())
     }
@@ -97,6 +98,8 @@ pub struct ServerHandle {
     pub mgmt_tls_addr: Option<SocketAddr>,
     /// The Prometheus endpoint's listener, when `prometheus.listen` is set.
     pub prometheus_addr: Option<SocketAddr>,
+    /// The stream protocol listener, when `stream.listen` is set.
+    pub stream_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -175,6 +178,19 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     let (mgmt_addr, mgmt_tls_addr) = (mgmt_bound.plain_addr, mgmt_bound.tls_addr);
     let prometheus_bound = prometheus::bind(&config).await?;
     let prometheus_addr = prometheus_bound.as_ref().map(|(_, a)| *a);
+    let stream_listener = match config.stream.listen_addr().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("stream.listen: {e}"),
+        )
+    })? {
+        Some(addr) => Some(bind_listener("stream.listen", addr).await?),
+        None => None,
+    };
+    let stream_addr = match &stream_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     // Read before the storage is opened: a missing file stops start-up at once.
     let import = match config.definitions.import_file.as_str() {
         "" => None,
@@ -279,6 +295,11 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     if let Some((l, _)) = prometheus_bound {
         prometheus::serve(l, shared.clone(), &tracker, token.clone());
     }
+    if let (Some(l), Some(addr)) = (stream_listener, stream_addr) {
+        let ctx = Arc::new(stream::Ctx::new(shared.clone(), addr));
+        info!(local_addr = %addr, advertised_host = %ctx.advertised_host, advertised_port = ctx.advertised_port, "listening for the stream protocol");
+        tracker.spawn(stream::accept_loop(l, ctx, tracker.clone()));
+    }
     tracker.spawn(accept_loop(listener, shared, tracker.clone(), None));
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
@@ -288,6 +309,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         mgmt_addr,
         mgmt_tls_addr,
         prometheus_addr,
+        stream_addr,
         shutdown: token,
         tracker,
         store,

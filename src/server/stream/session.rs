@@ -1,0 +1,762 @@
+//! An open stream connection's reader task: decodes every whole frame in the buffer and
+//! handles it inline (publishes are appended to the stream's log right here), holds each
+//! publish's confirm until the store has synced its ticket, then confirms in batches
+//! (one PublishConfirm per publisher per sync), sends heartbeats, and notices streams
+//! deleted under its publishers and subscribers (MetadataUpdate).
+//!
+//! The reader owns the connection's state (publishers, subscriptions, permission cache):
+//! no lock. What the writer task needs is in [`Out`].
+
+use super::Ctx;
+use super::handshake::Opened;
+use super::streams::{self, Stream};
+use super::writer::{Out, Sub};
+use crate::broker::auth::{Perm, ResourceKind};
+use crate::protocol::stream::{
+    Broker, ClientCommand, CommandVersion, Entry, FrameCodec, OffsetSpec, Publish, ServerCommand,
+    Str, StreamError, StreamMetadata, code, encode_publish_confirm, encode_publish_error, key,
+};
+use crate::store::stream as store;
+use bytes::{Buf, BytesMut};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// How long the client may take to answer a close we sent.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+struct Publisher {
+    stream_name: Str,
+    stream: Stream,
+    /// The publisher reference (deduplication), when it gave one.
+    reference: Option<String>,
+}
+
+struct Subscription {
+    sub: Arc<Sub>,
+    stream: Stream,
+}
+
+/// Why the connection ended (logged once).
+enum End {
+    Client,
+    Vanished,
+    Heartbeat,
+    Protocol(StreamError),
+    Shutdown,
+    WriteFailed,
+}
+
+pub(crate) struct Session {
+    ctx: Arc<Ctx>,
+    id: u64,
+    o: Opened,
+    out: Arc<Out>,
+    stop: CancellationToken,
+    publishers: HashMap<u8, Publisher>,
+    subs: HashMap<u8, Subscription>,
+    /// (store ticket, publisher id, publishing id), in ticket order.
+    unconfirmed: VecDeque<(u64, u8, u64)>,
+}
+
+/// What a handled command asks of the loop.
+enum Flow {
+    Go,
+    End(End),
+}
+
+impl Session {
+    pub(crate) fn new(
+        ctx: Arc<Ctx>,
+        id: u64,
+        o: Opened,
+        out: Arc<Out>,
+        stop: CancellationToken,
+    ) -> Session {
+        Session {
+            ctx,
+            id,
+            o,
+            out,
+            stop,
+            publishers: HashMap::new(),
+            subs: HashMap::new(),
+            unconfirmed: VecDeque::new(),
+        }
+    }
+
+    pub(crate) async fn run(mut self, mut rd: OwnedReadHalf, mut buf: BytesMut) {
+        info!(
+            user = %self.o.user.name,
+            vhost = %self.o.vhost.name,
+            client_name = %self.o.client_name,
+            "stream connection opened"
+        );
+        let mut codec = FrameCodec::new(self.o.frame_max);
+        let mut synced = self.ctx.shared.store.synced();
+        let heartbeat = Duration::from_secs(self.o.heartbeat.into());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = Instant::now();
+        let mut last_sent = Instant::now();
+        let shutdown = self.ctx.shared.shutdown.clone();
+        let end = 'main: loop {
+            // Frames already buffered (those read with open, then each read's).
+            loop {
+                match codec.decode_frame(&mut buf) {
+                    Ok(Some(frame)) => {
+                        let flow = match ClientCommand::decode(frame) {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(e) => Flow::End(End::Protocol(e)),
+                        };
+                        if let Flow::End(e) = flow {
+                            break 'main e;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => break 'main End::Protocol(e),
+                }
+            }
+            self.release(*synced.borrow());
+            tokio::select! {
+                r = rd.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => break End::Vanished,
+                    Ok(_) => last_read = Instant::now(),
+                },
+                r = synced.changed(), if !self.unconfirmed.is_empty() => {
+                    if r.is_err() {
+                        break End::Shutdown;
+                    }
+                    self.release(*synced.borrow_and_update());
+                }
+                _ = tick.tick() => {
+                    if !heartbeat.is_zero() {
+                        if last_read.elapsed() > 2 * heartbeat {
+                            break End::Heartbeat;
+                        }
+                        if last_sent.elapsed() >= heartbeat {
+                            self.out.push(|b| ServerCommand::Heartbeat.encode(b));
+                            last_sent = Instant::now();
+                        }
+                    }
+                    self.check_deleted();
+                }
+                _ = shutdown.cancelled() => break End::Shutdown,
+                _ = self.stop.cancelled() => break End::WriteFailed,
+            }
+        };
+        self.finish(end, &mut rd).await;
+    }
+
+    /// Ends the connection: a close of ours is sent and answered (or timed out), the
+    /// subscriptions are stopped, the writer flushes, and one line is logged.
+    async fn finish(&mut self, end: End, rd: &mut OwnedReadHalf) {
+        let close = match &end {
+            End::Protocol(e) => Some(e.response_code()),
+            _ => None,
+        };
+        if let Some(c) = &close {
+            let reason = if *c == code::FRAME_TOO_LARGE {
+                "frame too large"
+            } else {
+                "unknown frame"
+            };
+            self.out.push(|b| {
+                ServerCommand::Close {
+                    correlation_id: 1,
+                    code: *c,
+                    reason: Str::from(reason),
+                }
+                .encode(b)
+            });
+        }
+        for s in self.subs.values() {
+            s.sub.stop.cancel();
+        }
+        self.out.close();
+        if close.is_some() {
+            // Whatever comes now is ignored; wait for the client to answer or go.
+            let mut sink = BytesMut::with_capacity(4096);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                while let Ok(n) = rd.read_buf(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.clear();
+                }
+            })
+            .await;
+        }
+        let (user, vhost, name) = (&self.o.user.name, &self.o.vhost.name, &self.o.client_name);
+        match end {
+            End::Client => {
+                info!(%user, %vhost, client_name = %name, "stream connection closed by the client")
+            }
+            End::Shutdown => {
+                info!(%user, %vhost, client_name = %name, "stream connection closed: broker shutting down")
+            }
+            End::Vanished => {
+                warn!(%user, %vhost, client_name = %name, "stream client closed the TCP connection without close")
+            }
+            End::Heartbeat => {
+                warn!(%user, %vhost, client_name = %name, "missed heartbeats from the stream client, connection dropped")
+            }
+            End::WriteFailed => {
+                warn!(%user, %vhost, client_name = %name, "stream connection lost: writing the socket failed")
+            }
+            End::Protocol(e) => {
+                warn!(%user, %vhost, client_name = %name, error = %e, code = e.response_code(), "stream connection closed on a protocol error")
+            }
+        }
+    }
+
+    fn respond(&self, cmd: ServerCommand) {
+        self.out.push(|b| cmd.encode(b));
+    }
+
+    fn code_only(&self, k: u16, correlation_id: u32, c: u16) {
+        self.respond(ServerCommand::Response {
+            key: k,
+            correlation_id,
+            code: c,
+        });
+    }
+
+    fn lookup(&self, name: &Str) -> Option<Stream> {
+        streams::lookup(&self.o.vhost, &self.ctx.shared.store, name)
+    }
+
+    fn allowed(&mut self, perm: Perm, name: &Str) -> bool {
+        self.o
+            .access
+            .check(perm, ResourceKind::Queue, name.as_bytes())
+            .is_ok()
+    }
+
+    fn handle(&mut self, cmd: ClientCommand) -> Flow {
+        use ClientCommand as C;
+        match cmd {
+            C::Publish(p) => self.publish(p),
+            C::Heartbeat | C::Tune { .. } | C::ConsumerUpdateResponse { .. } => {}
+            C::DeclarePublisher {
+                correlation_id,
+                publisher_id,
+                reference,
+                stream,
+            } => {
+                let c = self.declare_publisher(publisher_id, reference, stream);
+                self.code_only(key::DECLARE_PUBLISHER, correlation_id, c);
+            }
+            C::DeletePublisher {
+                correlation_id,
+                publisher_id,
+            } => {
+                let c = match self.publishers.remove(&publisher_id) {
+                    Some(_) => code::OK,
+                    None => code::PUBLISHER_DOES_NOT_EXIST,
+                };
+                self.code_only(key::DELETE_PUBLISHER, correlation_id, c);
+            }
+            C::QueryPublisherSequence {
+                correlation_id,
+                reference,
+                stream,
+            } => {
+                let (c, sequence) = match self.lookup(&stream) {
+                    None => (code::STREAM_DOES_NOT_EXIST, 0),
+                    Some(s) => (
+                        code::OK,
+                        reference
+                            .as_str()
+                            .and_then(|r| s.log.publisher_sequence(r))
+                            .unwrap_or(0),
+                    ),
+                };
+                self.respond(ServerCommand::QueryPublisherSequenceResponse {
+                    correlation_id,
+                    code: c,
+                    sequence,
+                });
+            }
+            C::Subscribe {
+                correlation_id,
+                subscription_id,
+                stream,
+                offset,
+                credit,
+                properties: _,
+            } => self.subscribe(correlation_id, subscription_id, stream, offset, credit),
+            C::Credit {
+                subscription_id,
+                credit,
+            } => match self.subs.get(&subscription_id) {
+                Some(s) => {
+                    s.sub.credit.fetch_add(credit.into(), Ordering::AcqRel);
+                    self.out.wake.notify_one();
+                }
+                None => self.respond(ServerCommand::CreditResponse {
+                    code: code::SUBSCRIPTION_ID_DOES_NOT_EXIST,
+                    subscription_id,
+                }),
+            },
+            C::Unsubscribe {
+                correlation_id,
+                subscription_id,
+            } => {
+                let c = if self.unsubscribe(subscription_id) {
+                    code::OK
+                } else {
+                    code::SUBSCRIPTION_ID_DOES_NOT_EXIST
+                };
+                self.code_only(key::UNSUBSCRIBE, correlation_id, c);
+            }
+            C::StoreOffset {
+                reference,
+                stream,
+                offset,
+            } => {
+                if self.allowed(Perm::Read, &stream)
+                    && let (Some(s), Some(r)) = (self.lookup(&stream), reference.as_str())
+                {
+                    s.log.store_offset(r, offset);
+                }
+            }
+            C::QueryOffset {
+                correlation_id,
+                reference,
+                stream,
+            } => {
+                let (c, offset) = match self.lookup(&stream) {
+                    None => (code::STREAM_DOES_NOT_EXIST, 0),
+                    Some(s) => match reference.as_str().and_then(|r| s.log.query_offset(r)) {
+                        Some(o) => (code::OK, o),
+                        None => (code::NO_OFFSET, 0),
+                    },
+                };
+                self.respond(ServerCommand::QueryOffsetResponse {
+                    correlation_id,
+                    code: c,
+                    offset,
+                });
+            }
+            C::Create {
+                correlation_id,
+                stream,
+                arguments,
+            } => {
+                let c = streams::create(
+                    &self.o.vhost,
+                    &mut self.o.access,
+                    self.id,
+                    &stream,
+                    &arguments,
+                );
+                self.code_only(key::CREATE, correlation_id, c);
+            }
+            C::Delete {
+                correlation_id,
+                stream,
+            } => {
+                let c = streams::delete(
+                    &self.o.vhost,
+                    &self.ctx.shared.store,
+                    &mut self.o.access,
+                    self.id,
+                    &stream,
+                );
+                self.code_only(key::DELETE, correlation_id, c);
+                self.check_deleted();
+            }
+            C::Metadata {
+                correlation_id,
+                streams,
+            } => self.metadata(correlation_id, streams),
+            C::ExchangeCommandVersions { correlation_id, .. } => {
+                self.respond(ServerCommand::ExchangeCommandVersionsResponse {
+                    correlation_id,
+                    code: code::OK,
+                    versions: command_versions(),
+                })
+            }
+            C::StreamStats {
+                correlation_id,
+                stream,
+            } => {
+                let (c, stats) = match self.lookup(&stream) {
+                    None => (code::STREAM_DOES_NOT_EXIST, Vec::new()),
+                    Some(s) => {
+                        let committed = *s.log.committed().borrow();
+                        let first = s.log.first_offset();
+                        let last = if committed > first {
+                            committed as i64 - 1
+                        } else {
+                            -1
+                        };
+                        (
+                            code::OK,
+                            vec![
+                                (Str::from("first_chunk_id"), first as i64),
+                                (Str::from("committed_chunk_id"), last),
+                            ],
+                        )
+                    }
+                };
+                self.respond(ServerCommand::StreamStatsResponse {
+                    correlation_id,
+                    code: c,
+                    stats,
+                });
+            }
+            // No super streams yet: every super stream is unknown.
+            C::Route { correlation_id, .. } => self.respond(ServerCommand::RouteResponse {
+                correlation_id,
+                code: code::STREAM_DOES_NOT_EXIST,
+                streams: Vec::new(),
+            }),
+            C::Partitions { correlation_id, .. } => {
+                self.respond(ServerCommand::PartitionsResponse {
+                    correlation_id,
+                    code: code::STREAM_DOES_NOT_EXIST,
+                    streams: Vec::new(),
+                })
+            }
+            C::Close { correlation_id, .. } => {
+                self.respond(ServerCommand::CloseResponse {
+                    correlation_id,
+                    code: code::OK,
+                });
+                return Flow::End(End::Client);
+            }
+            C::CloseResponse { .. } => return Flow::End(End::Client),
+            // The handshake's commands again after open: RabbitMQ closes with unknown frame.
+            C::PeerProperties { .. }
+            | C::SaslHandshake { .. }
+            | C::SaslAuthenticate { .. }
+            | C::Open { .. } => {
+                return Flow::End(End::Protocol(StreamError::UnknownCommand {
+                    key: 0,
+                    version: 1,
+                }));
+            }
+        }
+        Flow::Go
+    }
+
+    fn declare_publisher(&mut self, id: u8, reference: Str, stream: Str) -> u16 {
+        if !self.allowed(Perm::Write, &stream) {
+            return code::ACCESS_REFUSED;
+        }
+        let reference = (!reference.is_empty()).then(|| reference.to_string_lossy().into_owned());
+        let taken = self.publishers.contains_key(&id)
+            || reference.as_ref().is_some_and(|r| {
+                self.publishers
+                    .values()
+                    .any(|p| p.stream_name == stream && p.reference.as_ref() == Some(r))
+            });
+        if taken {
+            return code::PRECONDITION_FAILED;
+        }
+        let Some(s) = self.lookup(&stream) else {
+            return code::STREAM_DOES_NOT_EXIST;
+        };
+        self.publishers.insert(
+            id,
+            Publisher {
+                stream_name: stream,
+                stream: s,
+                reference,
+            },
+        );
+        code::OK
+    }
+
+    /// Appends each message to the publisher's stream; confirms wait for the store.
+    fn publish(&mut self, p: Publish) {
+        let pid = p.publisher_id;
+        if self
+            .publishers
+            .get(&pid)
+            .is_some_and(|p| p.stream.queue.is_deleted())
+        {
+            // Drops the publisher (with its MetadataUpdate): refused below.
+            self.check_deleted();
+        }
+        let Some(pb) = self.publishers.get(&pid) else {
+            let ids: Vec<u64> = p.messages().map(|m| m.publishing_id).collect();
+            self.out
+                .push(|b| encode_publish_error(b, pid, code::PUBLISHER_DOES_NOT_EXIST, &ids));
+            return;
+        };
+        let log = &pb.stream.log;
+        let mut refused = Vec::new();
+        for m in p.messages() {
+            let writer = pb.reference.as_deref().map(|r| (r, m.publishing_id));
+            let ticket = match m.entry {
+                Entry::Simple(body) => log.append(body, writer).map_or(0, |a| a.ticket),
+                // An uncompressed sub-entry batch is a run of simple entries: each is
+                // stored on its own (offsets are per record either way).
+                Entry::SubBatch {
+                    compression: 0,
+                    data,
+                    ..
+                } => {
+                    let mut ticket = 0;
+                    let mut writer = writer;
+                    let mut rest = data;
+                    while rest.len() >= 4 {
+                        let n = (rest.get_u32() & 0x7fff_ffff) as usize;
+                        if n > rest.len() {
+                            break;
+                        }
+                        let body = rest.split_to(n);
+                        if let Some(a) = log.append(body, writer.take()) {
+                            ticket = a.ticket;
+                        }
+                    }
+                    ticket
+                }
+                Entry::SubBatch { .. } => {
+                    refused.push(m.publishing_id);
+                    continue;
+                }
+            };
+            // Ticket 0: a duplicate (or a deleted stream), confirmed at once as osiris
+            // confirms what deduplication drops.
+            self.unconfirmed.push_back((ticket, pid, m.publishing_id));
+        }
+        if !refused.is_empty() {
+            self.out
+                .push(|b| encode_publish_error(b, pid, code::PRECONDITION_FAILED, &refused));
+        }
+    }
+
+    /// Confirms every publish whose ticket the store has synced: one PublishConfirm per
+    /// publisher for the whole batch.
+    fn release(&mut self, synced: u64) {
+        if self.unconfirmed.front().is_none_or(|f| f.0 > synced) {
+            return;
+        }
+        let mut by_publisher: Vec<(u8, Vec<u64>)> = Vec::new();
+        while let Some(&(t, pid, id)) = self.unconfirmed.front() {
+            if t > synced {
+                break;
+            }
+            self.unconfirmed.pop_front();
+            match by_publisher.iter_mut().find(|(p, _)| *p == pid) {
+                Some((_, ids)) => ids.push(id),
+                None => by_publisher.push((pid, vec![id])),
+            }
+        }
+        self.out.push(|b| {
+            for (pid, ids) in &by_publisher {
+                encode_publish_confirm(b, *pid, ids);
+            }
+        });
+    }
+
+    fn subscribe(&mut self, cid: u32, id: u8, stream: Str, offset: OffsetSpec, credit: u16) {
+        let c = if self.subs.contains_key(&id) {
+            code::SUBSCRIPTION_ID_ALREADY_EXISTS
+        } else if !self.allowed(Perm::Read, &stream) {
+            code::ACCESS_REFUSED
+        } else {
+            match self.lookup(&stream) {
+                None => code::STREAM_DOES_NOT_EXIST,
+                Some(s) => {
+                    self.start_subscription(cid, id, stream, s, offset, credit);
+                    return;
+                }
+            }
+        };
+        self.code_only(key::SUBSCRIBE, cid, c);
+    }
+
+    fn start_subscription(
+        &mut self,
+        cid: u32,
+        id: u8,
+        name: Str,
+        s: Stream,
+        offset: OffsetSpec,
+        credit: u16,
+    ) {
+        let spec = match offset {
+            OffsetSpec::First => store::OffsetSpec::First,
+            OffsetSpec::Last => store::OffsetSpec::Last,
+            OffsetSpec::Next => store::OffsetSpec::Next,
+            OffsetSpec::Offset(n) => store::OffsetSpec::Offset(n),
+            OffsetSpec::Timestamp(t) => store::OffsetSpec::Timestamp(t),
+        };
+        let resolved = s.log.resolve(spec);
+        // An offset past the end waits for it.
+        let start = match offset {
+            OffsetSpec::Offset(n) => n.max(resolved),
+            _ => resolved,
+        };
+        let sub = Arc::new(Sub {
+            id,
+            stream: name,
+            reader: Mutex::new(s.log.reader(start)),
+            credit: AtomicU32::new(credit.into()),
+            stop: self.stop.child_token(),
+        });
+        // The response and the subscription become visible to the writer together.
+        {
+            let mut st = self.out.state.lock().unwrap();
+            ServerCommand::Response {
+                key: key::SUBSCRIBE,
+                correlation_id: cid,
+                code: code::OK,
+            }
+            .encode(&mut st.buf);
+            st.subs.push(sub.clone());
+        }
+        self.out.wake.notify_one();
+        // Wakes the writer whenever the stream commits more.
+        let mut committed = s.log.committed();
+        let (out, stop) = (self.out.clone(), sub.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = committed.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        out.wake.notify_one();
+                    }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        self.subs.insert(id, Subscription { sub, stream: s });
+    }
+
+    fn unsubscribe(&mut self, id: u8) -> bool {
+        let Some(s) = self.subs.remove(&id) else {
+            return false;
+        };
+        s.sub.stop.cancel();
+        self.out
+            .state
+            .lock()
+            .unwrap()
+            .subs
+            .retain(|x| !Arc::ptr_eq(x, &s.sub));
+        true
+    }
+
+    fn metadata(&mut self, correlation_id: u32, names: Vec<Str>) {
+        let brokers = vec![Broker {
+            reference: 0,
+            host: Str::from(self.ctx.advertised_host.as_str()),
+            port: self.ctx.advertised_port.into(),
+        }];
+        let streams = names
+            .into_iter()
+            .map(|name| match self.lookup(&name) {
+                Some(_) => StreamMetadata {
+                    stream: name,
+                    code: code::OK,
+                    leader: 0,
+                    replicas: Vec::new(),
+                },
+                None => StreamMetadata {
+                    stream: name,
+                    code: code::STREAM_DOES_NOT_EXIST,
+                    leader: 0xffff,
+                    replicas: Vec::new(),
+                },
+            })
+            .collect();
+        self.respond(ServerCommand::MetadataResponse {
+            correlation_id,
+            brokers,
+            streams,
+        });
+    }
+
+    /// Streams deleted under this connection (by anyone): a MetadataUpdate for each, and
+    /// their publishers and subscriptions dropped, as RabbitMQ does.
+    fn check_deleted(&mut self) {
+        let mut gone: Vec<Str> = Vec::new();
+        for p in self.publishers.values() {
+            if p.stream.queue.is_deleted() && !gone.contains(&p.stream_name) {
+                gone.push(p.stream_name.clone());
+            }
+        }
+        for s in self.subs.values() {
+            if s.stream.queue.is_deleted() && !gone.contains(&s.sub.stream) {
+                gone.push(s.sub.stream.clone());
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        self.publishers.retain(|_, p| !p.stream.queue.is_deleted());
+        let dead: Vec<u8> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.stream.queue.is_deleted())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            self.unsubscribe(id);
+        }
+        self.out.push(|b| {
+            for stream in gone {
+                ServerCommand::MetadataUpdate {
+                    code: code::STREAM_NOT_AVAILABLE,
+                    stream,
+                }
+                .encode(b);
+            }
+        });
+    }
+}
+
+/// ExchangeCommandVersions: what this server speaks (Publish 1 and 2; Deliver 1 only,
+/// so that clients do not expect a committed chunk id).
+fn command_versions() -> Vec<CommandVersion> {
+    let mut v: Vec<CommandVersion> = [
+        key::DECLARE_PUBLISHER,
+        key::PUBLISH,
+        key::QUERY_PUBLISHER_SEQUENCE,
+        key::DELETE_PUBLISHER,
+        key::SUBSCRIBE,
+        key::DELIVER,
+        key::CREDIT,
+        key::STORE_OFFSET,
+        key::QUERY_OFFSET,
+        key::UNSUBSCRIBE,
+        key::CREATE,
+        key::DELETE,
+        key::METADATA,
+        key::METADATA_UPDATE,
+        key::PEER_PROPERTIES,
+        key::SASL_HANDSHAKE,
+        key::SASL_AUTHENTICATE,
+        key::TUNE,
+        key::OPEN,
+        key::CLOSE,
+        key::HEARTBEAT,
+        key::EXCHANGE_COMMAND_VERSIONS,
+        key::STREAM_STATS,
+    ]
+    .iter()
+    .map(|&k| CommandVersion {
+        key: k,
+        min: 1,
+        max: 1,
+    })
+    .collect();
+    if let Some(p) = v.iter_mut().find(|c| c.key == key::PUBLISH) {
+        p.max = 2;
+    }
+    v
+}

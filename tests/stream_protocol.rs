@@ -1,0 +1,308 @@
+//! The stream protocol through RabbitMQ's own Rust client (`rabbitmq-stream-client`),
+//! unchanged: create a stream, publish with confirms, consume from first, offset tracking,
+//! deduplication, delete.
+//!
+//! By default each test starts Warren with `stream.listen = 127.0.0.1:0` (the advertised
+//! port is then the bound one, which the client connects to after metadata). With
+//! `STREAM_TEST_ADDR=127.0.0.1:5553` the same tests run against that broker (RabbitMQ
+//! with the stream plugin, guest/guest).
+
+mod common;
+
+use futures_lite::StreamExt;
+use rabbitmq_stream_client::error::{ConsumerCreateError, StreamCreateError, StreamDeleteError};
+use rabbitmq_stream_client::types::{ByteCapacity, Message, OffsetSpecification, ResponseCode};
+use rabbitmq_stream_client::{Consumer, Environment};
+use std::time::Duration;
+
+struct Target {
+    host: String,
+    port: u16,
+    _broker: Option<common::TestBroker>,
+}
+
+async fn target() -> Target {
+    if let Ok(addr) = std::env::var("STREAM_TEST_ADDR") {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .expect("STREAM_TEST_ADDR is host:port");
+        return Target {
+            host: host.to_string(),
+            port: port.parse().expect("a port"),
+            _broker: None,
+        };
+    }
+    let broker = common::TestBroker::start_warren_with(|c| {
+        c.stream.listen = "127.0.0.1:0".into();
+    })
+    .await;
+    let addr = broker
+        .server()
+        .and_then(|s| s.stream_addr)
+        .expect("the stream listener is bound");
+    Target {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        _broker: Some(broker),
+    }
+}
+
+impl Target {
+    async fn env(&self) -> Environment {
+        Environment::builder()
+            .host(&self.host)
+            .port(self.port)
+            .username("guest")
+            .password("guest")
+            .build()
+            .await
+            .expect("the client connects")
+    }
+}
+
+fn stream_name(what: &str) -> String {
+    format!("stream-test-{what}-{}", common::unique())
+}
+
+/// The next delivery's (offset, body), failing the test after 10 s without one.
+async fn next(consumer: &mut Consumer) -> (u64, String) {
+    let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the consumer is open")
+        .expect("a delivery, not an error");
+    let body = String::from_utf8(d.message().data().expect("a body").to_vec()).unwrap();
+    (d.offset(), body)
+}
+
+fn msg(body: String) -> Message {
+    Message::builder().body(body).build()
+}
+
+#[tokio::test]
+async fn create_publish_with_confirms_consume_from_first_and_delete() {
+    let t = target().await;
+    let env = t.env().await;
+    let stream = stream_name("basic");
+    env.stream_creator()
+        .max_length(ByteCapacity::MB(100))
+        .create(&stream)
+        .await
+        .expect("create");
+    // Creating it again (same arguments) is refused with StreamAlreadyExists.
+    match env
+        .stream_creator()
+        .max_length(ByteCapacity::MB(100))
+        .create(&stream)
+        .await
+    {
+        Err(StreamCreateError::Create { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamAlreadyExists)
+        }
+        other => panic!("second create: {other:?}"),
+    }
+    let producer = env.producer().build(&stream).await.expect("producer");
+    for i in 0..100 {
+        let status = producer
+            .send_with_confirm(msg(format!("m{i}")))
+            .await
+            .expect("sent");
+        assert!(status.confirmed(), "message {i} confirmed");
+    }
+    producer.close().await.expect("producer closes");
+
+    let mut consumer = env
+        .consumer()
+        .offset(OffsetSpecification::First)
+        .build(&stream)
+        .await
+        .expect("consumer");
+    for i in 0..100u64 {
+        assert_eq!(next(&mut consumer).await, (i, format!("m{i}")));
+    }
+    consumer.handle().close().await.expect("consumer closes");
+
+    env.delete_stream(&stream).await.expect("delete");
+    match env.delete_stream(&stream).await {
+        Err(StreamDeleteError::Delete { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamDoesNotExist)
+        }
+        other => panic!("second delete: {other:?}"),
+    }
+    match env.consumer().build(&stream).await {
+        Err(ConsumerCreateError::StreamDoesNotExist { .. }) => {}
+        Err(ConsumerCreateError::Create { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamDoesNotExist)
+        }
+        other => panic!("consumer of a deleted stream: {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn consume_from_an_offset_and_next() {
+    let t = target().await;
+    let env = t.env().await;
+    let stream = stream_name("offsets");
+    env.stream_creator().create(&stream).await.expect("create");
+    let producer = env.producer().build(&stream).await.expect("producer");
+    for i in 0..10 {
+        producer
+            .send_with_confirm(msg(format!("m{i}")))
+            .await
+            .expect("sent");
+    }
+    let mut from7 = env
+        .consumer()
+        .offset(OffsetSpecification::Offset(7))
+        .build(&stream)
+        .await
+        .expect("consumer");
+    for i in 7..10u64 {
+        assert_eq!(next(&mut from7).await, (i, format!("m{i}")));
+    }
+    // `next` sees only what is published after it subscribed.
+    let mut from_next = env
+        .consumer()
+        .offset(OffsetSpecification::Next)
+        .build(&stream)
+        .await
+        .expect("consumer");
+    producer
+        .send_with_confirm(msg("later".into()))
+        .await
+        .expect("sent");
+    assert_eq!(next(&mut from_next).await, (10, "later".into()));
+    assert_eq!(next(&mut from7).await, (10, "later".into()));
+    producer.close().await.unwrap();
+    env.delete_stream(&stream).await.expect("delete");
+}
+
+#[tokio::test]
+async fn offset_tracking_store_and_query() {
+    let t = target().await;
+    let env = t.env().await;
+    let stream = stream_name("tracking");
+    env.stream_creator().create(&stream).await.expect("create");
+    let producer = env.producer().build(&stream).await.expect("producer");
+    for i in 0..5 {
+        producer
+            .send_with_confirm(msg(format!("m{i}")))
+            .await
+            .expect("sent");
+    }
+    let mut consumer = env
+        .consumer()
+        .name("tracker")
+        .offset(OffsetSpecification::First)
+        .build(&stream)
+        .await
+        .expect("consumer");
+    // Nothing stored yet: the query fails (NO_OFFSET).
+    assert!(consumer.query_offset().await.is_err());
+    for i in 0..3u64 {
+        assert_eq!(next(&mut consumer).await.0, i);
+    }
+    consumer.store_offset(2).await.expect("store");
+    // StoreOffset has no response: query until the broker has applied it (RabbitMQ
+    // applies it asynchronously; bounded to 2 s).
+    let mut stored = None;
+    for _ in 0..100 {
+        if let Ok(o) = consumer.query_offset().await {
+            stored = Some(o);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored, Some(2));
+    consumer.handle().close().await.unwrap();
+
+    // A new consumer with the same name resumes after the stored offset.
+    let mut again = env
+        .consumer()
+        .name("tracker")
+        .offset(OffsetSpecification::Offset(3))
+        .build(&stream)
+        .await
+        .expect("consumer");
+    assert_eq!(again.query_offset().await.expect("query"), 2);
+    assert_eq!(next(&mut again).await, (3, "m3".into()));
+    producer.close().await.unwrap();
+    env.delete_stream(&stream).await.expect("delete");
+}
+
+#[tokio::test]
+async fn deduplication_by_producer_name_and_publishing_id() {
+    let t = target().await;
+    let env = t.env().await;
+    let stream = stream_name("dedup");
+    env.stream_creator().create(&stream).await.expect("create");
+    let mut producer = env
+        .producer()
+        .name("p1")
+        .build(&stream)
+        .await
+        .expect("producer");
+    for id in 0..5u64 {
+        let m = Message::builder()
+            .body(format!("m{id}"))
+            .publishing_id(id)
+            .build();
+        producer.send_with_confirm(m).await.expect("sent");
+    }
+    // The same ids again: confirmed, but not stored.
+    for id in 0..5u64 {
+        let m = Message::builder()
+            .body(format!("dup{id}"))
+            .publishing_id(id)
+            .build();
+        assert!(
+            producer
+                .send_with_confirm(m)
+                .await
+                .expect("sent")
+                .confirmed()
+        );
+    }
+    producer.close().await.unwrap();
+    // A new producer with the same name learns the last publishing id (4) and goes on.
+    let mut producer = env
+        .producer()
+        .name("p1")
+        .build(&stream)
+        .await
+        .expect("producer");
+    producer
+        .send_with_confirm(Message::builder().body("m5").publishing_id(5).build())
+        .await
+        .expect("sent");
+    producer.close().await.unwrap();
+    // A producer without a name is not deduplicated: its message follows at offset 6.
+    let plain = env.producer().build(&stream).await.expect("producer");
+    plain
+        .send_with_confirm(msg("end".into()))
+        .await
+        .expect("sent");
+    plain.close().await.unwrap();
+
+    let mut consumer = env
+        .consumer()
+        .offset(OffsetSpecification::First)
+        .build(&stream)
+        .await
+        .expect("consumer");
+    for i in 0..6u64 {
+        assert_eq!(next(&mut consumer).await, (i, format!("m{i}")));
+    }
+    // The duplicates were dropped: the next message is the plain producer's.
+    assert_eq!(next(&mut consumer).await, (6, "end".into()));
+    env.delete_stream(&stream).await.expect("delete");
+}
+
+#[tokio::test]
+async fn unknown_stream_is_refused_to_producers_and_consumers() {
+    let t = target().await;
+    let env = t.env().await;
+    let stream = stream_name("missing");
+    assert!(env.producer().build(&stream).await.is_err());
+    assert!(env.consumer().build(&stream).await.is_err());
+}
