@@ -227,7 +227,7 @@ async fn run_consumer(
         let mut stalled = false;
         while next < records.len() {
             let (offset, entry) = &records[next];
-            let message = match to_delivery(*offset, entry) {
+            let message = match to_delivery(*offset, entry, &q.name) {
                 Some(m) => m,
                 None => {
                     // Not an AMQP 1.0 message we can read: skipped, as RabbitMQ skips it.
@@ -265,14 +265,16 @@ async fn run_consumer(
 }
 
 /// A stream record as a 0-9-1 message: its properties with the `x-stream-offset` header
-/// added, the body shared with the chunk read.
-fn to_delivery(offset: u64, entry: &bytes::Bytes) -> Option<MessageRef> {
+/// added, the body shared with the chunk read. A message that names no exchange and
+/// routing key (published over the stream protocol) comes from the default exchange with
+/// the stream's name, as RabbitMQ delivers it.
+fn to_delivery(offset: u64, entry: &bytes::Bytes, stream: &ShortStr) -> Option<MessageRef> {
     let c = amqp10::to_amqp091(entry).ok()?;
     let mut props = c.properties;
     amqp10::set_stream_offset(&mut props, offset);
     Some(Arc::new(Message {
         exchange: c.exchange.unwrap_or_default(),
-        routing_key: c.routing_key.unwrap_or_default(),
+        routing_key: c.routing_key.unwrap_or_else(|| stream.clone()),
         properties: EncodedProperties::encode(&props),
         body: c.body,
         bcc: Vec::new(),
