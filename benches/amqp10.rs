@@ -3,6 +3,11 @@
 //! consumer), for a 1 KiB body with a few properties and headers.
 //!
 //! Run: `cargo bench --bench amqp10`.
+//!
+//! First figures (shared 2-core machine, load ~3, lto off): from_amqp091 ~130 ns (most of
+//! it the 1 KiB body copy into the entry), to_amqp091 ~1.1 us (decoding the annotation,
+//! properties and application-properties sections into `Value`s, then building the
+//! `FieldTable`: a handful of small allocations; the body is a slice, not copied).
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
