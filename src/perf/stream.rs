@@ -547,3 +547,25 @@ async fn catch_up(plan: &Plan, queues: &[String], n: u64) -> Result<(), String> 
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_args_become_create_arguments() {
+        let t = parse_queue_args(
+            r#"{"x-queue-type": "stream", "x-max-length-bytes": 1000, "x-max-age": "1h"}"#,
+        )
+        .unwrap();
+        let mut got = stream_create_args(&t);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("max-age".to_string(), "1h".to_string()),
+                ("max-length-bytes".to_string(), "1000".to_string())
+            ]
+        );
+    }
+}

@@ -446,3 +446,86 @@ impl Chunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A Deliver body (version 1) for subscription 7: a user chunk at `first` holding
+    /// `entries` (already encoded), announcing `records` records.
+    fn deliver(first: u64, records: u32, entries: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(7);
+        b.put_u8(0x50);
+        b.put_u8(0);
+        b.put_u16(1);
+        b.put_u32(records);
+        b.put_i64(1_700_000_000_000);
+        b.put_u64(1);
+        b.put_u64(first);
+        b.put_i32(0);
+        b.put_u32(entries.len() as u32);
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_slice(entries);
+        b.freeze()
+    }
+
+    fn simple(data: &[u8]) -> Vec<u8> {
+        let mut e = (data.len() as u32).to_be_bytes().to_vec();
+        e.extend_from_slice(data);
+        e
+    }
+
+    #[test]
+    fn reads_a_chunk_of_simple_entries() {
+        let mut entries = simple(b"one");
+        entries.extend(simple(b"two!"));
+        let chunk = parse_deliver(deliver(40, 2, &entries)).unwrap();
+        assert_eq!((chunk.kind, chunk.first_offset, chunk.records), (0, 40, 2));
+        let mut seen = Vec::new();
+        chunk.for_each_record(|o, r| seen.push((o, r.to_vec())));
+        assert_eq!(seen, vec![(40, b"one".to_vec()), (41, b"two!".to_vec())]);
+    }
+
+    #[test]
+    fn skips_sub_batches_but_counts_their_offsets() {
+        // A sub-batch of 3 records (uncompressed, 5 bytes of data), then a simple entry.
+        let mut entries = vec![0x80, 0, 3, 0, 0, 0, 5, 0, 0, 0, 5, 1, 2, 3, 4, 5];
+        entries.extend(simple(b"after"));
+        let chunk = parse_deliver(deliver(10, 4, &entries)).unwrap();
+        let mut seen = Vec::new();
+        chunk.for_each_record(|o, r| seen.push((o, r.to_vec())));
+        assert_eq!(seen, vec![(13, b"after".to_vec())]);
+    }
+
+    #[test]
+    fn refuses_a_chunk_shorter_than_it_says() {
+        let body = deliver(0, 1, &simple(b"data"));
+        assert!(parse_deliver(body.slice(..body.len() - 1)).is_none());
+        assert!(parse_deliver(body.slice(..20)).is_none());
+    }
+
+    #[test]
+    fn offset_specs() {
+        assert_eq!(OffsetSpec::parse("first"), Ok(OffsetSpec::First));
+        assert_eq!(OffsetSpec::parse("last"), Ok(OffsetSpec::Last));
+        assert_eq!(OffsetSpec::parse("next"), Ok(OffsetSpec::Next));
+        assert_eq!(OffsetSpec::parse("123"), Ok(OffsetSpec::Offset(123)));
+        assert!(OffsetSpec::parse("10m").is_err());
+    }
+
+    proptest! {
+        /// Whatever the server sends, reading a Deliver frame never panics, and every
+        /// record handed out lies inside the chunk's data.
+        #[test]
+        fn deliver_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(chunk) = parse_deliver(Bytes::from(body)) {
+                let mut total = 0;
+                chunk.for_each_record(|_, r| total += r.len() + 4);
+                prop_assert!(total <= chunk.data.len());
+            }
+        }
+    }
+}
