@@ -253,16 +253,32 @@ async fn subscribed(stats: &Stats, consumers: &mut Tasks, n: u64) -> Result<(), 
     }
 }
 
+/// A finished task's error, if it failed.
+fn failure(r: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+    match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// The first error of `tasks`; pending for ever while none fails.
+async fn first_failure(tasks: &mut Tasks, who: &str) -> String {
+    while let Some(r) = tasks.join_next().await {
+        if let Some(e) = failure(r) {
+            return format!("a {who} failed: {e}");
+        }
+    }
+    std::future::pending().await
+}
+
 /// Waits for every task (each at most 2 s once the run stops); the first error.
 async fn join_all(tasks: &mut Tasks, who: &str) -> Option<String> {
     let mut first = None;
     while let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(2), tasks.join_next()).await {
-        let e = match r {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) => e.to_string(),
-        };
-        first = first.or(Some(format!("a {who} failed: {e}")));
+        if let Some(e) = failure(r) {
+            first = first.or(Some(format!("a {who} failed: {e}")));
+        }
     }
     tasks.abort_all();
     first
@@ -285,9 +301,13 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
 }
 
 /// Live publishing and consuming.
+///
+/// Publishers and consumers count into separate [`Stats`]: with `-C`, consumers that have
+/// read everything stop themselves, and must not stop the publishers before every confirm
+/// is in.
 async fn live(plan: &Plan, queues: &[String]) -> Result<(), String> {
     let args = &plan.args;
-    let stats = Arc::new(Stats::default());
+    let (pubs, cons) = (Arc::new(Stats::default()), Arc::new(Stats::default()));
     let (mut consumers, mut publishers) = (Tasks::new(), Tasks::new());
     // With -C, the run ends when each consumer has read what was published to its stream.
     let per_queue = |q: usize| {
@@ -304,16 +324,16 @@ async fn live(plan: &Plan, queues: &[String]) -> Result<(), String> {
         plan.spawn_consumer(
             &mut consumers,
             queues[j % queues.len()].clone(),
-            stats.clone(),
+            cons.clone(),
             until,
         );
     }
-    subscribed(&stats, &mut consumers, args.consumers as u64).await?;
+    subscribed(&cons, &mut consumers, args.consumers as u64).await?;
     for i in 0..args.publishers {
         plan.spawn_publisher(
             &mut publishers,
             queues[i % queues.len()].clone(),
-            stats.clone(),
+            pubs.clone(),
             args.pmessages,
         );
     }
@@ -322,19 +342,38 @@ async fn live(plan: &Plan, queues: &[String]) -> Result<(), String> {
         None => (None, Some(args.seconds.unwrap_or(10))),
     };
     let work = async {
-        match (seconds, until) {
-            (Some(s), _) => tokio::time::sleep(Duration::from_secs(s)).await,
-            (None, Some(u)) if u > 0 => stats.done.notified().await,
-            // -C with no consumer: until the publishers are done.
-            _ => while publishers.join_next().await.is_some() {},
+        match seconds {
+            Some(s) => tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(s)) => None,
+                e = first_failure(&mut publishers, "publisher") => Some(e),
+                e = first_failure(&mut consumers, "consumer") => Some(e),
+            },
+            None => {
+                // -C: every publisher done (all confirmed), and every consumer done.
+                let wrote = async {
+                    while let Some(r) = publishers.join_next().await {
+                        if let Some(e) = failure(r) {
+                            return Some(format!("a publisher failed: {e}"));
+                        }
+                    }
+                    if until.is_some_and(|u| u > 0) {
+                        cons.done.notified().await;
+                    }
+                    None
+                };
+                tokio::select! {
+                    e = wrote => e,
+                    e = first_failure(&mut consumers, "consumer") => Some(e),
+                }
+            }
         }
     };
     let (mut last_p, mut last_k, mut last_c) = (0, 0, 0);
     let (finished, elapsed) = progress::run(work, args.json, cap, |s| {
         let (p, k, c) = (
-            stats.published.load(Ordering::Relaxed),
-            stats.confirmed.load(Ordering::Relaxed),
-            stats.consumed.load(Ordering::Relaxed),
+            pubs.published.load(Ordering::Relaxed),
+            pubs.confirmed.load(Ordering::Relaxed),
+            cons.consumed.load(Ordering::Relaxed),
         );
         let line = format!(
             "time {s}s, sent {} msg/s, confirmed {} msg/s, received {} msg/s",
@@ -346,20 +385,22 @@ async fn live(plan: &Plan, queues: &[String]) -> Result<(), String> {
         line
     })
     .await;
-    stats.stop.store(true, Ordering::Relaxed);
-    let failed =
-        join_all(&mut publishers, "publisher")
-            .await
-            .or(join_all(&mut consumers, "consumer").await);
+    pubs.stop.store(true, Ordering::Relaxed);
+    cons.stop.store(true, Ordering::Relaxed);
+    if let Some(Some(e)) = finished {
+        return Err(e);
+    }
+    let failed = join_all(&mut publishers, "publisher").await;
+    let failed = failed.or(join_all(&mut consumers, "consumer").await);
     if let Some(e) = failed {
         return Err(e);
     }
-    let mut lat = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
+    let mut lat = std::mem::take(&mut *cons.latencies_us.lock().unwrap());
     lat.sort_unstable();
     let (p, k, c) = (
-        stats.published.load(Ordering::Relaxed),
-        stats.confirmed.load(Ordering::Relaxed),
-        stats.consumed.load(Ordering::Relaxed),
+        pubs.published.load(Ordering::Relaxed),
+        pubs.confirmed.load(Ordering::Relaxed),
+        cons.consumed.load(Ordering::Relaxed),
     );
     let (sent_rate, confirm_rate, recv_rate) =
         (p as f64 / elapsed, k as f64 / elapsed, c as f64 / elapsed);
@@ -418,13 +459,7 @@ async fn catch_up(plan: &Plan, queues: &[String], n: u64) -> Result<(), String> 
     let write = async {
         let mut first = None;
         while let Some(r) = publishers.join_next().await {
-            if let Some(e) = match r {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(e) => Some(e.to_string()),
-            } {
-                first = first.or(Some(e));
-            }
+            first = first.or(failure(r));
         }
         first
     };
@@ -485,7 +520,7 @@ async fn catch_up(plan: &Plan, queues: &[String], n: u64) -> Result<(), String> 
     let wait = async {
         tokio::select! {
             _ = wait => None,
-            Some(Ok(Err(e))) = consumers.join_next() => Some(e),
+            e = first_failure(&mut consumers, "consumer") => Some(e),
         }
     };
     let (finished, _) = progress::run(wait, args.json, cap, |s| {
@@ -507,7 +542,7 @@ async fn catch_up(plan: &Plan, queues: &[String], n: u64) -> Result<(), String> 
     read.stop.store(true, Ordering::Relaxed);
     let failed = join_all(&mut consumers, "consumer").await;
     if let Some(Some(e)) = finished {
-        return Err(format!("a consumer failed: {e}"));
+        return Err(e);
     }
     if let Some(e) = failed {
         return Err(e);
