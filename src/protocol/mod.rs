@@ -10,6 +10,7 @@ pub mod frame;
 mod generated;
 pub mod output;
 pub mod properties;
+pub mod stream;
 pub mod table;
 pub mod types;
 pub mod wire;

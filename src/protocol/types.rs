@@ -1,20 +1,16 @@
 //! AMQP string types. Both keep the bytes they were decoded from (a slice of the frame), so
 //! decoding a method allocates nothing; neither is required to be UTF-8 on the wire.
 
-use bytes::Bytes;
-use std::borrow::Borrow;
-use std::fmt;
-
 macro_rules! string_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-        pub struct $name(pub Bytes);
+        pub struct $name(pub ::bytes::Bytes);
 
         impl $name {
             /// Wraps a static string without copying it.
             pub const fn from_static(s: &'static str) -> Self {
-                Self(Bytes::from_static(s.as_bytes()))
+                Self(::bytes::Bytes::from_static(s.as_bytes()))
             }
             pub fn as_bytes(&self) -> &[u8] {
                 &self.0
@@ -35,37 +31,37 @@ macro_rules! string_type {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.to_string_lossy(), f)
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(&*self.to_string_lossy(), f)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.to_string_lossy())
             }
         }
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(Bytes::copy_from_slice(s.as_bytes()))
+                Self(::bytes::Bytes::copy_from_slice(s.as_bytes()))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(Bytes::from(s))
+                Self(::bytes::Bytes::from(s))
             }
         }
 
-        impl From<Bytes> for $name {
-            fn from(b: Bytes) -> Self {
+        impl From<::bytes::Bytes> for $name {
+            fn from(b: ::bytes::Bytes) -> Self {
                 Self(b)
             }
         }
 
-        impl Borrow<[u8]> for $name {
+        impl ::std::borrow::Borrow<[u8]> for $name {
             fn borrow(&self) -> &[u8] {
                 &self.0
             }
@@ -84,6 +80,8 @@ macro_rules! string_type {
         }
     };
 }
+/// Also used by the stream protocol's string type (`protocol::stream::Str`).
+pub(crate) use string_type;
 
 string_type!(
     /// `shortstr`: at most 255 octets. Longer values are cut to 255 octets when encoded,

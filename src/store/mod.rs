@@ -20,6 +20,7 @@ pub mod definitions;
 pub mod delayed;
 pub mod log;
 pub mod record;
+pub mod stream;
 
 use crate::broker::message::MessageRef;
 use crate::broker::queue::Queue;
@@ -76,6 +77,21 @@ enum Op {
     Delete {
         log: u64,
     },
+    /// A stream entry, its offset assigned under the stream's lock.
+    StreamAppend {
+        stream: Arc<stream::StreamLog>,
+        offset: u64,
+        entry: bytes::Bytes,
+        writer: Option<(Arc<str>, u64)>,
+    },
+    StreamOffset {
+        stream: Arc<stream::StreamLog>,
+        reference: Arc<str>,
+        offset: u64,
+    },
+    StreamDelete {
+        stream: Arc<stream::StreamLog>,
+    },
 }
 
 #[derive(Default)]
@@ -96,7 +112,13 @@ struct Inner {
     /// Body bytes handed to the writer and not yet written: publishers wait while it is
     /// above [`PENDING_LIMIT`], so a writer slower than the network cannot grow memory.
     pending_bytes: AtomicU64,
+    /// Open stream logs, for `Store::stream_log` to hand out the same one and for the
+    /// writer's periodic retention sweep.
+    streams: Mutex<HashMap<u64, Weak<stream::StreamLog>>>,
 }
+
+/// How often the writer applies streams' maximum age when nothing else triggers it.
+const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Body bytes the writer may lag behind by before publishers are held back.
 const PENDING_LIMIT: u64 = 8 << 20;
@@ -107,7 +129,10 @@ impl Inner {
         if p.closed {
             return 0;
         }
-        if matches!(op, Op::Append { .. }) {
+        if matches!(
+            op,
+            Op::Append { .. } | Op::StreamAppend { .. } | Op::StreamOffset { .. }
+        ) {
             p.ticket += 1;
         }
         p.ops.push(op);
@@ -197,6 +222,16 @@ impl Store {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
+        // Streams no durable queue names (deleted while the store was down or mid-delete).
+        let streams_dir = dir.join(stream::STREAMS_DIR);
+        if let Ok(entries) = std::fs::read_dir(&streams_dir) {
+            for entry in entries.flatten() {
+                let id = u64::from_str_radix(&entry.file_name().to_string_lossy(), 16).ok();
+                if !id.is_some_and(|id| durable.contains(&id)) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let mut files = HashMap::new();
         let mut recovery = Recovery::default();
         buckets.sort_unstable();
@@ -243,6 +278,7 @@ impl Store {
             appended: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             pending_bytes: AtomicU64::new(0),
+            streams: Mutex::new(HashMap::new()),
         });
         let (synced_tx, synced) = watch::channel(0u64);
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -280,6 +316,11 @@ impl Store {
             }),
             recovery,
         ))
+    }
+
+    /// A fresh log id (a new stream's, recorded as its queue's `log_id`).
+    pub fn new_log_id(&self) -> u64 {
+        self.next_log.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A message log for a new queue.
@@ -539,12 +580,25 @@ impl Writer {
         let mut after: Vec<Op> = Vec::new();
         // Acknowledgements waiting for a ticket to be synced: (ticket, log, seq).
         let mut deferred: Vec<(u64, u64, u64)> = Vec::new();
+        let mut streams = stream::writer::Batches::default();
+        let mut last_sweep = std::time::Instant::now();
         loop {
+            if last_sweep.elapsed() >= RETENTION_SWEEP {
+                self.sweep_streams();
+                last_sweep = std::time::Instant::now();
+            }
             let (ticket, closed) = {
                 let mut p = self.inner.pending.lock().unwrap();
                 while p.ops.is_empty() && !p.closed {
+                    let left = RETENTION_SWEEP.saturating_sub(last_sweep.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
                     p.writer_waiting = true;
-                    p = self.inner.wake.wait(p).unwrap();
+                    p = self.inner.wake.wait_timeout(p, left).unwrap().0;
+                }
+                if p.ops.is_empty() && !p.closed {
+                    continue; // time for the retention sweep
                 }
                 std::mem::swap(&mut ops, &mut p.ops);
                 (p.ticket, p.closed)
@@ -615,6 +669,22 @@ impl Writer {
                         }
                     }
                     Op::AckAfter { log, seq, ticket } => deferred.push((ticket, log, seq)),
+                    Op::StreamAppend {
+                        stream,
+                        offset,
+                        entry,
+                        writer,
+                    } => {
+                        batch_bytes += entry.len() as u64;
+                        self.inner.appended.fetch_add(1, Ordering::Relaxed);
+                        streams.append(stream, offset, entry, writer);
+                    }
+                    Op::StreamOffset {
+                        stream,
+                        reference,
+                        offset,
+                    } => streams.store_offset(stream, reference, offset),
+                    Op::StreamDelete { stream } => streams.delete(stream),
                     Op::Delete { log } => {
                         self.deleted.insert(log);
                         dirty.retain(|l| *l != log);
@@ -627,6 +697,10 @@ impl Writer {
                     op => after.push(op),
                 }
             }
+            // Streams: chunks written and synced, then indexed and announced as committed,
+            // all before the ticket is.
+            let n = streams.write(self.sync);
+            self.inner.fsyncs.fetch_add(n, Ordering::Relaxed);
             // Delayed buckets last: a routed delayed message's mark must not reach the disk
             // before the queue records it was routed to.
             dirty.sort_by_key(|l| delayed::bucket_of(*l).is_some());
@@ -658,6 +732,21 @@ impl Writer {
                 if p.ops.is_empty() {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Applies the maximum age of every open stream that has one (segments also expire
+    /// when a stream rolls to a new one; this catches streams that stopped growing).
+    fn sweep_streams(&self) {
+        let open: Vec<Arc<stream::StreamLog>> = {
+            let mut streams = self.inner.streams.lock().unwrap();
+            streams.retain(|_, s| s.strong_count() > 0);
+            streams.values().filter_map(Weak::upgrade).collect()
+        };
+        for s in open {
+            if s.has_max_age() {
+                s.enforce_retention();
             }
         }
     }
