@@ -19,9 +19,10 @@ use super::args::{Args, parse_queue_args};
 use super::client::Uri;
 use super::progress;
 use super::rss::{json_opt, vm_rss_kib};
-use super::stream_client::{OffsetSpec, StreamClient};
+use super::stream_client::{StreamClient, parse_offset};
 use super::stream_proto;
 use super::throughput::{self, Stats, declare_topology, delete_topology, percentile};
+use crate::protocol::stream::OffsetSpec;
 use crate::protocol::{FieldTable, FieldValue};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,7 +79,7 @@ impl Plan {
             }
             _ => {}
         }
-        let offset = OffsetSpec::parse(&args.offset)?;
+        let offset = parse_offset(&args.offset)?;
         let mut a = (*args).clone();
         if a.confirms == 0 {
             a.confirms = DEFAULT_WINDOW;
@@ -184,6 +185,8 @@ impl Plan {
                     OffsetSpec::Last => FieldValue::LongStr("last".into()),
                     OffsetSpec::Next => FieldValue::LongStr("next".into()),
                     OffsetSpec::Offset(n) => FieldValue::I64(n as i64),
+                    // AMQP's timestamp is in seconds.
+                    OffsetSpec::Timestamp(ms) => FieldValue::Timestamp(ms.max(0) as u64 / 1000),
                 };
                 arguments.insert("x-stream-offset", offset);
                 tasks.spawn(throughput::consumer(
