@@ -1,4 +1,4 @@
-//! warren-perf: an AMQP 0-9-1 load generator in the spirit of RabbitMQ PerfTest and
+//! warren-perf: an AMQP 0-9-1 (and stream protocol) load generator in the spirit of RabbitMQ PerfTest and
 //! lavinmqperf, built on Warren's own codec (see `warren::perf`).
 //!
 //! Every mode prints a progress line per second, a summary, and one JSON line at the end.
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
-use warren::perf::{backlog, connections, throughput};
+use warren::perf::{backlog, connections, stream, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -17,12 +17,17 @@ async fn main() {
         eprintln!("warren-perf: {e}");
         std::process::exit(2)
     }));
+    if uri.stream && args.mode != "stream" {
+        eprintln!("warren-perf: a rabbitmq-stream:// URI is for --mode stream --protocol stream");
+        std::process::exit(2);
+    }
     let result = match args.mode.as_str() {
         "throughput" => throughput::run(args.clone(), uri).await,
         "backlog" => backlog::run(args.clone(), uri).await,
         "connections" => connections::run(args.clone(), uri).await,
         "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
         "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,
+        "stream" => stream::run(args.clone(), uri).await,
         other => {
             eprintln!("warren-perf: unknown mode {other:?} (see --help)");
             std::process::exit(2);

@@ -15,11 +15,16 @@ use clap::Parser;
                   queue-churn   -x clients declare and delete queues for -z seconds, --inflight pairs\n                \
                   in flight per client\n  \
                   bind-churn    -x clients bind and unbind on one exchange for -z seconds, --inflight\n                \
-                  pairs in flight per client\n\
+                  pairs in flight per client\n  \
+                  stream        a stream queue: -x publishers publish with confirms (-c outstanding,\n                \
+                  default 1000) for -z seconds or -C messages each, -y consumers read from --offset;\n                \
+                  with --prefill N or --prefill-bytes SIZE, a catch-up read of old data instead.\n                \
+                  --protocol amqp (AMQP 0-9-1, --uri amqp://..) or stream (RabbitMQ's stream\n                \
+                  protocol, --uri rabbitmq-stream://guest:guest@127.0.0.1:5552/%2f)\n\
                   --pid PID[,PID..] adds the broker's VmRSS (summed over the pids) to the report."
 )]
 pub struct Args {
-    /// Mode: throughput, backlog, connections, queue-churn or bind-churn.
+    /// Mode: throughput, backlog, connections, queue-churn, bind-churn or stream.
     #[arg(default_value = "throughput")]
     pub mode: String,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
@@ -40,7 +45,7 @@ pub struct Args {
     #[arg(short = 'c', default_value_t = 0)]
     pub confirms: u64,
     /// Consumer prefetch (basic.qos).
-    #[arg(short = 'P', default_value_t = 1000)]
+    #[arg(short = 'P', short_alias = 'q', default_value_t = 1000)]
     pub prefetch: u16,
     /// Persistent messages (delivery-mode 2) to a durable queue.
     #[arg(short = 'p')]
@@ -62,9 +67,10 @@ pub struct Args {
     /// 0; backlog: a cap on each phase, default none).
     #[arg(short = 'z')]
     pub seconds: Option<u64>,
-    /// Messages per publisher (backlog mode).
-    #[arg(short = 'C', long = "pmessages", default_value_t = 100_000)]
-    pub pmessages: u64,
+    /// Messages per publisher (backlog mode: default 100 000; stream mode: publish this many
+    /// instead of running -z seconds).
+    #[arg(short = 'C', long = "pmessages")]
+    pub pmessages: Option<u64>,
     /// Connections to open (connections mode).
     #[arg(short = 'n', long = "connections", default_value_t = 1000)]
     pub connections: usize,
@@ -95,9 +101,57 @@ pub struct Args {
     /// bind-churn: bindings in place before churning).
     #[arg(long, default_value_t = 0)]
     pub bindings: usize,
+    /// Stream mode: the wire protocol, amqp (AMQP 0-9-1) or stream (RabbitMQ's stream
+    /// protocol; the --uri is then rabbitmq-stream://user:pass@host:port/vhost).
+    #[arg(long, default_value = "amqp")]
+    pub protocol: String,
+    /// Stream mode: where consumers start: first, last, next or an offset number.
+    #[arg(long, default_value = "first")]
+    pub offset: String,
+    /// Stream mode, catch-up: publish this many messages first (no consumer), then read them.
+    #[arg(long)]
+    pub prefill: Option<u64>,
+    /// Stream mode, catch-up: like --prefill, given as bodies' total size (1GiB, 500MB, 4096).
+    #[arg(long, value_parser = parse_size)]
+    pub prefill_bytes: Option<u64>,
+    /// Stream protocol: chunks a subscription may be sent ahead of the client's credit.
+    #[arg(long, default_value_t = 10)]
+    pub credit: u16,
     /// Print only the final JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Args {
+    /// Messages per publisher for modes that publish a fixed count (backlog).
+    pub fn pmessages_or_default(&self) -> u64 {
+        self.pmessages.unwrap_or(100_000)
+    }
+}
+
+/// A byte size: a number with an optional unit, B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB
+/// (powers of 1024), case-insensitive.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "bad size unit in {s:?} (B, KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
 }
 
 /// A tiny parser for flat JSON objects of integers, booleans and strings.
@@ -124,4 +178,21 @@ pub fn parse_queue_args(s: &str) -> Result<FieldTable, String> {
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1 gib"), Ok(1 << 30));
+        assert_eq!(parse_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_size("16KiB"), Ok(16 << 10));
+        assert!(parse_size("1PB").is_err());
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
 }

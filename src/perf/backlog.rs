@@ -39,7 +39,7 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
             a,
             q,
             stats,
-            Some(args.pmessages),
+            Some(args.pmessages_or_default()),
         )));
     }
     let publish_all = async {
@@ -108,7 +108,14 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         for j in 0..args.consumers.max(1) {
             let q = queues[j % queues.len()].clone();
             let (uri, a, d) = (uri.clone(), args.clone(), drain.clone());
-            tasks.push(tokio::spawn(consumer(uri, a, q, d, Some(depth))));
+            tasks.push(tokio::spawn(consumer(
+                uri,
+                a,
+                q,
+                d,
+                Some(depth),
+                FieldTable::new(),
+            )));
         }
     }
     let mut last_c = 0;
@@ -158,7 +165,7 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
     }
     println!(
         "{{\"mode\":\"backlog\",\"messages\":{},\"published\":{published},\"confirmed\":{confirmed},\"publish_seconds\":{publish_seconds:.3},\"publish_rate\":{publish_rate:.0},\"backlog\":{depth},\"consumed\":{consumed},\"drain_seconds\":{drain_seconds:.3},\"drain_rate\":{drain_rate:.0},\"rss_before_kib\":{},\"rss_backlog_kib\":{},\"rss_after_kib\":{}}}",
-        args.pmessages * args.publishers as u64,
+        args.pmessages_or_default() * args.publishers as u64,
         json_opt(rss_before),
         json_opt(rss_backlog),
         json_opt(rss_after)

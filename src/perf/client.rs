@@ -16,10 +16,14 @@ pub struct Client {
     pub frame_max: u32,
 }
 
-/// Parts of an `amqp://user:pass@host:port/vhost` (or `amqps://`) URI.
+/// Parts of an `amqp://user:pass@host:port/vhost` (or `amqps://`) URI, or of a stream
+/// protocol one, `rabbitmq-stream://` (or `rabbitmq-stream+tls://`), as RabbitMQ's stream
+/// clients write them.
 pub struct Uri {
-    /// `amqps://`: TLS (default port 5671).
+    /// `amqps://` or `rabbitmq-stream+tls://`: TLS (default port 5671 or 5551).
     pub tls: bool,
+    /// A stream protocol URI (default port 5552, or 5551 with TLS).
+    pub stream: bool,
     pub user: String,
     pub pass: String,
     pub addr: String,
@@ -28,10 +32,20 @@ pub struct Uri {
 
 impl Uri {
     pub fn parse(uri: &str) -> Result<Uri, String> {
-        let (tls, rest) = match (uri.strip_prefix("amqp://"), uri.strip_prefix("amqps://")) {
-            (Some(rest), _) => (false, rest),
-            (_, Some(rest)) => (true, rest),
-            _ => return Err("the URI must start with amqp:// or amqps://".into()),
+        let schemes = [
+            ("amqp://", false, false, 5672),
+            ("amqps://", true, false, 5671),
+            ("rabbitmq-stream://", false, true, 5552),
+            ("rabbitmq-stream+tls://", true, true, 5551),
+        ];
+        let Some((rest, tls, stream, port)) = schemes
+            .iter()
+            .find_map(|&(p, tls, stream, port)| Some((uri.strip_prefix(p)?, tls, stream, port)))
+        else {
+            return Err(
+                "the URI must start with amqp://, amqps://, rabbitmq-stream:// or rabbitmq-stream+tls://"
+                    .into(),
+            );
         };
         let (auth, rest) = rest.split_once('@').unwrap_or(("guest:guest", rest));
         let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
@@ -42,13 +56,12 @@ impl Uri {
         };
         let addr = if addr.contains(':') {
             addr.to_string()
-        } else if tls {
-            format!("{addr}:5671")
         } else {
-            format!("{addr}:5672")
+            format!("{addr}:{port}")
         };
         Ok(Uri {
             tls,
+            stream,
             user: user.into(),
             pass: pass.into(),
             addr,

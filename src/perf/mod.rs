@@ -7,5 +7,8 @@ pub mod client;
 pub mod connections;
 pub mod progress;
 pub mod rss;
+pub mod stream;
+pub mod stream_client;
+pub mod stream_proto;
 pub mod throughput;
 pub mod transport;

@@ -23,16 +23,42 @@ pub struct Stats {
     pub stop: AtomicBool,
     /// Woken when consumers reach their target count.
     pub done: tokio::sync::Notify,
+    /// Consumers whose subscription the broker has confirmed (consume-ok); `subscribed_one`
+    /// is woken at each.
+    pub subscribed: AtomicU64,
+    pub subscribed_one: tokio::sync::Notify,
+    /// Consumers record no latency (a catch-up read of old data, where it means nothing and
+    /// one entry per message would grow without bound).
+    pub skip_latency: bool,
 }
 
-fn now_ns() -> u64 {
+impl Stats {
+    /// Marks one consumer subscribed.
+    pub fn mark_subscribed(&self) {
+        self.subscribed.fetch_add(1, Ordering::Relaxed);
+        self.subscribed_one.notify_waiters();
+    }
+
+    /// Waits until `n` consumers are subscribed.
+    pub async fn all_subscribed(&self, n: u64) {
+        loop {
+            let notified = self.subscribed_one.notified();
+            if self.subscribed.load(Ordering::Relaxed) >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -213,12 +239,14 @@ fn publish_timestamped(
 
 /// Consumes until the run stops, or until all consumers together have consumed `until`
 /// messages (then sets `stop` and wakes `done`). Acks what it holds before leaving.
+/// `arguments` go with basic.consume (a stream's `x-stream-offset`).
 pub async fn consumer(
     uri: Arc<Uri>,
     args: Arc<Args>,
     queue: String,
     stats: Arc<Stats>,
     until: Option<u64>,
+    arguments: FieldTable,
 ) -> Result<(), String> {
     let mut c = Client::connect(&uri).await.map_err(err)?;
     let no_ack = args.ack_every == 0;
@@ -247,7 +275,7 @@ pub async fn consumer(
             no_ack,
             exclusive: false,
             nowait: false,
-            arguments: FieldTable::new(),
+            arguments,
         }
         .into(),
     )
@@ -256,6 +284,7 @@ pub async fn consumer(
     c.expect(|m| matches!(m, Method::BasicConsumeOk(_)))
         .await
         .map_err(err)?;
+    stats.mark_subscribed();
     let mut asm = ContentAssembler::default();
     let (mut unacked, mut last_tag) = (0u64, 0u64);
     let mut lat = Vec::new();
@@ -287,7 +316,7 @@ pub async fn consumer(
             if let Method::BasicDeliver(d) = &m.method {
                 last_tag = d.delivery_tag;
             }
-            if m.body.len() >= 8 {
+            if m.body.len() >= 8 && !stats.skip_latency {
                 let sent = u64::from_be_bytes(m.body[..8].try_into().unwrap());
                 lat.push((now_ns().saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32);
             }
@@ -425,7 +454,14 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
     for j in 0..args.consumers {
         let q = queues[j % queues.len()].clone();
         let (uri, args, stats) = (uri.clone(), args.clone(), stats.clone());
-        tasks.push(tokio::spawn(consumer(uri, args, q, stats, None)));
+        tasks.push(tokio::spawn(consumer(
+            uri,
+            args,
+            q,
+            stats,
+            None,
+            FieldTable::new(),
+        )));
     }
     for i in 0..args.publishers {
         let q = queues[i % queues.len()].clone();
