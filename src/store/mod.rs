@@ -1,5 +1,6 @@
-//! Durable storage under `storage.dir`: the definitions log (`definitions`) and one message
-//! log per queue (`log`), in checksummed records (`record`).
+//! Durable storage under `storage.dir`: the definitions log (`definitions`), one message
+//! log per queue (`log`), in checksummed records (`record`), and one log per stream
+//! (`stream`, osiris chunks written by the same writer with the same tickets).
 //!
 //! One writer thread owns every message-log file. Queues hand it operations (append,
 //! delivered, acknowledged, page in, delete) through one short mutex; it takes them all at
@@ -14,6 +15,7 @@
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.seg   message records
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.ack   acknowledged/delivered marks
 //! storage.dir/queues/{8000000000000000 | bucket:016x}/...   delayed messages (`delayed`)
+//! storage.dir/streams/{log id:016x}/{first offset:020}.segment   stream chunks (`stream`)
 //! ```
 
 pub mod definitions;

@@ -3,6 +3,18 @@
 //! exactly what a stream-protocol Deliver frame carries after its subscription id.
 //!
 //! Layout: `storage.dir/streams/{log id:016x}/{first offset:020}.segment`.
+//!
+//! - `chunk`: the chunk format (header, entries, tracking), and [`records`].
+//! - `writer`: the store writer thread's side: a stream's share of a batch becomes one
+//!   chunk (or a few), written, fdatasynced, indexed, then announced on
+//!   [`StreamLog::committed`], all before the batch's store ticket is published.
+//! - `index`: the in-memory index of committed user chunks (memory grows with chunks,
+//!   not messages), offset resolution, retention.
+//! - `segment`: recovery of a stream's files at [`Store::stream_log`].
+//! - `reader`: [`StreamReader`] and [`ChunkRef`] (file, position, length: sendfile them).
+//!
+//! Nothing per message stays in memory once it is written: data at rest costs the index's
+//! 40 bytes per chunk, and readers hold only a position.
 
 pub mod chunk;
 pub mod index;

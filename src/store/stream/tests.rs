@@ -732,7 +732,10 @@ mod model {
 }
 
 /// Append+commit throughput of 1 KiB entries, then a catch-up read of what was written
-/// through `next_chunk` + `ChunkRef::read`. `cargo test --release --lib
+/// through `next_chunk` + `ChunkRef::read`, then recovery of it. On the development
+/// machine (release build, one appending thread, fdatasync on, two runs): 1 GiB appended
+/// and committed at 352-408 MB/s (344-399 k entries/s, 146-189 fsyncs), read back at
+/// 10.6-13.9 GB/s from the page cache (372-398 chunks), recovered (3 segments) in 24 ms. `cargo test --release --lib
 /// store::stream::tests::throughput -- --ignored --nocapture` (WARREN_STREAM_BENCH_MB
 /// sets the size, 1024 by default).
 #[test]
@@ -782,4 +785,18 @@ fn throughput() {
         "catch-up read: {bytes} bytes in {chunks} chunks in {secs:.2} s: {:.0} MB/s",
         bytes as f64 / secs / 1e6
     );
+    drop(r);
+    drop(s);
+    store.close();
+    drop(store);
+    let started = std::time::Instant::now();
+    let store = open(&dir.0, 30, true);
+    let s = store.stream_log(30, Retention::default());
+    println!(
+        "recovery: {} segments, next offset {} in {:.3} s",
+        s.segment_count(),
+        s.next_offset(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(s.next_offset(), n);
 }
