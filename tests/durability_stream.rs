@@ -8,8 +8,7 @@ mod durable;
 use common::{Deliveries, table};
 use durable::{Stop, TempDir, bounded, confirming_channel, message_count};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, ShortString};
 use lapin::{BasicProperties, Channel, Connection};

@@ -397,7 +397,11 @@ impl Queue {
         if self.stream.is_none() {
             return Ok(());
         }
-        let vhost = self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default();
+        let vhost = self
+            .vhost
+            .upgrade()
+            .map(|v| v.name.clone())
+            .unwrap_or_default();
         Err(AmqpError::connection(
             crate::protocol::reply_code::NOT_IMPLEMENTED,
             format!(
@@ -968,7 +972,11 @@ impl Queue {
         fx: &mut Effects,
     ) -> Result<(), ConsumeRefused> {
         if let Some(stream) = &self.stream {
-            let vhost = self.vhost.upgrade().map(|v| v.name.clone()).unwrap_or_default();
+            let vhost = self
+                .vhost
+                .upgrade()
+                .map(|v| v.name.clone())
+                .unwrap_or_default();
             let start = super::stream::check_consumer(&consumer, arguments, &self.name, &vhost)
                 .map_err(ConsumeRefused::Refused)?;
             if self.is_deleted() {

@@ -83,7 +83,9 @@ impl StreamQueue {
     /// Messages in the stream (kept after retention), as declare-ok and the management
     /// API count them.
     pub fn message_count(&self) -> u64 {
-        self.log.next_offset().saturating_sub(self.log.first_offset())
+        self.log
+            .next_offset()
+            .saturating_sub(self.log.first_offset())
     }
 
     /// The levels the management API and Prometheus read: every kept message is ready.
@@ -146,10 +148,7 @@ impl StreamQueue {
     pub fn remove_consumer(&self, consumer: &Arc<Consumer>) {
         consumer.cancelled.store(true, Ordering::Relaxed);
         let mut subs = self.consumers.lock().unwrap();
-        if let Some(i) = subs
-            .iter()
-            .position(|s| Arc::ptr_eq(&s.consumer, consumer))
-        {
+        if let Some(i) = subs.iter().position(|s| Arc::ptr_eq(&s.consumer, consumer)) {
             subs.remove(i).wake.notify_one();
         }
     }
@@ -418,9 +417,15 @@ mod tests {
             ("10m", 600),
             ("30s", 30),
         ] {
-            assert_eq!(parse_max_age(s.as_bytes()), Some(Duration::from_secs(secs)), "{s}");
+            assert_eq!(
+                parse_max_age(s.as_bytes()),
+                Some(Duration::from_secs(secs)),
+                "{s}"
+            );
         }
-        for bad in ["", "s", "0s", "0D", "10", "10x", "-1h", "1.5h", "h1", "1d", "1H", "10 m"] {
+        for bad in [
+            "", "s", "0s", "0D", "10", "10x", "-1h", "1.5h", "h1", "1d", "1H", "10 m",
+        ] {
             assert_eq!(parse_max_age(bad.as_bytes()), None, "{bad}");
         }
     }

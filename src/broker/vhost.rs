@@ -873,18 +873,20 @@ impl VHost {
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
-            let q = Arc::new(Queue::new(
-                d.name.clone(),
-                true,
-                None,
-                d.auto_delete,
-                d.arguments.clone(),
-                args,
-                Arc::downgrade(self),
-                self.store.log_with_id(d.log_id),
-                self.store.paging_threshold,
-            )
-            .with_stream(&self.store));
+            let q = Arc::new(
+                Queue::new(
+                    d.name.clone(),
+                    true,
+                    None,
+                    d.auto_delete,
+                    d.arguments.clone(),
+                    args,
+                    Arc::downgrade(self),
+                    self.store.log_with_id(d.log_id),
+                    self.store.paging_threshold,
+                )
+                .with_stream(&self.store),
+            );
             if let Some(rq) = recovery.queues.remove(&d.log_id) {
                 q.recover(rq);
             }

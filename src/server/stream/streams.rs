@@ -3,19 +3,15 @@
 //! definitions log, AMQP clients and the management API see the same queue); reading and
 //! writing go to the queue's [`StreamLog`].
 
-use crate::broker::args::QueueType;
 use crate::broker::auth::{Access, Perm, ResourceKind};
 use crate::broker::queue::Queue;
+use crate::broker::stream::parse_max_age;
 use crate::broker::vhost::{QueueSpec, VHost};
 use crate::protocol::stream::{Str, code};
 use crate::protocol::{FieldTable, FieldValue, LongStr, ShortStr, reply_code};
 use crate::store::Store;
-use crate::store::stream::{Retention, StreamLog};
+use crate::store::stream::StreamLog;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// RabbitMQ's default segment size for streams.
-const DEFAULT_SEGMENT_BYTES: u64 = 500_000_000;
 
 /// A stream the connection uses: the queue (to notice its deletion) and its log.
 #[derive(Clone)]
@@ -35,49 +31,9 @@ pub(crate) fn lookup(vhost: &VHost, store: &Arc<Store>, name: &Str) -> Option<St
     Some(Stream { queue, log })
 }
 
-/// The log behind a stream queue.
-///
-/// Integration shim: the broker's `Queue::stream()` (`StreamQueue::log()`) is the one
-/// owner of a stream queue's log; until it is on this branch, the log is opened here by
-/// the queue's log id, which gives the same `StreamLog` while any holder keeps it open
-/// (`Store::stream_log` hands out the open log). Replace the body with
-/// `queue.stream().map(|s| s.log().clone())`.
-fn log_of(store: &Arc<Store>, queue: &Queue) -> Option<Arc<StreamLog>> {
-    if queue.args.queue_type != QueueType::Stream {
-        return None;
-    }
-    Some(store.stream_log(queue.log.id, retention(&queue.arguments)))
-}
-
-/// Retention from a stream queue's arguments (`x-max-length-bytes`, `x-max-age`,
-/// `x-stream-max-segment-size-bytes`).
-fn retention(args: &FieldTable) -> Retention {
-    let int = |k: &str| args.get(k).and_then(|v| v.as_i64()).filter(|n| *n > 0);
-    Retention {
-        max_bytes: int("x-max-length-bytes").map(|n| n as u64),
-        max_age: args
-            .get("x-max-age")
-            .and_then(|v| v.as_str())
-            .and_then(parse_max_age),
-        max_segment_bytes: int("x-stream-max-segment-size-bytes")
-            .map_or(DEFAULT_SEGMENT_BYTES, |n| n as u64),
-    }
-}
-
-/// `x-max-age`: a positive number and one of RabbitMQ's units `Y M D h m s`.
-pub(crate) fn parse_max_age(s: &str) -> Option<Duration> {
-    let unit = s.chars().last()?;
-    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
-    let secs = match unit {
-        'Y' => 365 * 86400,
-        'M' => 30 * 86400,
-        'D' => 86400,
-        'h' => 3600,
-        'm' => 60,
-        's' => 1,
-        _ => return None,
-    };
-    (n > 0).then(|| Duration::from_secs(n.saturating_mul(secs)))
+/// The log behind a stream queue (`Queue::stream`: the one owner of a stream's log).
+fn log_of(_store: &Arc<Store>, queue: &Queue) -> Option<Arc<StreamLog>> {
+    queue.stream().map(|s| s.log().clone())
 }
 
 /// Create's arguments as queue arguments (rabbit_stream_manager's
@@ -99,7 +55,7 @@ fn queue_arguments(arguments: &[(Str, Str)]) -> Option<FieldTable> {
                 t.insert(key, FieldValue::I64(n));
             }
             b"max-age" => {
-                parse_max_age(text)?;
+                parse_max_age(text.as_bytes())?;
                 t.insert("x-max-age", FieldValue::LongStr(LongStr::from(text)));
             }
             b"queue-leader-locator" => {
@@ -234,7 +190,6 @@ mod tests {
         assert!(queue_arguments(&[a("max-length-bytes", "ten")]).is_none());
         assert!(queue_arguments(&[a("initial-cluster-size", "0")]).is_none());
         assert!(queue_arguments(&[a("max-age", "10x")]).is_none());
-        assert_eq!(parse_max_age("7D"), Some(Duration::from_secs(7 * 86400)));
         assert!(correct_name(&Str::from("amq.s")).is_none());
         assert!(correct_name(&Str::from("")).is_none());
     }
