@@ -708,3 +708,40 @@ async fn retention_drops_whole_old_segments() {
     assert_eq!(numbers, (numbers[0]..100).collect::<Vec<_>>());
     delete(&conn, &q).await;
 }
+
+#[tokio::test]
+async fn a_policy_limits_retention_as_the_lower_of_argument_and_policy() {
+    let broker = TestBroker::start().await;
+    let admin = broker.admin();
+    let vhost = format!("stream-policy-{}", unique());
+    admin.add_vhost(&vhost).await;
+    let conn = broker.connect_as("guest", "guest", &vhost).await.unwrap();
+    let publisher = confirming_channel(&conn).await;
+    let q = stream(&publisher, &[("x-stream-max-segment-size-bytes", int(500))]).await;
+    let payloads: Vec<String> = (0..100)
+        .map(|i| format!("{i:03}{}", "x".repeat(100)))
+        .collect();
+    publish_all(&publisher, &q, &payloads[..50]).await;
+    // No limit yet: everything is kept.
+    let (_ch, mut d) = reader(&conn, &q, 1000, Some(text("first"))).await;
+    assert_eq!(offset(&d.next().await), 0);
+
+    admin
+        .put_policy(
+            &vhost,
+            "small-streams",
+            serde_json::json!({
+                "pattern": "^stream-",
+                "apply-to": "queues",
+                "definition": {"max-length-bytes": 2000}
+            }),
+        )
+        .await;
+    publish_all(&publisher, &q, &payloads[50..]).await;
+    let (_ch, mut d) = reader(&conn, &q, 1000, Some(text("first"))).await;
+    let first = d.next().await;
+    assert!(offset(&first) > 0, "the policy's limit removed old segments");
+    assert!(body(&first)[..3].parse::<usize>().unwrap() > 0);
+    drop(conn);
+    admin.delete_vhost(&vhost).await;
+}

@@ -422,6 +422,9 @@ impl Queue {
         let s = self.state.get_mut().unwrap();
         s.paging_threshold = pageable_below(&self.args, &settings, self.store_paging_threshold);
         self.has_dlx = AtomicBool::new(settings.dead_letter_exchange.is_some());
+        if let Some(stream) = &self.stream {
+            stream.apply_retention(&self.arguments, &settings, &applied);
+        }
         s.settings = settings;
         s.applied = applied;
         self
@@ -453,6 +456,9 @@ impl Queue {
             let mut s = self.lock();
             if s.deleted || s.applied.same(&applied) {
                 return;
+            }
+            if let Some(stream) = &self.stream {
+                stream.apply_retention(&self.arguments, &settings, &applied);
             }
             s.applied = applied;
             s.paging_threshold = pageable_below(&self.args, &settings, self.store_paging_threshold);

@@ -80,6 +80,34 @@ impl StreamQueue {
         true
     }
 
+    /// Applies the retention the arguments and the policies give together: the lower of
+    /// argument and policy for `max-length-bytes` (already in `settings`), `max-age` and
+    /// `stream-max-segment-size-bytes`, as RabbitMQ's `update_stream_conf`. A lower limit
+    /// takes effect at once (whole segments, as always).
+    pub fn apply_retention(
+        &self,
+        arguments: &FieldTable,
+        settings: &super::policy::effective::QueueSettings,
+        applied: &super::policy::Applied,
+    ) {
+        let mut r = retention(arguments, settings.max_length_bytes);
+        if let Some(age) = applied
+            .get("max-age")
+            .and_then(|v| v.as_str().and_then(|s| parse_max_age(s.as_bytes())))
+        {
+            r.max_age = Some(r.max_age.map_or(age, |a| a.min(age)));
+        }
+        if let Some(n) = applied
+            .get("stream-max-segment-size-bytes")
+            .and_then(|v| v.as_u64())
+            .filter(|n| *n > 0)
+        {
+            r.max_segment_bytes = r.max_segment_bytes.min(n);
+        }
+        self.log.set_retention(r);
+        self.log.enforce_retention();
+    }
+
     /// Messages in the stream (kept after retention), as declare-ok and the management
     /// API count them.
     pub fn message_count(&self) -> u64 {
