@@ -740,7 +740,10 @@ async fn a_policy_limits_retention_as_the_lower_of_argument_and_policy() {
     publish_all(&publisher, &q, &payloads[50..]).await;
     let (_ch, mut d) = reader(&conn, &q, 1000, Some(text("first"))).await;
     let first = d.next().await;
-    assert!(offset(&first) > 0, "the policy's limit removed old segments");
+    assert!(
+        offset(&first) > 0,
+        "the policy's limit removed old segments"
+    );
     assert!(body(&first)[..3].parse::<usize>().unwrap() > 0);
     drop(conn);
     admin.delete_vhost(&vhost).await;
