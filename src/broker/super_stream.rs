@@ -52,26 +52,37 @@ pub fn route(
 
 /// Every stream bound to super stream `super_stream`, one entry per binding, ordered by
 /// the binding's `x-stream-partition-order` (RabbitMQ's `sort_partitions`: a stable sort,
-/// bindings with an order before those without, ties in binding order). As RabbitMQ, a
+/// bindings with an order before those without), ties by routing key then stream name (the
+/// order RabbitMQ 3.10 lists a source's bindings in, its route table being an ordered set
+/// keyed on source, key, destination). As RabbitMQ, a
 /// stream bound twice is listed twice, and a binding to a queue that is not a stream (or
 /// to an exchange) is left out.
 pub fn partitions(vhost: &VHost, super_stream: &[u8]) -> Result<Vec<ShortStr>, SuperStreamError> {
     let exchange = vhost
         .exchange(super_stream)
         .ok_or_else(|| not_found(super_stream))?;
-    let mut bound: Vec<(Option<i64>, ShortStr)> = exchange
+    let bound: Vec<Partition> = exchange
         .bindings()
         .into_iter()
         .filter_map(|b| match b.destination {
             Destination::Queue(q) if q.stream().is_some() && !q.is_deleted() => {
-                Some((partition_order(&b.arguments), q.name.clone()))
+                Some((partition_order(&b.arguments), b.routing_key, q.name.clone()))
             }
             _ => None,
         })
         .collect();
-    // Stable: `None` (no order) sorts after every `Some`.
-    bound.sort_by_key(|(order, _)| (order.is_none(), *order));
-    Ok(bound.into_iter().map(|(_, name)| name).collect())
+    Ok(in_partition_order(bound))
+}
+
+/// A binding to a partition: its order, routing key and stream.
+type Partition = (Option<i64>, ShortStr, ShortStr);
+
+/// By order, those without one last, then by routing key and stream name.
+fn in_partition_order(mut bound: Vec<Partition>) -> Vec<ShortStr> {
+    bound.sort_by(|(o1, k1, n1), (o2, k2, n2)| {
+        (o1.is_none(), o1, k1, n1).cmp(&(o2.is_none(), o2, k2, n2))
+    });
+    bound.into_iter().map(|(_, _, name)| name).collect()
 }
 
 /// A binding's `x-stream-partition-order`: any integer type, or text holding an integer
@@ -85,4 +96,43 @@ fn partition_order(arguments: &FieldTable) -> Option<i64> {
 
 fn not_found(name: &[u8]) -> SuperStreamError {
     SuperStreamError::NotFound(ShortStr::from(bytes::Bytes::copy_from_slice(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{FieldValue, LongStr};
+
+    #[test]
+    fn ordered_by_partition_order_then_unordered_then_key_and_name() {
+        let p = |o: Option<i64>, k: &str, n: &str| (o, ShortStr::from(k), ShortStr::from(n));
+        let bound = vec![
+            p(None, "k", "y"),
+            p(Some(2), "k", "c"),
+            p(None, "k", "x"),
+            p(Some(0), "k", "a"),
+            p(Some(1), "k2", "b1"),
+            p(Some(1), "k1", "b2"),
+            p(Some(1), "k1", "b1"),
+        ];
+        let names: Vec<String> = in_partition_order(bound)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["a", "b1", "b2", "b1", "c", "x", "y"]);
+    }
+
+    #[test]
+    fn partition_order_takes_any_integer_or_integer_text() {
+        let order = |v: FieldValue| {
+            let mut t = FieldTable::new();
+            t.insert(PARTITION_ORDER, v);
+            partition_order(&t)
+        };
+        assert_eq!(order(FieldValue::I8(3)), Some(3));
+        assert_eq!(order(FieldValue::I64(-1)), Some(-1));
+        assert_eq!(order(FieldValue::LongStr(LongStr::from("7"))), Some(7));
+        assert_eq!(order(FieldValue::LongStr(LongStr::from("seven"))), None);
+        assert_eq!(partition_order(&FieldTable::new()), None);
+    }
 }
