@@ -747,7 +747,8 @@ async fn super_stream_partitions_and_route() {
 }
 
 /// Route needs write on the super stream's exchange and its streams; Partitions read or
-/// write (RabbitMQ's stream reader since 3.13; 3.10 checks nothing, so Warren only).
+/// write (RabbitMQ's stream reader on main, rabbitmq-server 53af22f; 3.10 checks nothing,
+/// so Warren only).
 #[tokio::test]
 async fn super_stream_commands_check_permissions() {
     let t = target().await;

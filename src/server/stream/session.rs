@@ -461,7 +461,8 @@ impl Session {
     }
 
     /// Route: write on the super stream's exchange, then on every stream it routes to
-    /// (RabbitMQ's reader since 3.13; 3.10 checked nothing). No match is OK, no streams.
+    /// (RabbitMQ's reader on main, rabbitmq-server 53af22f; 3.10 checked nothing). No
+    /// match is OK with no streams.
     fn route(&mut self, routing_key: &Str, super_stream: &Str) -> (u16, Vec<Str>) {
         let x = super_stream.as_bytes();
         if !self.allowed_on(Perm::Write, ResourceKind::Exchange, x) {
@@ -474,7 +475,7 @@ impl Session {
     }
 
     /// Partitions: read or write on the super stream's exchange, then on every partition
-    /// (as RabbitMQ's reader since 3.13).
+    /// (as RabbitMQ's reader on main).
     fn partitions(&mut self, super_stream: &Str) -> (u16, Vec<Str>) {
         let x = super_stream.as_bytes();
         let either = [Perm::Read, Perm::Write];
