@@ -12,6 +12,8 @@ use super::handshake::Opened;
 use super::streams::{self, Stream};
 use super::writer::{Out, Sub};
 use crate::broker::auth::{Perm, ResourceKind};
+use crate::broker::super_stream;
+use crate::protocol::ShortStr;
 use crate::protocol::stream::{
     Broker, ClientCommand, CommandVersion, Entry, FrameCodec, OffsetSpec, Publish, ServerCommand,
     Str, StreamError, StreamMetadata, code, encode_publish_confirm, encode_publish_error, key,
@@ -413,17 +415,27 @@ impl Session {
                     stats,
                 });
             }
-            // No super streams yet: every super stream is unknown.
-            C::Route { correlation_id, .. } => self.respond(ServerCommand::RouteResponse {
+            C::Route {
                 correlation_id,
-                code: code::STREAM_DOES_NOT_EXIST,
-                streams: Vec::new(),
-            }),
-            C::Partitions { correlation_id, .. } => {
+                routing_key,
+                super_stream,
+            } => {
+                let (code, streams) = self.route(&routing_key, &super_stream);
+                self.respond(ServerCommand::RouteResponse {
+                    correlation_id,
+                    code,
+                    streams,
+                })
+            }
+            C::Partitions {
+                correlation_id,
+                super_stream,
+            } => {
+                let (code, streams) = self.partitions(&super_stream);
                 self.respond(ServerCommand::PartitionsResponse {
                     correlation_id,
-                    code: code::STREAM_DOES_NOT_EXIST,
-                    streams: Vec::new(),
+                    code,
+                    streams,
                 })
             }
             C::Close { correlation_id, .. } => {
@@ -446,6 +458,55 @@ impl Session {
             }
         }
         Flow::Go
+    }
+
+    /// Route: write on the super stream's exchange, then on every stream it routes to
+    /// (RabbitMQ's reader on main, rabbitmq-server 53af22f; 3.10 checked nothing). No
+    /// match is OK with no streams.
+    fn route(&mut self, routing_key: &Str, super_stream: &Str) -> (u16, Vec<Str>) {
+        let x = super_stream.as_bytes();
+        if !self.allowed_on(Perm::Write, ResourceKind::Exchange, x) {
+            return (code::ACCESS_REFUSED, Vec::new());
+        }
+        match super_stream::route(&self.o.vhost, x, routing_key.as_bytes()) {
+            Err(_) => (code::STREAM_DOES_NOT_EXIST, Vec::new()),
+            Ok(names) => self.all_allowed(&[Perm::Write], names),
+        }
+    }
+
+    /// Partitions: read or write on the super stream's exchange, then on every partition
+    /// (as RabbitMQ's reader on main).
+    fn partitions(&mut self, super_stream: &Str) -> (u16, Vec<Str>) {
+        let x = super_stream.as_bytes();
+        let either = [Perm::Read, Perm::Write];
+        if !either
+            .iter()
+            .any(|&p| self.allowed_on(p, ResourceKind::Exchange, x))
+        {
+            return (code::ACCESS_REFUSED, Vec::new());
+        }
+        match super_stream::partitions(&self.o.vhost, x) {
+            Err(_) => (code::STREAM_DOES_NOT_EXIST, Vec::new()),
+            Ok(names) => self.all_allowed(&either, names),
+        }
+    }
+
+    /// OK with `names` when the user holds one of `perms` on every one of them (queues),
+    /// else ACCESS_REFUSED with none.
+    fn all_allowed(&mut self, perms: &[Perm], names: Vec<ShortStr>) -> (u16, Vec<Str>) {
+        let ok = names.iter().all(|n| {
+            perms
+                .iter()
+                .any(|&p| self.allowed_on(p, ResourceKind::Queue, n.as_bytes()))
+        });
+        if !ok {
+            return (code::ACCESS_REFUSED, Vec::new());
+        }
+        (code::OK, names.into_iter().map(|n| Str(n.0)).collect())
+    }
+
+    fn allowed_on(&mut self, perm: Perm, kind: ResourceKind, name: &[u8]) -> bool {
+        self.o.access.check(perm, kind, name).is_ok()
     }
 
     fn declare_publisher(&mut self, id: u8, reference: Str, stream: Str) -> u16 {
