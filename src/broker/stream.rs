@@ -254,14 +254,7 @@ async fn run_consumer(
         let mut stalled = false;
         while next < records.len() {
             let (offset, entry) = &records[next];
-            let message = match to_delivery(*offset, entry, &q.name) {
-                Some(m) => m,
-                None => {
-                    // Not an AMQP 1.0 message we can read: skipped, as RabbitMQ skips it.
-                    next += 1;
-                    continue;
-                }
-            };
+            let message = to_delivery(*offset, entry, &q.name);
             let qm = QueuedMessage {
                 seq: *offset,
                 message,
@@ -294,18 +287,23 @@ async fn run_consumer(
 /// A stream record as a 0-9-1 message: its properties with the `x-stream-offset` header
 /// added, the body shared with the chunk read. A message that names no exchange and
 /// routing key (published over the stream protocol) comes from the default exchange with
-/// the stream's name, as RabbitMQ delivers it.
-fn to_delivery(offset: u64, entry: &bytes::Bytes, stream: &ShortStr) -> Option<MessageRef> {
-    let c = amqp10::to_amqp091(entry).ok()?;
+/// the stream's name, as RabbitMQ delivers it. A record that is not an AMQP 1.0 message
+/// (a stream client may publish any bytes) is delivered whole as the body, with only the
+/// offset header, rather than lost (RabbitMQ 3.10 closes the consumer's connection).
+fn to_delivery(offset: u64, entry: &bytes::Bytes, stream: &ShortStr) -> MessageRef {
+    let c = amqp10::to_amqp091(entry).unwrap_or_else(|_| amqp10::Converted {
+        body: entry.clone(),
+        ..Default::default()
+    });
     let mut props = c.properties;
     amqp10::set_stream_offset(&mut props, offset);
-    Some(Arc::new(Message {
+    Arc::new(Message {
         exchange: c.exchange.unwrap_or_default(),
         routing_key: c.routing_key.unwrap_or_else(|| stream.clone()),
         properties: EncodedProperties::encode(&props),
         body: c.body,
         bcc: Vec::new(),
-    }))
+    })
 }
 
 /// The stream's retention and segment settings from its declared arguments.
@@ -434,6 +432,17 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_that_is_not_amqp_1_0_is_delivered_whole() {
+        let raw = bytes::Bytes::from_static(b"\xffnot an AMQP 1.0 message");
+        let m = to_delivery(7, &raw, &ShortStr::from("s"));
+        assert_eq!(m.body, raw);
+        assert_eq!(&m.routing_key, &ShortStr::from("s"));
+        let props = m.properties.decode().unwrap();
+        let headers = props.headers.unwrap();
+        assert_eq!(headers.get("x-stream-offset"), Some(&FieldValue::I64(7)));
+    }
 
     #[test]
     fn max_age_units() {
