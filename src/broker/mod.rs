@@ -25,6 +25,7 @@ pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod quorum;
+pub mod sac;
 pub mod schedule;
 pub mod stats;
 pub mod stream;

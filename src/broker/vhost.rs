@@ -44,6 +44,8 @@ pub struct VHost {
     pub(crate) policies: RwLock<VHostPolicies>,
     /// The broker's schedule of delayed messages (x-delayed-message exchanges).
     pub delayed: Arc<Scheduler>,
+    /// Single active consumer groups of the vhost's streams (stream protocol).
+    pub sac: super::sac::Coordinator,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -106,6 +108,7 @@ impl VHost {
             retired: Default::default(),
             policies: RwLock::default(),
             delayed,
+            sac: Default::default(),
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
