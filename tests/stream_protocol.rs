@@ -495,7 +495,11 @@ async fn super_stream_consumers_of_one_group_split_the_partitions() {
         .create_super_stream(&name, 2, None)
         .await
         .expect("create super stream");
-    match env.stream_creator().create_super_stream(&name, 2, None).await {
+    match env
+        .stream_creator()
+        .create_super_stream(&name, 2, None)
+        .await
+    {
         Err(StreamCreateError::Create { status, .. }) => {
             assert_eq!(status, ResponseCode::StreamAlreadyExists)
         }
@@ -548,7 +552,9 @@ async fn super_stream_consumers_of_one_group_split_the_partitions() {
     a.handle().close().await.unwrap();
     b.handle().close().await.unwrap();
 
-    env.delete_super_stream(&name).await.expect("delete super stream");
+    env.delete_super_stream(&name)
+        .await
+        .expect("delete super stream");
     match env.delete_super_stream(&name).await {
         Err(StreamDeleteError::Delete { status, .. }) => {
             assert_eq!(status, ResponseCode::StreamDoesNotExist)
