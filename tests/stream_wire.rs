@@ -1211,3 +1211,37 @@ impl Conn {
         }
     }
 }
+
+/// A member told to step down that leaves without answering (here its connection goes)
+/// does not hold its group up: the next member is activated at once.
+#[tokio::test]
+async fn member_leaving_while_stepping_down_lets_the_next_one_go_ahead() {
+    let t = target().await;
+    if !t.warren {
+        return;
+    }
+    let name = format!("steps-{}", common::unique());
+    let p1 = format!("{name}-1");
+    let (mut a, mut b) = (connect(&t).await, connect(&t).await);
+    open(&mut a).await;
+    open(&mut b).await;
+    assert_eq!(
+        a.create_super_stream(&name, &[&format!("{name}-0"), &p1], &["0", "1"])
+            .await,
+        code::OK
+    );
+    let group = [SAC, ("name", "g"), ("super-stream", name.as_str())];
+    assert_eq!(a.subscribe_with(1, &p1, &group).await, code::OK);
+    let (cid, _, active) = a.consumer_update().await;
+    assert!(active);
+    a.answer_update(cid, None).await;
+    assert_eq!(b.subscribe_with(1, &p1, &group).await, code::OK);
+    let (_, sub, active) = a.consumer_update().await;
+    assert_eq!((sub, active), (1, false));
+    b.sync(&p1).await;
+    drop(a);
+    let (cid, sub, active) = b.consumer_update().await;
+    assert_eq!((sub, active), (1, true));
+    b.answer_update(cid, None).await;
+    assert_eq!(b.delete_super_stream(&name).await, code::OK);
+}
