@@ -487,11 +487,9 @@ async fn reject_all(ch: &Channel, queue: &str, n: usize) {
 async fn wait_for_discards(broker: &TestBroker, queue: &str, dlx: u64) -> serde_json::Value {
     broker
         .mgmt()
-        .wait_for(
-            &format!("/queues/%2F/{queue}"),
-            "the discards",
-            |q| q["messages_dlx"] == dlx,
-        )
+        .wait_for(&format!("/queues/%2F/{queue}"), "the discards", |q| {
+            q["messages_dlx"] == dlx
+        })
         .await
 }
 
@@ -543,7 +541,10 @@ async fn at_least_once_keeps_what_a_missing_dead_letter_exchange_cannot_take() {
     assert_eq!(info["message_bytes_dlx"], 12, "{info}");
     assert_eq!(info["message_bytes"], 12, "{info}");
     assert_eq!(message_count(&ch, &q).await, 0);
-    assert!(get(&ch, &q).await.is_none(), "not deliverable from the source");
+    assert!(
+        get(&ch, &q).await.is_none(),
+        "not deliverable from the source"
+    );
     // The exchange appears, bound to a queue. Warren retries at once; RabbitMQ on its
     // worker's timer (3 minutes) or when the queue's policy changes, which this test then
     // does.

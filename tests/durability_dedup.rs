@@ -160,9 +160,17 @@ async fn a_disk_cache_stays_bounded_and_comes_back_with_its_newest_values() {
         let before = message_count(&conn, "bounded-q").await;
         assert_eq!(before, 5000);
         publish(&ch, "bounded", &refs[5000 - SIZE..], None).await;
-        assert_eq!(message_count(&conn, "bounded-q").await, before, "the newest are duplicates");
+        assert_eq!(
+            message_count(&conn, "bounded-q").await,
+            before,
+            "the newest are duplicates"
+        );
         publish(&ch, "bounded", &refs[..1], None).await;
-        assert_eq!(message_count(&conn, "bounded-q").await, before + 1, "the oldest was evicted");
+        assert_eq!(
+            message_count(&conn, "bounded-q").await,
+            before + 1,
+            "the oldest was evicted"
+        );
     })
     .await;
 }

@@ -225,8 +225,7 @@ async fn wait_for_count(conn: &Connection, queue: &str, n: u32) {
 }
 
 #[tokio::test]
-async fn at_least_once_discards_survive_sigkill_and_reach_a_dead_letter_exchange_declared_later()
-{
+async fn at_least_once_discards_survive_sigkill_and_reach_a_dead_letter_exchange_declared_later() {
     bounded(LIMIT, async {
         const N: u64 = 50;
         let dir = TempDir::new("quorum-discards");

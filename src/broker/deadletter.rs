@@ -9,14 +9,14 @@
 //! queue's discards while it cannot be delivered (`broker::discards`).
 
 use super::args::DeadLetterStrategy;
+use super::discards::Discarded;
 use super::effects::{DeadLetter, DeathReason, Effects};
 use super::exchange::{Props, RouteInfo};
 use super::message::Message;
-use super::discards::Discarded;
 use super::queue::{DeadLetterTarget, Queue, QueuedMessage};
-use crate::store::record::MARK_DISCARDED;
 use super::vhost::VHost;
 use crate::protocol::{EncodedProperties, FieldTable, FieldValue, LongStr, ShortStr};
+use crate::store::record::MARK_DISCARDED;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::debug;

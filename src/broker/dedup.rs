@@ -34,8 +34,8 @@
 
 use super::consistent_hash::Fnv;
 use crate::protocol::{AmqpError, FieldTable, FieldValue, reply_code};
-use std::collections::{HashMap, HashSet, VecDeque};
 use crate::store::DedupLog;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -300,12 +300,7 @@ impl Cache {
     /// arguments alone without one), as the plugin's `policy_changed` does. A smaller size
     /// drops the oldest values at the next insertion.
     pub fn apply_policy(&self, applied: &super::policy::Applied) {
-        let positive = |key: &str| {
-            applied
-                .get(key)
-                .and_then(|v| v.as_u64())
-                .filter(|n| *n > 0)
-        };
+        let positive = |key: &str| applied.get(key).and_then(|v| v.as_u64()).filter(|n| *n > 0);
         let mut e = self.entries.lock().unwrap();
         e.size = positive("x-cache-size").unwrap_or(self.settings.size);
         e.ttl_ms = positive("x-cache-ttl").or(self.settings.ttl_ms);
@@ -318,7 +313,9 @@ impl Cache {
             return true;
         };
         let key = identity(value);
-        let header_ttl = headers.and_then(|h| h.get("x-cache-ttl")).and_then(positive);
+        let header_ttl = headers
+            .and_then(|h| h.get("x-cache-ttl"))
+            .and_then(positive);
         let now = now_ms();
         let mut e = self.entries.lock().unwrap();
         if let Some(&(until, _)) = e.map.get(&key)

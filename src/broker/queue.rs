@@ -781,7 +781,7 @@ impl Queue {
     fn load(self: &Arc<Self>, s: &mut QueueState, messages: Vec<LoggedMessage>) {
         let mut earliest = s.earliest;
         for m in messages {
-            let (qm, expires_at) = self.from_log(s.dedup.as_ref(), m);
+            let (qm, expires_at) = self.logged_message(s.dedup.as_ref(), m);
             if let Some(t) = expires_at {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
@@ -795,7 +795,7 @@ impl Queue {
     }
 
     /// A message read from the log as the queue keeps it, and its expiry.
-    fn from_log(
+    fn logged_message(
         &self,
         dedup: Option<&Arc<super::dedup::QueueSet>>,
         m: LoggedMessage,
@@ -848,7 +848,7 @@ impl Queue {
             // Back among the discards: retried once the vhost is up (`VHost::recover`
             // registers the queue with the retrier).
             let reason = DeathReason::from_code(m.discarded.unwrap_or(0));
-            let (qm, _) = self.from_log(s.dedup.as_ref(), m);
+            let (qm, _) = self.logged_message(s.dedup.as_ref(), m);
             s.discards.push(Discarded::new(qm, reason));
         }
         s.tail.count = rq.tail_count;

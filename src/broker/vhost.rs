@@ -4,12 +4,12 @@
 use super::args::{QueueArgs, STREAM_ARGS, VALIDATION_ORDER};
 use super::auth::{Access, Perm, ResourceKind};
 use super::consumer::Consumer;
+use super::discards::Retrier;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, RouteInfo};
 use super::names;
 use super::outbox::Bells;
 use super::policy::{Target, VHostPolicies};
 use super::queue::Queue;
-use super::discards::Retrier;
 use super::schedule::Scheduler;
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,

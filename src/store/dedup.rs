@@ -31,6 +31,9 @@ pub const DEDUP_DIR: &str = "dedup";
 const MAGIC: &[u8; 4] = b"WDC1";
 const ENTRY_LEN: usize = 28;
 
+/// A cache's entries in insertion order: (value's identity, expiry in unix ms, 0: never).
+pub type Entries = Vec<(u128, u64)>;
+
 /// The id of an exchange's cache file: a 64-bit FNV-1a of its vhost and name.
 pub fn file_id(vhost: &str, exchange: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -200,7 +200,7 @@ pub struct Recovery {
     /// The next sequence number for delayed messages: above every one on disk.
     pub delayed_seq: u64,
     /// Deduplication caches on disk, by (vhost, exchange): their entries in order.
-    pub dedup: HashMap<(String, Vec<u8>), Vec<(u128, u64)>>,
+    pub dedup: HashMap<(String, Vec<u8>), dedup::Entries>,
 }
 
 #[derive(Debug, Default)]

@@ -560,9 +560,18 @@ mod tests {
         assert!(def(Policy, json!({"x-message-deduplication": true})).is_ok());
         assert!(def(Policy, json!({"x-cache-persistence": "disk"})).is_ok());
         for (d, text) in [
-            (json!({"x-cache-size": 0}), "\"x-cache-size\" must be an integer greater than 0, got 0"),
-            (json!({"x-cache-ttl": "x"}), "\"x-cache-ttl\" must be an integer greater than 0, got <<\"x\">>"),
-            (json!({"x-message-deduplication": 1}), "\"x-message-deduplication\" must be a boolean, got 1"),
+            (
+                json!({"x-cache-size": 0}),
+                "\"x-cache-size\" must be an integer greater than 0, got 0",
+            ),
+            (
+                json!({"x-cache-ttl": "x"}),
+                "\"x-cache-ttl\" must be an integer greater than 0, got <<\"x\">>",
+            ),
+            (
+                json!({"x-message-deduplication": 1}),
+                "\"x-message-deduplication\" must be a boolean, got 1",
+            ),
             (
                 json!({"x-cache-persistence": "tape"}),
                 "\"x-cache-persistence\" must be either \"disk\" or \"memory\", got <<\"tape\">>",
