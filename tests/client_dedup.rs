@@ -1,7 +1,10 @@
 //! Deduplication at the exchange, as the rabbitmq-message-deduplication plugin's
 //! `x-message-deduplication` exchange type defines it: a message whose
 //! `x-deduplication-header` value was seen within the cache's TTL is confirmed but not
-//! routed; the cache holds at most `x-cache-size` values.
+//! routed; the cache holds at most `x-cache-size` values. Policies carry the plugin's keys
+//! (`x-cache-size`, `x-cache-ttl` over an exchange's arguments; `x-message-deduplication`
+//! for queues), validated with its texts. Disk caches across restarts:
+//! `durability_dedup.rs`.
 //!
 //! The plugin is not shipped with Debian's RabbitMQ, so these tests are written from its
 //! README and its own test suite (exchange_SUITE: deduplicate_message,
