@@ -1024,8 +1024,15 @@ impl Queue {
         !self.lock().discards.is_empty()
     }
 
-    /// Tries every discard again (the retrier's pass).
+    /// Tries every discard again (the retrier's pass). A dead-letter exchange that is still
+    /// missing is noticed once for the whole pass, not once per discard.
     pub fn retry_discards(self: &Arc<Self>) {
+        if let (Some(t), Some(v)) = (self.dead_letter_target(), self.vhost())
+            && t.strategy == super::args::DeadLetterStrategy::AtLeastOnce
+            && v.exchange(t.exchange.as_bytes()).is_none()
+        {
+            return;
+        }
         let taken = {
             let mut s = self.lock();
             if s.deleted || s.discards.is_empty() {
