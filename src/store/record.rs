@@ -14,7 +14,8 @@
 //! Mark record (acknowledgement files, `*.ack`), fixed size:
 //!
 //! ```text
-//! u8 kind (1: acknowledged, 2: delivered, 3: returned) | u64 seq | u32 crc32 of the first 9 octets
+//! u8 kind (1: acknowledged, 2: delivered, 3: returned, 4 + reason: discarded) | u64 seq
+//! | u32 crc32 of the first 9 octets
 //! ```
 
 use crate::broker::message::Message;
@@ -29,6 +30,13 @@ pub const MARK_ACK: u8 = 1;
 pub const MARK_DELIVERED: u8 = 2;
 /// Given back unsettled (a quorum queue's return: its delivery count goes up).
 pub const MARK_RETURNED: u8 = 3;
+/// Discarded by a quorum queue that dead-letters at least once, and not yet taken by its
+/// dead-letter target (rabbit_fifo's discards): the kind is this plus the reason's code
+/// (`DeathReason::code`, 0..=3). Recovery brings the message back among the discards, not
+/// the ready messages; the acknowledged mark that follows once a target has it ends it.
+pub const MARK_DISCARDED: u8 = 4;
+/// The highest discarded kind (`MARK_DISCARDED` + the last reason code).
+pub const MARK_DISCARDED_LAST: u8 = MARK_DISCARDED + 3;
 pub const MARK_LEN: usize = 13;
 /// Octets before the body that a message record needs besides its strings and properties.
 const FIXED: usize = 4 + 4 + 1 + 8 + 8 + 1 + 1 + 4 + 2;
