@@ -6,26 +6,36 @@
 //!
 //! The reader owns the connection's state (publishers, subscriptions, permission cache):
 //! no lock. What the writer task needs is in [`Out`].
+//!
+//! Two things stop the reader from reading the socket, and so the client from sending
+//! more (TCP flow control does the rest):
+//! - the outbound buffer holds more than [`OUT_LIMIT`] bytes not yet written (a client
+//!   that sends requests but does not read their responses cannot grow it further);
+//! - a disk alarm is raised and the connection has publishers (RabbitMQ 3.10's stream
+//!   reader reacts to disk alarms only; a connection without publishers is read on).
+//!   DeclarePublisher meanwhile is answered PRECONDITION_FAILED, as RabbitMQ does.
 
 use super::Ctx;
 use super::handshake::Opened;
 use super::streams::{self, Stream};
 use super::writer::{Out, Sub};
 use crate::broker::auth::{Perm, ResourceKind};
+use crate::broker::connections::ConnectionEntry;
+use crate::broker::stream_clients::{StreamConsumer, StreamPublisher};
 use crate::broker::super_stream;
 use crate::protocol::ShortStr;
 use crate::protocol::stream::{
     Broker, ClientCommand, CommandVersion, Entry, FrameCodec, OffsetSpec, Publish, ServerCommand,
     Str, StreamError, StreamMetadata, code, encode_publish_confirm, encode_publish_error, key,
 };
+use crate::server::alarm::{Alarm, LOW_ON_DISK};
 use crate::store::stream as store;
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -33,11 +43,19 @@ use tracing::{info, warn};
 /// How long the client may take to answer a close we sent.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Encoded frames waiting for the writer above which the reader stops reading the
+/// socket until the writer has drained them (responses and confirms of a client that
+/// does not read). Deliveries are not counted: the writer pulls chunks only when the
+/// socket takes them.
+pub(crate) const OUT_LIMIT: usize = 1 << 20;
+
 struct Publisher {
     stream_name: Str,
     stream: Stream,
     /// The publisher reference (deduplication), when it gave one.
     reference: Option<String>,
+    /// Its entry in the registry, with the counters the management API shows.
+    stats: Arc<StreamPublisher>,
 }
 
 struct Subscription {
@@ -53,6 +71,9 @@ enum End {
     Protocol(StreamError),
     Shutdown,
     WriteFailed,
+    /// Closed through the registry (management API, user or vhost deleted): as
+    /// RabbitMQ 3.10, the socket is closed without a Close frame.
+    Forced(String),
 }
 
 pub(crate) struct Session {
@@ -65,6 +86,8 @@ pub(crate) struct Session {
     subs: HashMap<u8, Subscription>,
     /// (store ticket, publisher id, publishing id), in ticket order.
     unconfirmed: VecDeque<(u64, u8, u64)>,
+    /// This connection in the broker's registry.
+    entry: Arc<ConnectionEntry>,
 }
 
 /// What a handled command asks of the loop.
@@ -84,16 +107,22 @@ impl Session {
         Session {
             ctx,
             id,
-            o,
             out,
             stop,
             publishers: HashMap::new(),
             subs: HashMap::new(),
             unconfirmed: VecDeque::new(),
+            entry: o.presence.entry.clone(),
+            o,
         }
     }
 
-    pub(crate) async fn run(mut self, mut rd: OwnedReadHalf, mut buf: BytesMut) {
+    /// Whether `alarm` stops this connection from being read (see the module doc).
+    fn blocked_by(&self, alarm: Alarm) -> bool {
+        alarm == Some(LOW_ON_DISK) && !self.publishers.is_empty()
+    }
+
+    pub(crate) async fn run<R: AsyncRead + Unpin>(mut self, mut rd: R, mut buf: BytesMut) {
         info!(
             user = %self.o.user.name,
             vhost = %self.o.vhost.name,
@@ -108,6 +137,8 @@ impl Session {
         let mut last_read = Instant::now();
         let mut last_sent = Instant::now();
         let shutdown = self.ctx.shared.shutdown.clone();
+        let mut alarm = self.ctx.shared.alarm.clone();
+        let entry = self.entry.clone();
         let end = 'main: loop {
             // Frames already buffered (those read with open, then each read's).
             loop {
@@ -126,11 +157,35 @@ impl Session {
                 }
             }
             self.release(*synced.borrow());
+            let blocked = self.blocked_by(*alarm.borrow_and_update());
+            if blocked != entry.blocked.load(Ordering::Relaxed) {
+                entry.blocked.store(blocked, Ordering::Relaxed);
+                info!(
+                    blocked,
+                    "stream connection {} by the disk alarm",
+                    if blocked { "blocked" } else { "unblocked" }
+                );
+            }
+            let full = self.out.backlog() > OUT_LIMIT;
+            if blocked || full {
+                // Not read meanwhile: the heartbeat monitor is paused, as RabbitMQ's.
+                last_read = Instant::now();
+            }
             tokio::select! {
-                r = rd.read_buf(&mut buf) => match r {
+                r = rd.read_buf(&mut buf), if !blocked && !full => match r {
                     Ok(0) | Err(_) => break End::Vanished,
-                    Ok(_) => last_read = Instant::now(),
+                    Ok(n) => {
+                        last_read = Instant::now();
+                        entry.traffic.received(n);
+                    }
                 },
+                _ = self.out.drained.notified(), if full => {}
+                r = alarm.changed() => {
+                    if r.is_err() {
+                        break End::Shutdown;
+                    }
+                }
+                reason = entry.closed() => break End::Forced(reason),
                 r = synced.changed(), if !self.unconfirmed.is_empty() => {
                     if r.is_err() {
                         break End::Shutdown;
@@ -138,6 +193,9 @@ impl Session {
                     self.release(*synced.borrow_and_update());
                 }
                 _ = tick.tick() => {
+                    if blocked || full {
+                        last_read = Instant::now();
+                    }
                     if !heartbeat.is_zero() {
                         if last_read.elapsed() > 2 * heartbeat {
                             break End::Heartbeat;
@@ -158,7 +216,7 @@ impl Session {
 
     /// Ends the connection: a close of ours is sent and answered (or timed out), the
     /// subscriptions are stopped, the writer flushes, and one line is logged.
-    async fn finish(&mut self, end: End, rd: &mut OwnedReadHalf) {
+    async fn finish<R: AsyncRead + Unpin>(&mut self, end: End, rd: &mut R) {
         let close = match &end {
             End::Protocol(e) => Some(e.response_code()),
             _ => None,
@@ -215,6 +273,9 @@ impl Session {
             End::Protocol(e) => {
                 warn!(%user, %vhost, client_name = %name, error = %e, code = e.response_code(), "stream connection closed on a protocol error")
             }
+            End::Forced(reason) => {
+                info!(%user, %vhost, client_name = %name, %reason, "stream connection closed by the broker")
+            }
         }
     }
 
@@ -260,7 +321,10 @@ impl Session {
                 publisher_id,
             } => {
                 let c = match self.publishers.remove(&publisher_id) {
-                    Some(_) => code::OK,
+                    Some(_) => {
+                        self.entry.stream.remove_publisher(publisher_id);
+                        code::OK
+                    }
                     None => code::PUBLISHER_DOES_NOT_EXIST,
                 };
                 self.code_only(key::DELETE_PUBLISHER, correlation_id, c);
@@ -292,14 +356,24 @@ impl Session {
                 stream,
                 offset,
                 credit,
-                properties: _,
-            } => self.subscribe(correlation_id, subscription_id, stream, offset, credit),
+                properties,
+            } => self.subscribe(
+                correlation_id,
+                subscription_id,
+                stream,
+                offset,
+                credit,
+                properties,
+            ),
             C::Credit {
                 subscription_id,
                 credit,
             } => match self.subs.get(&subscription_id) {
                 Some(s) => {
-                    s.sub.credit.fetch_add(credit.into(), Ordering::AcqRel);
+                    s.sub
+                        .stats
+                        .credit
+                        .fetch_add(credit.into(), Ordering::AcqRel);
                     self.out.wake.notify_one();
                 }
                 None => self.respond(ServerCommand::CreditResponse {
@@ -510,6 +584,10 @@ impl Session {
     }
 
     fn declare_publisher(&mut self, id: u8, reference: Str, stream: Str) -> u16 {
+        if *self.ctx.shared.alarm.borrow() == Some(LOW_ON_DISK) {
+            info!(publisher = id, stream = %stream, "cannot create publisher: the connection is blocked by the disk alarm");
+            return code::PRECONDITION_FAILED;
+        }
         if !self.allowed(Perm::Write, &stream) {
             return code::ACCESS_REFUSED;
         }
@@ -526,12 +604,19 @@ impl Session {
         let Some(s) = self.lookup(&stream) else {
             return code::STREAM_DOES_NOT_EXIST;
         };
+        let stats = Arc::new(StreamPublisher::new(
+            id,
+            stream.to_string_lossy().into_owned(),
+            reference.clone().unwrap_or_default(),
+        ));
+        self.entry.stream.add_publisher(stats.clone());
         self.publishers.insert(
             id,
             Publisher {
                 stream_name: stream,
                 stream: s,
                 reference,
+                stats,
             },
         );
         code::OK
@@ -556,25 +641,27 @@ impl Session {
         };
         let log = &pb.stream.log;
         let mut refused = Vec::new();
+        let mut published = 0u64;
         for m in p.messages() {
+            published += 1;
             let writer = pb.reference.as_deref().map(|r| (r, m.publishing_id));
             let ticket = match m.entry {
                 Entry::Simple(body) => log.append(body, writer).map_or(0, |a| a.ticket),
                 // An uncompressed sub-entry batch is a run of simple entries: each is
-                // stored on its own (offsets are per record either way).
+                // stored on its own (offsets are per record either way). It is checked
+                // whole first, so a malformed one stores nothing and is answered with a
+                // PublishError, never half stored.
                 Entry::SubBatch {
                     compression: 0,
+                    count,
                     data,
                     ..
-                } => {
+                } if sub_batch_is_whole(&data, count) => {
                     let mut ticket = 0;
                     let mut writer = writer;
                     let mut rest = data;
                     while rest.len() >= 4 {
                         let n = (rest.get_u32() & 0x7fff_ffff) as usize;
-                        if n > rest.len() {
-                            break;
-                        }
                         let body = rest.split_to(n);
                         if let Some(a) = log.append(body, writer.take()) {
                             ticket = a.ticket;
@@ -591,7 +678,11 @@ impl Session {
             // confirms what deduplication drops.
             self.unconfirmed.push_back((ticket, pid, m.publishing_id));
         }
+        pb.stats.published.fetch_add(published, Ordering::Relaxed);
         if !refused.is_empty() {
+            pb.stats
+                .errored
+                .fetch_add(refused.len() as u64, Ordering::Relaxed);
             self.out
                 .push(|b| encode_publish_error(b, pid, code::PRECONDITION_FAILED, &refused));
         }
@@ -614,6 +705,13 @@ impl Session {
                 None => by_publisher.push((pid, vec![id])),
             }
         }
+        for (pid, ids) in &by_publisher {
+            if let Some(p) = self.publishers.get(pid) {
+                p.stats
+                    .confirmed
+                    .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+        }
         self.out.push(|b| {
             for (pid, ids) in &by_publisher {
                 encode_publish_confirm(b, *pid, ids);
@@ -621,7 +719,15 @@ impl Session {
         });
     }
 
-    fn subscribe(&mut self, cid: u32, id: u8, stream: Str, offset: OffsetSpec, credit: u16) {
+    fn subscribe(
+        &mut self,
+        cid: u32,
+        id: u8,
+        stream: Str,
+        offset: OffsetSpec,
+        credit: u16,
+        properties: Vec<(Str, Str)>,
+    ) {
         let c = if self.subs.contains_key(&id) {
             code::SUBSCRIPTION_ID_ALREADY_EXISTS
         } else if !self.allowed(Perm::Read, &stream) {
@@ -630,7 +736,16 @@ impl Session {
             match self.lookup(&stream) {
                 None => code::STREAM_DOES_NOT_EXIST,
                 Some(s) => {
-                    self.start_subscription(cid, id, stream, s, offset, credit);
+                    let properties = properties
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string_lossy().into_owned(),
+                                v.to_string_lossy().into_owned(),
+                            )
+                        })
+                        .collect();
+                    self.start_subscription(cid, id, stream, s, offset, credit, properties);
                     return;
                 }
             }
@@ -638,6 +753,7 @@ impl Session {
         self.code_only(key::SUBSCRIBE, cid, c);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_subscription(
         &mut self,
         cid: u32,
@@ -646,6 +762,7 @@ impl Session {
         s: Stream,
         offset: OffsetSpec,
         credit: u16,
+        properties: Vec<(String, String)>,
     ) {
         let spec = match offset {
             OffsetSpec::First => store::OffsetSpec::First,
@@ -660,11 +777,20 @@ impl Session {
             OffsetSpec::Offset(n) => n.max(resolved),
             _ => resolved,
         };
+        let stats = Arc::new(StreamConsumer::new(
+            id,
+            name.to_string_lossy().into_owned(),
+            properties,
+            credit.into(),
+            s.log.clone(),
+        ));
+        stats.offset.store(start, Ordering::Relaxed);
+        self.entry.stream.add_consumer(stats.clone());
         let sub = Arc::new(Sub {
             id,
             stream: name,
             reader: Mutex::new(s.log.reader(start)),
-            credit: AtomicU32::new(credit.into()),
+            stats,
             stop: self.stop.child_token(),
         });
         // The response and the subscription become visible to the writer together.
@@ -702,6 +828,7 @@ impl Session {
         let Some(s) = self.subs.remove(&id) else {
             return false;
         };
+        self.entry.stream.remove_consumer(id);
         s.sub.stop.cancel();
         self.out
             .state
@@ -759,7 +886,14 @@ impl Session {
         if gone.is_empty() {
             return;
         }
-        self.publishers.retain(|_, p| !p.stream.queue.is_deleted());
+        let entry = &self.entry;
+        self.publishers.retain(|id, p| {
+            let keep = !p.stream.queue.is_deleted();
+            if !keep {
+                entry.stream.remove_publisher(*id);
+            }
+            keep
+        });
         let dead: Vec<u8> = self
             .subs
             .iter()
@@ -779,6 +913,25 @@ impl Session {
             }
         });
     }
+}
+
+/// Whether an uncompressed sub-entry batch's data is exactly `count` records, each a
+/// 4-octet size (its top bit clear, as a simple entry's) and that many octets.
+fn sub_batch_is_whole(data: &[u8], count: u16) -> bool {
+    let mut rest = data;
+    let mut n = 0u32;
+    while !rest.is_empty() {
+        let Some((head, tail)) = rest.split_first_chunk::<4>() else {
+            return false;
+        };
+        let size = u32::from_be_bytes(*head);
+        if size & 0x8000_0000 != 0 || size as usize > tail.len() {
+            return false;
+        }
+        rest = &tail[size as usize..];
+        n += 1;
+    }
+    n == u32::from(count)
 }
 
 /// ExchangeCommandVersions: what this server speaks (Publish 1 and 2; Deliver 1 only,
@@ -820,4 +973,31 @@ fn command_versions() -> Vec<CommandVersion> {
         p.max = 2;
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sub_batch_is_whole;
+
+    #[test]
+    fn sub_batches_must_be_whole() {
+        let rec = |b: &[u8]| {
+            let mut v = (b.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(b);
+            v
+        };
+        let two = [rec(b"ab"), rec(b"c")].concat();
+        let cases: &[(&[u8], u16, bool)] = &[
+            (&two, 2, true),
+            (&two, 1, false),
+            (&two, 3, false),
+            (&two[..two.len() - 1], 2, false),
+            (&[two.as_slice(), &[0, 0]].concat(), 2, false),
+            (&[], 0, true),
+            (&[0x80, 0, 0, 1, 0], 1, false),
+        ];
+        for (data, count, ok) in cases {
+            assert_eq!(sub_batch_is_whole(data, *count), *ok, "{data:?} {count}");
+        }
+    }
 }
