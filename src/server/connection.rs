@@ -110,9 +110,12 @@ impl Presence {
     /// Gives the counts back (once).
     pub(crate) fn release(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
-        if self.registration.take().is_some() {
+        // The counts first: once the registry no longer lists the connection, its
+        // place under the limits is free.
+        if let Some(registration) = self.registration.take() {
             self.usage.connections.fetch_sub(1, Relaxed);
             self.vhost.connections.fetch_sub(1, Relaxed);
+            drop(registration);
         }
     }
 }
