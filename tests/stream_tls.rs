@@ -35,12 +35,16 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, "Warren stream test CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca).unwrap();
@@ -213,7 +217,10 @@ async fn the_tls_listener_serves_the_stream_protocol_and_advertises_its_port() {
     // The plain listener still advertises its own port.
     let mut p = StreamConn::new(TcpStream::connect(plain).await.unwrap());
     let opened = p.open_guest("sc-plain").await;
-    assert_eq!(advertised_port(&opened.properties), plain.port().to_string());
+    assert_eq!(
+        advertised_port(&opened.properties),
+        plain.port().to_string()
+    );
 }
 
 #[tokio::test]
