@@ -214,6 +214,28 @@ async fn the_tls_listener_serves_the_stream_protocol_and_advertises_its_port() {
     );
     assert_eq!(conn["port"], tls.port());
 
+    // The overview lists both listeners, as RabbitMQ names them.
+    let overview = broker.mgmt().json("/overview").await;
+    let listeners: Vec<(String, u64)> = overview["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["protocol"].as_str().unwrap().to_string(),
+                l["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        listeners.contains(&("stream".into(), plain.port().into())),
+        "{listeners:?}"
+    );
+    assert!(
+        listeners.contains(&("stream/ssl".into(), tls.port().into())),
+        "{listeners:?}"
+    );
+
     // The plain listener still advertises its own port.
     let mut p = StreamConn::new(TcpStream::connect(plain).await.unwrap());
     let opened = p.open_guest("sc-plain").await;

@@ -306,6 +306,13 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     if let Some(a) = tls_addr {
         amqp_listeners.push(("amqp/ssl".to_string(), a));
     }
+    // As RabbitMQ's overview lists the stream plugin's listeners.
+    if let Some(a) = stream_addr {
+        amqp_listeners.push(("stream".to_string(), a));
+    }
+    if let Some(a) = stream_tls_addr {
+        amqp_listeners.push(("stream/ssl".to_string(), a));
+    }
     mgmt::serve(
         mgmt_bound,
         shared.clone(),
