@@ -872,3 +872,99 @@ async fn rabbitmq_http_client_reads_stream_connections_publishers_and_consumers(
     assert_eq!(k.subscription_id, 0);
     delete_stream(&mut p, &stream).await;
 }
+
+/// Free bytes on the filesystem holding `dir` (statvfs, as the broker's alarm).
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a statvfs to fill in.
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// Raising the disk alarm while a connection has a publisher stops reading it (its
+/// publish is neither stored nor confirmed) until the alarm clears; a connection without
+/// publishers is still served, and cannot declare one meanwhile. The storage lives on
+/// /dev/shm (tmpfs, nothing else uses it here) with `disk_free_limit` 64 MiB under its
+/// free space; a 128 MiB file there raises the alarm, removing it clears it.
+#[tokio::test]
+async fn the_disk_alarm_stops_reading_publishing_connections_until_it_clears() {
+    let shm = std::path::Path::new("/dev/shm");
+    if std::env::var("STREAM_TEST_ADDR").is_ok() || !shm.is_dir() {
+        return;
+    }
+    let u = common::unique();
+    let dir = shm.join(format!("warren-sc-alarm-{u}"));
+    let limit = free_bytes(shm) - (64 << 20);
+    let data = dir.clone();
+    let t = target_with(move |c| {
+        c.storage.dir = data;
+        c.storage.disk_free_limit = format!("{limit}B");
+    })
+    .await;
+    let api = t.broker.mgmt();
+    let alarm = |on: bool| move |nodes: &Value| nodes[0]["disk_free_alarm"] == on;
+    api.wait_for("/nodes", "no disk alarm", alarm(false)).await;
+
+    let stream = format!("sc-disk-{u}");
+    let mut p = connect(&t).await;
+    p.open_guest("sc-disk-pub").await;
+    create(&mut p, &stream).await;
+    let declared = p
+        .call(|id| ClientCommand::DeclarePublisher {
+            correlation_id: id,
+            publisher_id: 1,
+            reference: Str::default(),
+            stream: Str::from(stream.as_str()),
+        })
+        .await;
+    assert_eq!(declared, code::OK);
+    p.send(ClientCommand::Publish(Publish::new(
+        1,
+        1,
+        &[simple(1, "before")],
+    )))
+    .await;
+    assert_eq!(answers(&mut p, 1).await.0, [1]);
+    let mut other = connect(&t).await;
+    other.open_guest("sc-disk-other").await;
+
+    // Raise the alarm.
+    let filler = shm.join(format!("warren-sc-filler-{u}"));
+    std::fs::write(&filler, vec![1u8; 128 << 20]).unwrap();
+    api.wait_for("/nodes", "the disk alarm", alarm(true)).await;
+    p.send(ClientCommand::Publish(Publish::new(
+        1,
+        1,
+        &[simple(2, "during")],
+    )))
+    .await;
+    // The connection without publishers is served, and refused a publisher.
+    let refused = other
+        .call(|id| ClientCommand::DeclarePublisher {
+            correlation_id: id,
+            publisher_id: 1,
+            reference: Str::default(),
+            stream: Str::from(stream.as_str()),
+        })
+        .await;
+    assert_eq!(refused, code::PRECONDITION_FAILED);
+    // Nothing of the publish was read: no confirm comes (a negative, so a short wait).
+    let quiet = tokio::time::timeout(common::QUIET, p.recv()).await;
+    assert!(quiet.is_err(), "answered during the alarm: {quiet:?}");
+    let published = api.json("/stream/publishers").await;
+    let mine = published
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["queue"]["name"] == stream.as_str())
+        .unwrap();
+    assert_eq!(mine["published"], 1, "{mine}");
+
+    // Clear it: the publish is read, stored and confirmed.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(answers(&mut p, 1).await.0, [2]);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}

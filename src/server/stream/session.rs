@@ -171,21 +171,19 @@ impl Session {
                 // Not read meanwhile: the heartbeat monitor is paused, as RabbitMQ's.
                 last_read = Instant::now();
             }
+            // Biased, reading last: an alarm (or a close) seen at the same time as new
+            // bytes is acted on before they are read.
             tokio::select! {
-                r = rd.read_buf(&mut buf), if !blocked && !full => match r {
-                    Ok(0) | Err(_) => break End::Vanished,
-                    Ok(n) => {
-                        last_read = Instant::now();
-                        entry.traffic.received(n);
-                    }
-                },
-                _ = self.out.drained.notified(), if full => {}
+                biased;
+                _ = shutdown.cancelled() => break End::Shutdown,
+                _ = self.stop.cancelled() => break End::WriteFailed,
+                reason = entry.closed() => break End::Forced(reason),
                 r = alarm.changed() => {
                     if r.is_err() {
                         break End::Shutdown;
                     }
                 }
-                reason = entry.closed() => break End::Forced(reason),
+                _ = self.out.drained.notified(), if full => {}
                 r = synced.changed(), if !self.unconfirmed.is_empty() => {
                     if r.is_err() {
                         break End::Shutdown;
@@ -207,8 +205,13 @@ impl Session {
                     }
                     self.check_deleted();
                 }
-                _ = shutdown.cancelled() => break End::Shutdown,
-                _ = self.stop.cancelled() => break End::WriteFailed,
+                r = rd.read_buf(&mut buf), if !blocked && !full => match r {
+                    Ok(0) | Err(_) => break End::Vanished,
+                    Ok(n) => {
+                        last_read = Instant::now();
+                        entry.traffic.received(n);
+                    }
+                },
             }
         };
         self.finish(end, &mut rd).await;
