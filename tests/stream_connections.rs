@@ -896,6 +896,18 @@ async fn the_disk_alarm_stops_reading_publishing_connections_until_it_clears() {
     }
     let u = common::unique();
     let dir = shm.join(format!("warren-sc-alarm-{u}"));
+    let filler = shm.join(format!("warren-sc-filler-{u}"));
+    // Removes both from /dev/shm (memory) however the test ends.
+    struct Cleanup(Vec<std::path::PathBuf>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+    }
+    let _cleanup = Cleanup(vec![filler.clone(), dir.clone()]);
     let limit = free_bytes(shm) - (64 << 20);
     let data = dir.clone();
     let t = target_with(move |c| {
@@ -931,7 +943,6 @@ async fn the_disk_alarm_stops_reading_publishing_connections_until_it_clears() {
     other.open_guest("sc-disk-other").await;
 
     // Raise the alarm.
-    let filler = shm.join(format!("warren-sc-filler-{u}"));
     std::fs::write(&filler, vec![1u8; 128 << 20]).unwrap();
     api.wait_for("/nodes", "the disk alarm", alarm(true)).await;
     p.send(ClientCommand::Publish(Publish::new(
@@ -966,5 +977,4 @@ async fn the_disk_alarm_stops_reading_publishing_connections_until_it_clears() {
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(answers(&mut p, 1).await.0, [2]);
     drop(t);
-    let _ = std::fs::remove_dir_all(&dir);
 }
