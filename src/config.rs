@@ -65,6 +65,11 @@ pub struct StreamConfig {
     pub advertised_host: String,
     /// What metadata and open advertise; 0: the bound port.
     pub advertised_port: u16,
+    /// Address of the TLS listener (RabbitMQ's port is 5551); empty: none. It uses the
+    /// `tls.*` certificate, key and CA settings.
+    pub tls_listen: String,
+    /// What metadata and open advertise on a TLS connection; 0: the bound TLS port.
+    pub advertised_tls_port: u16,
     /// Frames accepted once open succeeded, and proposed in tune; 0: no limit.
     pub frame_max: u32,
     /// Heartbeat proposed in tune, in seconds; 0: none.
@@ -74,6 +79,10 @@ pub struct StreamConfig {
 impl StreamConfig {
     pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
         optional_addr(&self.listen, "0.0.0.0:5552")
+    }
+
+    pub fn tls_listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        optional_addr(&self.tls_listen, "0.0.0.0:5551")
     }
 }
 
@@ -386,6 +395,8 @@ impl Default for Config {
                 listen: String::new(),
                 advertised_host: String::new(),
                 advertised_port: 0,
+                tls_listen: String::new(),
+                advertised_tls_port: 0,
                 frame_max: 1_048_576,
                 heartbeat: 60,
             },
@@ -604,6 +615,23 @@ impl Config {
         }
         if let Err(e) = self.stream.listen_addr() {
             return Err(invalid("stream.listen", e));
+        }
+        match self.stream.tls_listen_addr() {
+            Err(e) => return Err(invalid("stream.tls_listen", e)),
+            Ok(Some(_)) => {
+                for (key, path) in [
+                    ("tls.cert_file", &self.tls.cert_file),
+                    ("tls.key_file", &self.tls.key_file),
+                ] {
+                    if path.as_os_str().is_empty() {
+                        return Err(invalid(
+                            key,
+                            "must be set when stream.tls_listen is (the stream TLS listener uses the tls.* certificate and key)".to_string(),
+                        ));
+                    }
+                }
+            }
+            Ok(None) => {}
         }
         if self.stream.frame_max != 0 && self.stream.frame_max < 8192 {
             return Err(invalid(

@@ -121,7 +121,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 38);
+    assert_eq!(keys, 40);
 }
 
 #[test]
@@ -757,4 +757,27 @@ fn loopback_users_from_a_file_list_or_a_comma_separated_variable() {
     let c =
         Config::load_with_env(Some(file.path()), [("WARREN_AUTH__LOOPBACK_USERS", "")]).unwrap();
     assert!(c.auth.loopback_users.is_empty());
+}
+
+#[test]
+fn stream_tls_listener_keys_from_the_environment() {
+    let defaults = load_env(&[]).unwrap();
+    assert_eq!(defaults.stream.tls_listen, "");
+    assert_eq!(defaults.stream.tls_listen_addr(), Ok(None));
+    assert_eq!(defaults.stream.advertised_tls_port, 0);
+    let config = load_env(&[
+        ("WARREN_STREAM__TLS_LISTEN", "127.0.0.1:5551"),
+        ("WARREN_STREAM__ADVERTISED_TLS_PORT", "15551"),
+        ("WARREN_TLS__CERT_FILE", "/etc/warren/cert.pem"),
+        ("WARREN_TLS__KEY_FILE", "/etc/warren/key.pem"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.stream.tls_listen_addr(),
+        Ok(Some("127.0.0.1:5551".parse().unwrap()))
+    );
+    assert_eq!(config.stream.advertised_tls_port, 15551);
+    // Without the certificate, the TLS listener is refused, naming the key to set.
+    let err = load_env(&[("WARREN_STREAM__TLS_LISTEN", "127.0.0.1:5551")]).unwrap_err();
+    assert!(err.to_string().contains("tls.cert_file"), "{err}");
 }

@@ -7,6 +7,7 @@
 
 use super::consumer::ChannelLink;
 use super::stats::{Counter, Counters, SizeHistogram, Traffic};
+use super::stream_clients::StreamClients;
 use crate::protocol::FieldTable;
 use dashmap::DashMap;
 use std::net::SocketAddr;
@@ -14,12 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
+/// [`ConnectionInfo::protocol`] of a stream-protocol connection.
+pub const STREAM_PROTOCOL: &str = "stream";
+
 /// What a connection settled at its handshake, for the management API.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    /// "AMQP 0-9-1".
+    /// "AMQP 0-9-1", or "stream" (RabbitMQ's names).
     pub protocol: &'static str,
     pub auth_mechanism: String,
     pub client_properties: FieldTable,
@@ -34,6 +38,11 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
+    /// A connection of RabbitMQ's stream protocol.
+    pub fn is_stream(&self) -> bool {
+        self.protocol == STREAM_PROTOCOL
+    }
+
     /// RabbitMQ's connection name: "peer -> local".
     pub fn name(&self) -> String {
         format!("{} -> {}", self.peer, self.local)
@@ -53,6 +62,8 @@ pub struct ConnectionEntry {
     pub blocked: std::sync::atomic::AtomicBool,
     /// Open channels (their shared part), in the order opened.
     channels: Mutex<Vec<Arc<ChannelLink>>>,
+    /// A stream-protocol connection's publishers and subscriptions (empty otherwise).
+    pub stream: StreamClients,
     kill: CancellationToken,
     reason: Mutex<Option<String>>,
     /// Wakes the connection's reader to look at its channels' flags (consumer timeouts).
@@ -166,6 +177,7 @@ impl Registry {
             traffic: Traffic::default(),
             blocked: Default::default(),
             channels: Mutex::new(Vec::new()),
+            stream: StreamClients::default(),
             kill: CancellationToken::new(),
             reason: Mutex::new(None),
             nudge: tokio::sync::Notify::new(),

@@ -30,6 +30,7 @@ pub mod sac;
 pub mod schedule;
 pub mod stats;
 pub mod stream;
+pub mod stream_clients;
 pub mod super_stream;
 pub mod topic;
 pub mod vhost;

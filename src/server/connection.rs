@@ -76,7 +76,7 @@ pub(crate) struct Connection {
 /// gives them back; the connection releases as soon as it is closed at the AMQP level,
 /// before its close-ok goes out, so a client that has seen close-ok may count on its
 /// place under a connection limit being free.
-struct Presence {
+pub(crate) struct Presence {
     registration: Option<Registration>,
     pub entry: Arc<crate::broker::connections::ConnectionEntry>,
     vhost: Arc<VHost>,
@@ -84,7 +84,7 @@ struct Presence {
 }
 
 impl Presence {
-    fn new(
+    pub(crate) fn new(
         shared: &Shared,
         id: u64,
         user: &str,
@@ -108,11 +108,14 @@ impl Presence {
     }
 
     /// Gives the counts back (once).
-    fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         use std::sync::atomic::Ordering::Relaxed;
-        if self.registration.take().is_some() {
+        // The counts first: once the registry no longer lists the connection, its
+        // place under the limits is free.
+        if let Some(registration) = self.registration.take() {
             self.usage.connections.fetch_sub(1, Relaxed);
             self.vhost.connections.fetch_sub(1, Relaxed);
+            drop(registration);
         }
     }
 }

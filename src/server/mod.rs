@@ -100,6 +100,8 @@ pub struct ServerHandle {
     pub prometheus_addr: Option<SocketAddr>,
     /// The stream protocol listener, when `stream.listen` is set.
     pub stream_addr: Option<SocketAddr>,
+    /// The stream protocol's TLS listener, when `stream.tls_listen` is set.
+    pub stream_tls_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     store: Arc<Store>,
@@ -191,6 +193,25 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    // The stream protocol's TLS listener presents the amqps listener's certificate.
+    let stream_tls = match config.stream.tls_listen_addr().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("stream.tls_listen: {e}"),
+        )
+    })? {
+        Some(addr) => {
+            let acceptor = match &tls_acceptor {
+                Some(a) => a.clone(),
+                None => tls::acceptor(&config.tls)?,
+            };
+            let l = bind_listener("stream.tls_listen", addr).await?;
+            let bound = l.local_addr()?;
+            Some((l, acceptor, bound))
+        }
+        None => None,
+    };
+    let stream_tls_addr = stream_tls.as_ref().map(|(_, _, a)| *a);
     // Read before the storage is opened: a missing file stops start-up at once.
     let import = match config.definitions.import_file.as_str() {
         "" => None,
@@ -291,6 +312,13 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     if let Some(a) = tls_addr {
         amqp_listeners.push(("amqp/ssl".to_string(), a));
     }
+    // As RabbitMQ's overview lists the stream plugin's listeners.
+    if let Some(a) = stream_addr {
+        amqp_listeners.push(("stream".to_string(), a));
+    }
+    if let Some(a) = stream_tls_addr {
+        amqp_listeners.push(("stream/ssl".to_string(), a));
+    }
     mgmt::serve(
         mgmt_bound,
         shared.clone(),
@@ -306,6 +334,11 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         info!(local_addr = %addr, advertised_host = %ctx.advertised_host, advertised_port = ctx.advertised_port, "listening for the stream protocol");
         tracker.spawn(stream::accept_loop(l, ctx, tracker.clone()));
     }
+    if let Some((l, acceptor, addr)) = stream_tls {
+        let ctx = Arc::new(stream::Ctx::new_tls(shared.clone(), addr, acceptor));
+        info!(local_addr = %addr, advertised_host = %ctx.advertised_host, advertised_port = ctx.advertised_port, "listening for the stream protocol over TLS");
+        tracker.spawn(stream::accept_loop(l, ctx, tracker.clone()));
+    }
     tracker.spawn(accept_loop(listener, shared, tracker.clone(), None));
     info!(%local_addr, "listening for AMQP 0-9-1");
     Ok(ServerHandle {
@@ -316,6 +349,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         mgmt_tls_addr,
         prometheus_addr,
         stream_addr,
+        stream_tls_addr,
         shutdown: token,
         tracker,
         store,

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod mgmt;
+pub mod stream_raw;
 
 use lapin::{Connection, ConnectionProperties};
 
@@ -120,6 +121,13 @@ impl TestBroker {
             url: format!("amqp://guest:guest@{}/%2f", server.local_addr),
             _server: Some(server),
         }
+    }
+
+    /// Another broker, already running at `url` (its management API at
+    /// `AMQP_TEST_MGMT_URL`).
+    #[allow(dead_code)]
+    pub fn external(url: String) -> TestBroker {
+        TestBroker { url, _server: None }
     }
 
     pub fn url(&self) -> &str {

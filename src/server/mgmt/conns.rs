@@ -1,6 +1,8 @@
 //! `connections`, `channels` and `consumers`: what is connected now. Monitoring users see
 //! everyone's; others their own. DELETE on a connection closes it with 320
-//! CONNECTION_FORCED and the `X-Reason` header's text, as RabbitMQ.
+//! CONNECTION_FORCED and the `X-Reason` header's text, as RabbitMQ. Stream-protocol
+//! connections are listed here too (as RabbitMQ 3.10 with rabbitmq_stream lists them),
+//! with the stream plugin's fields.
 
 use super::Mgmt;
 use super::auth::Caller;
@@ -39,7 +41,7 @@ pub(super) fn routes() -> Router<Arc<Mgmt>> {
 }
 
 /// The connections the caller may see, in the order they opened.
-fn visible(m: &Mgmt, caller: &Caller) -> Vec<Arc<ConnectionEntry>> {
+pub(super) fn visible(m: &Mgmt, caller: &Caller) -> Vec<Arc<ConnectionEntry>> {
     m.broker
         .connections
         .all()
@@ -48,7 +50,10 @@ fn visible(m: &Mgmt, caller: &Caller) -> Vec<Arc<ConnectionEntry>> {
         .collect()
 }
 
-fn connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
+pub(super) fn connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
+    if c.info.is_stream() {
+        return stream_connection_json(m, c);
+    }
     let i = &c.info;
     let connected_at = i
         .connected_at
@@ -95,6 +100,50 @@ fn connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
         o.insert("user_provided_name".into(), field_value_to_json(name));
     }
     Value::Object(o)
+}
+
+/// A stream-protocol connection, with exactly the fields RabbitMQ 3.10's stream plugin
+/// gives (no state, channels or traffic).
+fn stream_connection_json(m: &Mgmt, c: &ConnectionEntry) -> Value {
+    let i = &c.info;
+    let connected_at = i
+        .connected_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let props = match table_to_json(&i.client_properties) {
+        Value::Object(p) => Value::Object(p),
+        _ => json!({}),
+    };
+    let mut v = json!({
+        "auth_mechanism": i.auth_mechanism,
+        "channel_max": i.channel_max,
+        "client_properties": props,
+        "connected_at": connected_at,
+        "frame_max": i.frame_max,
+        "host": i.local.ip().to_string(),
+        "name": i.name(),
+        "node": m.node,
+        "peer_cert_issuer": Value::Null,
+        "peer_cert_subject": i.peer_cert_subject,
+        "peer_cert_validity": Value::Null,
+        "peer_host": i.peer.ip().to_string(),
+        "peer_port": i.peer.port(),
+        "port": i.local.port(),
+        "protocol": i.protocol,
+        "ssl": i.tls.is_some(),
+        "ssl_cipher": Value::Null,
+        "ssl_hash": Value::Null,
+        "ssl_key_exchange": Value::Null,
+        "ssl_protocol": i.tls,
+        "timeout": i.timeout,
+        "user": c.user,
+        "user_who_performed_action": c.user,
+        "vhost": c.vhost,
+    });
+    if let Some(name) = i.client_properties.get("connection_name") {
+        v["user_provided_name"] = field_value_to_json(name);
+    }
+    v
 }
 
 /// As RabbitMQ: `blocked` when a resource alarm stopped the connection while it
@@ -283,13 +332,23 @@ async fn close_connection(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let c = find(&m, &caller, &name)?;
+    close_entry(&caller, &c, &headers)
+}
+
+/// DELETE on a connection (either protocol): its owner or an administrator closes it
+/// with the `X-Reason` text.
+pub(super) fn close_entry(
+    caller: &Caller,
+    c: &ConnectionEntry,
+    headers: &HeaderMap,
+) -> ApiResult<StatusCode> {
     if c.user != caller.name() && !caller.is_admin() {
         return Err(ApiError::not_authorised(
             "User not authorised to access object",
         ));
     }
-    tracing::info!(connection = %name, by = %caller.name(), "closing connection via the management API");
-    c.close(reason(&headers));
+    tracing::info!(connection = %c.info.name(), by = %caller.name(), "closing connection via the management API");
+    c.close(reason(headers));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -21,6 +21,7 @@ mod messages;
 mod overview;
 mod policies;
 mod queues;
+mod stream;
 mod time;
 mod tls;
 mod ui;
@@ -108,6 +109,7 @@ fn router(m: Arc<Mgmt>) -> Router {
     Router::new()
         .merge(overview::routes())
         .merge(conns::routes())
+        .merge(stream::routes())
         .merge(exchanges::routes())
         .merge(queues::routes())
         .merge(bindings::routes())

@@ -6,14 +6,17 @@
 
 use super::Ctx;
 use crate::broker::auth::{Access, User};
+use crate::broker::connections::{ConnectionInfo, STREAM_PROTOCOL};
 use crate::broker::vhost::VHost;
 use crate::protocol::stream::{ClientCommand, FrameCodec, ServerCommand, Str, code};
+use crate::protocol::{FieldTable, FieldValue, LongStr};
+use crate::server::connection::Presence;
 use crate::server::handshake::{RABBITMQ_COMPATIBLE_VERSION, credentials, login, open_vhost};
+use crate::server::tls::TlsPeer;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 
 /// What an open connection settled.
@@ -21,6 +24,10 @@ pub(crate) struct Opened {
     pub user: Arc<User>,
     pub access: Access,
     pub vhost: Arc<VHost>,
+    /// In the broker's registry (and the vhost's and user's connection counts) from
+    /// open on: listed by the management API, closed by it or by deleting the user or
+    /// vhost.
+    pub presence: Presence,
     /// Negotiated (0: no limit).
     pub frame_max: u32,
     pub heartbeat: u32,
@@ -30,8 +37,8 @@ pub(crate) struct Opened {
 /// Mechanisms offered, as RabbitMQ 3.10's defaults.
 const MECHANISMS: [&str; 2] = ["PLAIN", "AMQPLAIN"];
 
-async fn next(
-    rd: &mut OwnedReadHalf,
+async fn next<R: AsyncRead + Unpin>(
+    rd: &mut R,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
 ) -> Option<ClientCommand> {
@@ -58,10 +65,12 @@ async fn next(
     }
 }
 
-async fn send(wr: &mut OwnedWriteHalf, cmd: ServerCommand) -> Option<()> {
+async fn send<W: AsyncWrite + Unpin>(wr: &mut W, cmd: ServerCommand) -> Option<()> {
     let mut out = BytesMut::new();
     cmd.encode(&mut out);
-    wr.write_all(&out).await.ok()
+    wr.write_all(&out).await.ok()?;
+    // TLS keeps records buffered until flushed.
+    wr.flush().await.ok()
 }
 
 fn s(v: &str) -> Str {
@@ -69,18 +78,27 @@ fn s(v: &str) -> Str {
 }
 
 /// Runs the handshake; None when the connection is to be closed (already answered).
-pub(crate) async fn negotiate(
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn negotiate<R, W>(
     ctx: &Arc<Ctx>,
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+    rd: &mut R,
+    wr: &mut W,
     buf: &mut BytesMut,
     codec: &mut FrameCodec,
-    peer: SocketAddr,
-) -> Option<Opened> {
+    (peer, local): (SocketAddr, SocketAddr),
+    tls: Option<TlsPeer>,
+    id: u64,
+) -> Option<Opened>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let cfg = &ctx.shared.config.stream;
     let mut user: Option<Arc<User>> = None;
     let mut tuned: Option<(u32, u32)> = None;
     let mut client_name = String::new();
+    let mut client_properties = FieldTable::new();
+    let mut auth_mechanism = String::new();
     loop {
         match next(rd, buf, codec).await? {
             ClientCommand::PeerProperties {
@@ -92,6 +110,14 @@ pub(crate) async fn negotiate(
                     .find(|(k, _)| k.as_bytes() == b"connection_name")
                 {
                     client_name = v.to_string_lossy().into_owned();
+                }
+                // As RabbitMQ lists them: every property a string.
+                client_properties = FieldTable::new();
+                for (k, v) in &properties {
+                    client_properties.insert(
+                        k.to_string_lossy().into_owned(),
+                        FieldValue::LongStr(LongStr::from(v.to_string_lossy().as_ref())),
+                    );
                 }
                 let cluster = ctx.shared.cluster_name();
                 let properties = vec![
@@ -152,6 +178,7 @@ pub(crate) async fn negotiate(
                 match login(&ctx.shared, &name, &pass, peer) {
                     Ok(u) => {
                         user = Some(u);
+                        auth_mechanism = mechanism.to_string_lossy().into_owned();
                         send(wr, reply(code::OK)).await?;
                         send(
                             wr,
@@ -193,6 +220,24 @@ pub(crate) async fn negotiate(
                 let name = vhost.to_string_lossy().into_owned();
                 match open_vhost(&ctx.shared, &u, &name, "") {
                     Ok((vhost, access)) => {
+                        let (frame_max, heartbeat) =
+                            tuned.unwrap_or((cfg.frame_max, cfg.heartbeat));
+                        // Counted (vhost and user limits) and listed before the client
+                        // hears OK, as AMQP's connection.open.
+                        let info = ConnectionInfo {
+                            peer,
+                            local,
+                            protocol: STREAM_PROTOCOL,
+                            auth_mechanism: std::mem::take(&mut auth_mechanism),
+                            client_properties: std::mem::take(&mut client_properties),
+                            frame_max,
+                            channel_max: 0,
+                            timeout: heartbeat.min(u16::MAX.into()) as u16,
+                            tls: tls.as_ref().map(|t| t.protocol.clone().unwrap_or_default()),
+                            peer_cert_subject: tls.as_ref().and_then(|t| t.subject_dn.clone()),
+                            connected_at: std::time::SystemTime::now(),
+                        };
+                        let presence = Presence::new(&ctx.shared, id, &u.name, &vhost, info);
                         let properties = vec![
                             (s("advertised_host"), s(&ctx.advertised_host)),
                             (s("advertised_port"), s(&ctx.advertised_port.to_string())),
@@ -206,12 +251,11 @@ pub(crate) async fn negotiate(
                             },
                         )
                         .await?;
-                        let (frame_max, heartbeat) =
-                            tuned.unwrap_or((cfg.frame_max, cfg.heartbeat));
                         return Some(Opened {
                             user: u,
                             access,
                             vhost,
+                            presence,
                             frame_max,
                             heartbeat,
                             client_name,

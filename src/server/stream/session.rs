@@ -13,27 +13,37 @@
 //! answers, starts reading from the offset it gave (or stops). A waiting member is a
 //! subscription with no [`Sub`] in the writer: the writer, and so every non-SAC
 //! consumer's delivery path, knows nothing of groups.
+//!
+//! Two things stop the reader from reading the socket, and so the client from sending
+//! more (TCP flow control does the rest):
+//! - the outbound buffer holds more than [`OUT_LIMIT`] bytes not yet written (a client
+//!   that sends requests but does not read their responses cannot grow it further);
+//! - a disk alarm is raised and the connection has publishers (RabbitMQ 3.10's stream
+//!   reader reacts to disk alarms only; a connection without publishers is read on).
+//!   DeclarePublisher meanwhile is answered PRECONDITION_FAILED, as RabbitMQ does.
 
 use super::Ctx;
 use super::handshake::Opened;
 use super::streams::{self, Stream};
 use super::writer::{Out, Sub};
 use crate::broker::auth::{Perm, ResourceKind};
+use crate::broker::connections::ConnectionEntry;
 use crate::broker::sac::{self, GroupId, Update};
+use crate::broker::stream_clients::{StreamConsumer, StreamPublisher};
 use crate::broker::super_stream::{self, SuperStreamError};
 use crate::protocol::ShortStr;
 use crate::protocol::stream::{
     Broker, ClientCommand, CommandVersion, Entry, FrameCodec, OffsetSpec, Publish, ServerCommand,
     Str, StreamError, StreamMetadata, code, encode_publish_confirm, encode_publish_error, key,
 };
+use crate::server::alarm::{Alarm, LOW_ON_DISK};
 use crate::store::stream as store;
 use bytes::{Buf, BytesMut};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,11 +58,19 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// for this long at most.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Encoded frames waiting for the writer above which the reader stops reading the
+/// socket until the writer has drained them (responses and confirms of a client that
+/// does not read). Deliveries are not counted: the writer pulls chunks only when the
+/// socket takes them.
+pub(crate) const OUT_LIMIT: usize = 1 << 20;
+
 struct Publisher {
     stream_name: Str,
     stream: Stream,
     /// The publisher reference (deduplication), when it gave one.
     reference: Option<String>,
+    /// Its entry in the registry, with the counters the management API shows.
+    stats: Arc<StreamPublisher>,
 }
 
 struct Subscription {
@@ -74,6 +92,8 @@ struct Sac {
     /// Credit held while not reading (the initial credit, and credit the client gave
     /// meanwhile, as RabbitMQ keeps it).
     credit: u32,
+    /// The subscribe properties, listed by the management API once it reads.
+    properties: Vec<(String, String)>,
 }
 
 /// A ConsumerUpdate sent and not yet answered.
@@ -94,6 +114,9 @@ enum End {
     Protocol(StreamError),
     Shutdown,
     WriteFailed,
+    /// Closed through the registry (management API, user or vhost deleted): as
+    /// RabbitMQ 3.10, the socket is closed without a Close frame.
+    Forced(String),
 }
 
 pub(crate) struct Session {
@@ -112,6 +135,8 @@ pub(crate) struct Session {
     /// ConsumerUpdates awaiting the client's answer, by correlation id.
     requests: HashMap<u32, Pending>,
     next_request: u32,
+    /// This connection in the broker's registry.
+    entry: Arc<ConnectionEntry>,
 }
 
 /// What a handled command asks of the loop.
@@ -132,7 +157,6 @@ impl Session {
         Session {
             ctx,
             id,
-            o,
             out,
             stop,
             publishers: HashMap::new(),
@@ -142,10 +166,17 @@ impl Session {
             sac_rx,
             requests: HashMap::new(),
             next_request: 0,
+            entry: o.presence.entry.clone(),
+            o,
         }
     }
 
-    pub(crate) async fn run(mut self, mut rd: OwnedReadHalf, mut buf: BytesMut) {
+    /// Whether `alarm` stops this connection from being read (see the module doc).
+    fn blocked_by(&self, alarm: Alarm) -> bool {
+        alarm == Some(LOW_ON_DISK) && !self.publishers.is_empty()
+    }
+
+    pub(crate) async fn run<R: AsyncRead + Unpin>(mut self, mut rd: R, mut buf: BytesMut) {
         info!(
             user = %self.o.user.name,
             vhost = %self.o.vhost.name,
@@ -160,6 +191,8 @@ impl Session {
         let mut last_read = Instant::now();
         let mut last_sent = Instant::now();
         let shutdown = self.ctx.shared.shutdown.clone();
+        let mut alarm = self.ctx.shared.alarm.clone();
+        let entry = self.entry.clone();
         let end = 'main: loop {
             // Frames already buffered (those read with open, then each read's).
             loop {
@@ -178,11 +211,33 @@ impl Session {
                 }
             }
             self.release(*synced.borrow());
+            let blocked = self.blocked_by(*alarm.borrow_and_update());
+            if blocked != entry.blocked.load(Ordering::Relaxed) {
+                entry.blocked.store(blocked, Ordering::Relaxed);
+                info!(
+                    blocked,
+                    "stream connection {} by the disk alarm",
+                    if blocked { "blocked" } else { "unblocked" }
+                );
+            }
+            let full = self.out.backlog() > OUT_LIMIT;
+            if blocked || full {
+                // Not read meanwhile: the heartbeat monitor is paused, as RabbitMQ's.
+                last_read = Instant::now();
+            }
+            // Biased, reading last: an alarm (or a close) seen at the same time as new
+            // bytes is acted on before they are read.
             tokio::select! {
-                r = rd.read_buf(&mut buf) => match r {
-                    Ok(0) | Err(_) => break End::Vanished,
-                    Ok(_) => last_read = Instant::now(),
-                },
+                biased;
+                _ = shutdown.cancelled() => break End::Shutdown,
+                _ = self.stop.cancelled() => break End::WriteFailed,
+                reason = entry.closed() => break End::Forced(reason),
+                r = alarm.changed() => {
+                    if r.is_err() {
+                        break End::Shutdown;
+                    }
+                }
+                _ = self.out.drained.notified(), if full => {}
                 r = synced.changed(), if !self.unconfirmed.is_empty() => {
                     if r.is_err() {
                         break End::Shutdown;
@@ -191,6 +246,9 @@ impl Session {
                 }
                 Some(u) = self.sac_rx.recv() => self.sac_update(u),
                 _ = tick.tick() => {
+                    if blocked || full {
+                        last_read = Instant::now();
+                    }
                     if !heartbeat.is_zero() {
                         if last_read.elapsed() > 2 * heartbeat {
                             break End::Heartbeat;
@@ -205,8 +263,13 @@ impl Session {
                         break End::RequestTimeout;
                     }
                 }
-                _ = shutdown.cancelled() => break End::Shutdown,
-                _ = self.stop.cancelled() => break End::WriteFailed,
+                r = rd.read_buf(&mut buf), if !blocked && !full => match r {
+                    Ok(0) | Err(_) => break End::Vanished,
+                    Ok(n) => {
+                        last_read = Instant::now();
+                        entry.traffic.received(n);
+                    }
+                },
             }
         };
         self.finish(end, &mut rd).await;
@@ -214,7 +277,7 @@ impl Session {
 
     /// Ends the connection: a close of ours is sent and answered (or timed out), the
     /// subscriptions are stopped, the writer flushes, and one line is logged.
-    async fn finish(&mut self, end: End, rd: &mut OwnedReadHalf) {
+    async fn finish<R: AsyncRead + Unpin>(&mut self, end: End, rd: &mut R) {
         let close = match &end {
             End::Protocol(e) => Some(e.response_code()),
             _ => None,
@@ -275,6 +338,9 @@ impl Session {
             }
             End::Protocol(e) => {
                 warn!(%user, %vhost, client_name = %name, error = %e, code = e.response_code(), "stream connection closed on a protocol error")
+            }
+            End::Forced(reason) => {
+                info!(%user, %vhost, client_name = %name, %reason, "stream connection closed by the broker")
             }
         }
     }
@@ -345,7 +411,10 @@ impl Session {
                 publisher_id,
             } => {
                 let c = match self.publishers.remove(&publisher_id) {
-                    Some(_) => code::OK,
+                    Some(_) => {
+                        self.entry.stream.remove_publisher(publisher_id);
+                        code::OK
+                    }
                     None => code::PUBLISHER_DOES_NOT_EXIST,
                 };
                 self.code_only(key::DELETE_PUBLISHER, correlation_id, c);
@@ -391,7 +460,7 @@ impl Session {
                 credit,
             } => match self.subs.get_mut(&subscription_id) {
                 Some(Subscription { sub: Some(sub), .. }) => {
-                    sub.credit.fetch_add(credit.into(), Ordering::AcqRel);
+                    sub.stats.credit.fetch_add(credit.into(), Ordering::AcqRel);
                     self.out.wake.notify_one();
                 }
                 // A single active consumer not reading: the credit is kept for when it
@@ -611,6 +680,10 @@ impl Session {
     }
 
     fn declare_publisher(&mut self, id: u8, reference: Str, stream: Str) -> u16 {
+        if *self.ctx.shared.alarm.borrow() == Some(LOW_ON_DISK) {
+            info!(publisher = id, stream = %stream, "cannot create publisher: the connection is blocked by the disk alarm");
+            return code::PRECONDITION_FAILED;
+        }
         if !self.allowed(Perm::Write, &stream) {
             return code::ACCESS_REFUSED;
         }
@@ -627,12 +700,19 @@ impl Session {
         let Some(s) = self.lookup(&stream) else {
             return code::STREAM_DOES_NOT_EXIST;
         };
+        let stats = Arc::new(StreamPublisher::new(
+            id,
+            stream.to_string_lossy().into_owned(),
+            reference.clone().unwrap_or_default(),
+        ));
+        self.entry.stream.add_publisher(stats.clone());
         self.publishers.insert(
             id,
             Publisher {
                 stream_name: stream,
                 stream: s,
                 reference,
+                stats,
             },
         );
         code::OK
@@ -657,25 +737,27 @@ impl Session {
         };
         let log = &pb.stream.log;
         let mut refused = Vec::new();
+        let mut published = 0u64;
         for m in p.messages() {
+            published += 1;
             let writer = pb.reference.as_deref().map(|r| (r, m.publishing_id));
             let ticket = match m.entry {
                 Entry::Simple(body) => log.append(body, writer).map_or(0, |a| a.ticket),
                 // An uncompressed sub-entry batch is a run of simple entries: each is
-                // stored on its own (offsets are per record either way).
+                // stored on its own (offsets are per record either way). It is checked
+                // whole first, so a malformed one stores nothing and is answered with a
+                // PublishError, never half stored.
                 Entry::SubBatch {
                     compression: 0,
+                    count,
                     data,
                     ..
-                } => {
+                } if sub_batch_is_whole(&data, count) => {
                     let mut ticket = 0;
                     let mut writer = writer;
                     let mut rest = data;
                     while rest.len() >= 4 {
                         let n = (rest.get_u32() & 0x7fff_ffff) as usize;
-                        if n > rest.len() {
-                            break;
-                        }
                         let body = rest.split_to(n);
                         if let Some(a) = log.append(body, writer.take()) {
                             ticket = a.ticket;
@@ -692,7 +774,11 @@ impl Session {
             // confirms what deduplication drops.
             self.unconfirmed.push_back((ticket, pid, m.publishing_id));
         }
+        pb.stats.published.fetch_add(published, Ordering::Relaxed);
         if !refused.is_empty() {
+            pb.stats
+                .errored
+                .fetch_add(refused.len() as u64, Ordering::Relaxed);
             self.out
                 .push(|b| encode_publish_error(b, pid, code::PRECONDITION_FAILED, &refused));
         }
@@ -713,6 +799,13 @@ impl Session {
             match by_publisher.iter_mut().find(|(p, _)| *p == pid) {
                 Some((_, ids)) => ids.push(id),
                 None => by_publisher.push((pid, vec![id])),
+            }
+        }
+        for (pid, ids) in &by_publisher {
+            if let Some(p) = self.publishers.get(pid) {
+                p.stats
+                    .confirmed
+                    .fetch_add(ids.len() as u64, Ordering::Relaxed);
             }
         }
         self.out.push(|b| {
@@ -740,6 +833,16 @@ impl Session {
                 None => code::STREAM_DOES_NOT_EXIST,
                 Some(s) => {
                     let property = |k: &str| properties.iter().find(|(n, _)| n == k).map(|p| &p.1);
+                    // As the management API lists them.
+                    let listed: Vec<(String, String)> = properties
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string_lossy().into_owned(),
+                                v.to_string_lossy().into_owned(),
+                            )
+                        })
+                        .collect();
                     let sac = property("single-active-consumer").is_some_and(|v| v == "true");
                     match (sac, property("name")) {
                         // RabbitMQ: a single active consumer must have a name.
@@ -756,6 +859,7 @@ impl Session {
                                 credit,
                                 group,
                                 super_stream,
+                                listed,
                             );
                             return;
                         }
@@ -767,6 +871,7 @@ impl Session {
                                 offset,
                                 credit.into(),
                                 Some(cid),
+                                listed,
                             );
                             self.subs.insert(
                                 id,
@@ -801,6 +906,7 @@ impl Session {
         credit: u16,
         name: Str,
         super_stream: Option<Str>,
+        properties: Vec<(String, String)>,
     ) {
         let partition_index = super_stream.map_or(-1, |ss| {
             super_stream::partition_index(&self.o.vhost, ss.as_bytes(), stream.as_bytes())
@@ -826,6 +932,7 @@ impl Session {
                     offset,
                     active,
                     credit: credit.into(),
+                    properties,
                 }),
             },
         );
@@ -835,6 +942,7 @@ impl Session {
     /// the subscription (with the subscribe response for `cid`, under the same lock, so
     /// that its first chunk never overtakes it) and a small task wakes the writer
     /// whenever the stream commits more.
+    #[allow(clippy::too_many_arguments)]
     fn start_reading(
         &mut self,
         id: u8,
@@ -843,6 +951,7 @@ impl Session {
         offset: OffsetSpec,
         credit: u32,
         cid: Option<u32>,
+        properties: Vec<(String, String)>,
     ) -> Arc<Sub> {
         let spec = match offset {
             OffsetSpec::First => store::OffsetSpec::First,
@@ -857,11 +966,20 @@ impl Session {
             OffsetSpec::Offset(n) => n.max(resolved),
             _ => resolved,
         };
+        let stats = Arc::new(StreamConsumer::new(
+            id,
+            name.to_string_lossy().into_owned(),
+            properties,
+            credit,
+            s.log.clone(),
+        ));
+        stats.offset.store(start, Ordering::Relaxed);
+        self.entry.stream.add_consumer(stats.clone());
         let sub = Arc::new(Sub {
             id,
             stream: name.clone(),
             reader: Mutex::new(s.log.reader(start)),
-            credit: AtomicU32::new(credit),
+            stats,
             stop: self.stop.child_token(),
         });
         {
@@ -904,7 +1022,8 @@ impl Session {
             .unwrap()
             .subs
             .retain(|x| !Arc::ptr_eq(x, sub));
-        sub.credit.load(Ordering::Acquire)
+        self.entry.stream.remove_consumer(sub.id);
+        sub.stats.credit.load(Ordering::Acquire)
     }
 
     fn unsubscribe(&mut self, id: u8) -> bool {
@@ -1007,7 +1126,16 @@ impl Session {
             }
             let (name, stream) = (s.name.clone(), s.stream.clone());
             let (start, credit) = (offset.unwrap_or(sac.offset), sac.credit);
-            let sub = self.start_reading(p.subscription, &name, &stream, start, credit, None);
+            let properties = sac.properties.clone();
+            let sub = self.start_reading(
+                p.subscription,
+                &name,
+                &stream,
+                start,
+                credit,
+                None,
+                properties,
+            );
             if let Some(s) = self.subs.get_mut(&p.subscription) {
                 s.sub = Some(sub);
                 if let Some(sac) = s.sac.as_mut() {
@@ -1141,7 +1269,14 @@ impl Session {
         if gone.is_empty() {
             return;
         }
-        self.publishers.retain(|_, p| !p.stream.queue.is_deleted());
+        let entry = &self.entry;
+        self.publishers.retain(|id, p| {
+            let keep = !p.stream.queue.is_deleted();
+            if !keep {
+                entry.stream.remove_publisher(*id);
+            }
+            keep
+        });
         let dead: Vec<u8> = self
             .subs
             .iter()
@@ -1161,6 +1296,25 @@ impl Session {
             }
         });
     }
+}
+
+/// Whether an uncompressed sub-entry batch's data is exactly `count` records, each a
+/// 4-octet size (its top bit clear, as a simple entry's) and that many octets.
+fn sub_batch_is_whole(data: &[u8], count: u16) -> bool {
+    let mut rest = data;
+    let mut n = 0u32;
+    while !rest.is_empty() {
+        let Some((head, tail)) = rest.split_first_chunk::<4>() else {
+            return false;
+        };
+        let size = u32::from_be_bytes(*head);
+        if size & 0x8000_0000 != 0 || size as usize > tail.len() {
+            return false;
+        }
+        rest = &tail[size as usize..];
+        n += 1;
+    }
+    n == u32::from(count)
 }
 
 /// ExchangeCommandVersions: what this server speaks (Publish 1 and 2; Deliver 1 only,
@@ -1214,5 +1368,32 @@ fn super_stream_code(e: &SuperStreamError) -> u16 {
         SuperStreamError::Invalid(_) => code::PRECONDITION_FAILED,
         SuperStreamError::AlreadyExists(_) => code::STREAM_ALREADY_EXISTS,
         SuperStreamError::Internal(_) => code::INTERNAL_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sub_batch_is_whole;
+
+    #[test]
+    fn sub_batches_must_be_whole() {
+        let rec = |b: &[u8]| {
+            let mut v = (b.len() as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(b);
+            v
+        };
+        let two = [rec(b"ab"), rec(b"c")].concat();
+        let cases: &[(&[u8], u16, bool)] = &[
+            (&two, 2, true),
+            (&two, 1, false),
+            (&two, 3, false),
+            (&two[..two.len() - 1], 2, false),
+            (&[two.as_slice(), &[0, 0]].concat(), 2, false),
+            (&[], 0, true),
+            (&[0x80, 0, 0, 1, 0], 1, false),
+        ];
+        for (data, count, ok) in cases {
+            assert_eq!(sub_batch_is_whole(data, *count), *ok, "{data:?} {count}");
+        }
     }
 }

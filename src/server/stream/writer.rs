@@ -8,17 +8,23 @@
 //! through user space. Subscriptions are served one chunk each per round, and pending
 //! frames go out between rounds, so a consumer catching up never holds confirms back.
 //!
+//! Over TLS (`ChunkSink` for a TLS stream's write half) a chunk is read into memory
+//! and written through the encryption; over plain TCP it is sendfile(2)'d.
+//!
 //! Invariant: frames and subscriptions are read under one lock, so a subscription's
 //! first chunk never overtakes its subscribe response.
 
+use crate::broker::connections::ConnectionEntry;
+use crate::broker::stream_clients::StreamConsumer;
 use crate::protocol::stream::{Str, encode_deliver_prefix};
-use crate::store::stream::StreamReader;
+use crate::store::stream::{ChunkRef, StreamReader};
 use bytes::BytesMut;
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -32,10 +38,34 @@ pub(crate) struct Sub {
     pub stream: Str,
     /// Used by the writer only; a mutex so that `Sub` can be shared.
     pub reader: Mutex<StreamReader>,
-    /// Chunks the client still accepts.
-    pub credit: AtomicU32,
+    /// Its registry entry: the credit (chunks the client still accepts) and the
+    /// counters the management API shows, bumped once per chunk.
+    pub stats: Arc<StreamConsumer>,
     /// Cancelled on unsubscribe: ends the task that watches the stream's commits.
     pub stop: CancellationToken,
+}
+
+/// How a transport's write half sends a chunk's bytes after its Deliver head.
+pub(crate) trait ChunkSink: AsyncWrite + Unpin + Send {
+    fn send_chunk(&mut self, chunk: &ChunkRef) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Plain TCP: sendfile(2) from the segment file.
+impl ChunkSink for OwnedWriteHalf {
+    async fn send_chunk(&mut self, chunk: &ChunkRef) -> io::Result<()> {
+        send_file(self.as_ref(), &chunk.file, chunk.pos, chunk.len as usize).await
+    }
+}
+
+/// TLS: read (pread) and written through the encryption.
+impl<S: AsyncRead + AsyncWrite + Send> ChunkSink for WriteHalf<S> {
+    async fn send_chunk(&mut self, chunk: &ChunkRef) -> io::Result<()> {
+        let bytes = chunk.read()?;
+        if bytes.len() != chunk.len as usize {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.write_all(&bytes).await
+    }
 }
 
 #[derive(Default)]
@@ -52,9 +82,17 @@ pub(crate) struct OutState {
 pub(crate) struct Out {
     pub state: Mutex<OutState>,
     pub wake: Notify,
+    /// Rung by the writer after each write: the reader, stopped on a full buffer,
+    /// looks again.
+    pub drained: Notify,
 }
 
 impl Out {
+    /// Encoded bytes the writer has not taken yet.
+    pub fn backlog(&self) -> usize {
+        self.state.lock().unwrap().buf.len()
+    }
+
     /// Encodes frames into the pending buffer and wakes the writer.
     pub fn push(&self, encode: impl FnOnce(&mut BytesMut)) {
         encode(&mut self.state.lock().unwrap().buf);
@@ -67,18 +105,24 @@ impl Out {
     }
 }
 
-pub(crate) async fn run(mut wr: OwnedWriteHalf, out: Arc<Out>, stop: CancellationToken) {
-    if let Err(e) = write_loop(&mut wr, &out, &stop).await {
+pub(crate) async fn run<W: ChunkSink + 'static>(
+    mut wr: W,
+    out: Arc<Out>,
+    stop: CancellationToken,
+    entry: Arc<ConnectionEntry>,
+) {
+    if let Err(e) = write_loop(&mut wr, &out, &stop, &entry).await {
         tracing::debug!(error = %e, "stream connection: write failed");
         stop.cancel();
     }
     let _ = wr.shutdown().await;
 }
 
-async fn write_loop(
-    wr: &mut OwnedWriteHalf,
+async fn write_loop<W: ChunkSink>(
+    wr: &mut W,
     out: &Out,
     stop: &CancellationToken,
+    entry: &ConnectionEntry,
 ) -> io::Result<()> {
     let mut pending = BytesMut::new();
     let mut subs: Vec<Arc<Sub>> = Vec::new();
@@ -87,8 +131,13 @@ async fn write_loop(
     loop {
         let closing = {
             let mut s = out.state.lock().unwrap();
-            pending.extend_from_slice(&s.buf);
-            s.buf.clear();
+            // Taken whole (a swap, no copy): the reader's backlog is what is left.
+            if pending.is_empty() {
+                std::mem::swap(&mut pending, &mut s.buf);
+            } else {
+                pending.extend_from_slice(&s.buf);
+                s.buf.clear();
+            }
             subs.clear();
             subs.extend(s.subs.iter().cloned());
             s.closing
@@ -98,7 +147,7 @@ async fn write_loop(
             start = (start + 1) % subs.len();
             for i in 0..subs.len() {
                 let sub = &subs[(start + i) % subs.len()];
-                if sub.credit.load(Ordering::Acquire) == 0 || sub.stop.is_cancelled() {
+                if sub.stats.credit.load(Ordering::Acquire) == 0 || sub.stop.is_cancelled() {
                     continue;
                 }
                 let chunk = match sub.reader.lock().unwrap().next_chunk() {
@@ -112,18 +161,25 @@ async fn write_loop(
                         continue;
                     }
                 };
-                sub.credit.fetch_sub(1, Ordering::AcqRel);
+                sub.stats.credit.fetch_sub(1, Ordering::AcqRel);
+                sub.stats
+                    .delivered(chunk.first_offset, chunk.num_entries.into());
                 encode_deliver_prefix(&mut pending, sub.id, None, chunk.len);
                 wr.write_all(&pending).await?;
+                entry.traffic.sent(pending.len() + chunk.len as usize);
                 pending.clear();
-                send_file(wr.as_ref(), &chunk.file, chunk.pos, chunk.len as usize).await?;
+                out.drained.notify_one();
+                wr.send_chunk(&chunk).await?;
                 delivered = true;
             }
         }
         if !pending.is_empty() {
             wr.write_all(&pending).await?;
+            entry.traffic.sent(pending.len());
             pending.clear();
+            out.drained.notify_one();
         }
+        wr.flush().await?;
         if closing {
             return Ok(());
         }
