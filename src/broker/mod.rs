@@ -17,6 +17,7 @@ pub mod definitions_json;
 pub mod delayed;
 pub mod effects;
 pub mod exchange;
+pub mod flow;
 pub mod headers;
 pub mod message;
 pub mod names;

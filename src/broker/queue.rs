@@ -16,6 +16,7 @@
 use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
 use super::effects::{DeathReason, Effects};
+use super::flow::{FLOW_SLACK, FLOW_WAIT, Flow, Resume};
 use super::message::MessageRef;
 use super::policy::Applied;
 use super::policy::effective::QueueSettings;
@@ -231,6 +232,8 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// Wakes the expiry task when an earlier deadline appears.
     timer: Notify,
+    /// Wakes publishers held back until consumers make room (`broker::flow`).
+    room: Notify,
     /// Message statistics (management API).
     pub stats: Counters,
     /// Deliveries not yet acknowledged (channels hold them; they count them here).
@@ -260,6 +263,8 @@ struct QueueState {
     paging_threshold: u64,
     ready: Ready,
     tail: Tail,
+    /// The hold on publishers while consumers drain a queue past its threshold.
+    flow: Flow,
     /// Something was written to the log (it has files to delete with the queue).
     logged: bool,
     /// Sorted by priority, highest first; subscription order within a priority (plain
@@ -349,6 +354,7 @@ impl Queue {
                 paging_threshold: threshold,
                 ready: Ready::new(levels),
                 tail: Tail::default(),
+                flow: Flow::default(),
                 logged: false,
                 consumers: Vec::new(),
                 next_seq: 0,
@@ -362,6 +368,7 @@ impl Queue {
                 sac_draining: None,
             }),
             timer: Notify::new(),
+            room: Notify::new(),
             stats: Counters::default(),
             unacked: Default::default(),
             depth: Default::default(),
@@ -609,10 +616,14 @@ impl Queue {
             }
             return true;
         }
-        if s.tail.count > 0 || (s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold) {
+        let over = s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold;
+        if s.tail.count > 0 || (over && !self.hold_publishers(&mut s, size, fx)) {
             // Paged out: behind everything else, on disk only.
             self.page_out(&mut s, qm, persistent, fx);
             return true;
+        }
+        if !over {
+            s.flow.gave_up = false;
         }
         let mut qm = qm;
         if persistent {
@@ -682,7 +693,55 @@ impl Queue {
                 break;
             }
         }
+        if let Some(r) = s.flow.holding
+            && r.reached(s.ready.bytes, s.ready.len)
+        {
+            self.release_publishers(s);
+        }
         self.maybe_page_in(s);
+    }
+
+    /// Keeps a message that takes the queue past its paging threshold in memory and holds
+    /// its publisher back until consumers make room, when that is allowed (see
+    /// `broker::flow`). False: page it out.
+    fn hold_publishers(self: &Arc<Self>, s: &mut QueueState, size: u64, fx: &mut Effects) -> bool {
+        if s.consumers.is_empty()
+            || s.flow.gave_up
+            || s.ready.bytes + size > s.paging_threshold.saturating_add(FLOW_SLACK)
+        {
+            return false;
+        }
+        if s.flow.holding.is_none() {
+            s.flow.holding = Some(Resume::from(s.ready.bytes, s.ready.len));
+        }
+        fx.hold(self);
+        true
+    }
+
+    /// Ends a hold on publishers: they read on.
+    fn release_publishers(&self, s: &mut QueueState) {
+        if s.flow.holding.take().is_some() {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits until consumers have made room for publishes this queue held back, at most
+    /// [`FLOW_WAIT`]; if they have not by then, the queue stops holding publishers and
+    /// pages instead (until it is back under its threshold with nothing paged out).
+    pub async fn room(&self) {
+        let notified = self.room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.lock().flow.holding.is_none() {
+            return;
+        }
+        if tokio::time::timeout(FLOW_WAIT, notified).await.is_err() {
+            let mut s = self.lock();
+            if s.flow.holding.is_some() {
+                s.flow.gave_up = true;
+                self.release_publishers(&mut s);
+            }
+        }
     }
 
     /// Moves a message to the paged-out tail: written to the log, dropped from memory.
@@ -1034,8 +1093,12 @@ impl Queue {
         }
         s.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         s.last_used = Instant::now();
-        if s.consumers.is_empty() && s.settings.expires.is_some() {
-            self.timer.notify_one();
+        if s.consumers.is_empty() {
+            if s.settings.expires.is_some() {
+                self.timer.notify_one();
+            }
+            // Nobody left to make room.
+            self.release_publishers(&mut s);
         }
         // With a single active consumer, the next one takes over.
         self.dispatch_locked(&mut s, fx);
@@ -1116,6 +1179,7 @@ impl Queue {
     /// Drops every ready message (paged out ones too); returns how many.
     pub fn purge(&self) -> u32 {
         let mut s = self.lock();
+        self.release_publishers(&mut s);
         let n = s.ready.clear() as u64 + s.tail.count;
         if s.tail.count > 0 {
             s.tail.count = 0;
@@ -1129,6 +1193,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut s = self.lock();
         s.deleted = true;
+        self.release_publishers(&mut s);
         if let Some(stream) = &self.stream {
             // RabbitMQ's delete-ok for a stream counts no messages.
             drop(s);
