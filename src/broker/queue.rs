@@ -16,7 +16,7 @@
 use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
 use super::effects::{DeathReason, Effects};
-use super::flow::{FLOW_SLACK, FLOW_WAIT, Flow, Resume};
+use super::flow::{FLOW_SLACK, FLOW_WAIT, Flow};
 use super::message::MessageRef;
 use super::policy::Applied;
 use super::policy::effective::QueueSettings;
@@ -616,14 +616,13 @@ impl Queue {
             }
             return true;
         }
+        let paging = s.tail.count > 0;
         let over = s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold;
-        if s.tail.count > 0 || (over && !self.hold_publishers(&mut s, size, fx)) {
+        let held = (paging || over) && self.hold_publishers(&mut s, size, paging, fx);
+        if paging || (over && !held) {
             // Paged out: behind everything else, on disk only.
             self.page_out(&mut s, qm, persistent, fx);
             return true;
-        }
-        if !over {
-            s.flow.gave_up = false;
         }
         let mut qm = qm;
         if persistent {
@@ -682,6 +681,7 @@ impl Queue {
         if s.consumers.is_empty() {
             return;
         }
+        let (len, bytes) = (s.ready.len, s.ready.bytes);
         let now = Instant::now();
         while let Some(qm) = s.ready.pop_front() {
             if qm.expired(now) {
@@ -693,27 +693,32 @@ impl Queue {
                 break;
             }
         }
-        if let Some(r) = s.flow.holding
-            && r.reached(s.ready.bytes, s.ready.len)
-        {
+        if s.flow.taken(
+            len.saturating_sub(s.ready.len),
+            bytes.saturating_sub(s.ready.bytes),
+        ) {
             self.release_publishers(s);
         }
         self.maybe_page_in(s);
     }
 
-    /// Keeps a message that takes the queue past its paging threshold in memory and holds
-    /// its publisher back until consumers make room, when that is allowed (see
-    /// `broker::flow`). False: page it out.
-    fn hold_publishers(self: &Arc<Self>, s: &mut QueueState, size: u64, fx: &mut Effects) -> bool {
+    /// Holds the publisher of a message that takes the queue past its paging threshold, or
+    /// arrives while it is `paging`, until consumers make room, when that is allowed (see
+    /// `broker::flow`). True: the message may stay in memory (unless the queue is paging).
+    fn hold_publishers(
+        self: &Arc<Self>,
+        s: &mut QueueState,
+        size: u64,
+        paging: bool,
+        fx: &mut Effects,
+    ) -> bool {
         if s.consumers.is_empty()
-            || s.flow.gave_up
-            || s.ready.bytes + size > s.paging_threshold.saturating_add(FLOW_SLACK)
+            || (!paging && s.ready.bytes + size > s.paging_threshold.saturating_add(FLOW_SLACK))
+            || !s.flow.may_hold()
         {
             return false;
         }
-        if s.flow.holding.is_none() {
-            s.flow.holding = Some(Resume::from(s.ready.bytes, s.ready.len));
-        }
+        s.flow.hold();
         fx.hold(self);
         true
     }
@@ -726,8 +731,8 @@ impl Queue {
     }
 
     /// Waits until consumers have made room for publishes this queue held back, at most
-    /// [`FLOW_WAIT`]; if they have not by then, the queue stops holding publishers and
-    /// pages instead (until it is back under its threshold with nothing paged out).
+    /// [`FLOW_WAIT`]; if they have not by then, the queue holds no publisher for a while
+    /// and pages instead (`broker::flow`).
     pub async fn room(&self) {
         let notified = self.room.notified();
         tokio::pin!(notified);
@@ -738,8 +743,8 @@ impl Queue {
         if tokio::time::timeout(FLOW_WAIT, notified).await.is_err() {
             let mut s = self.lock();
             if s.flow.holding.is_some() {
-                s.flow.gave_up = true;
-                self.release_publishers(&mut s);
+                s.flow.give_up();
+                self.room.notify_waiters();
             }
         }
     }
