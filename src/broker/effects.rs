@@ -61,9 +61,20 @@ pub struct Effects {
     /// Highest store ticket a publish is waiting for (0: none): its confirm waits until
     /// the store has synced that far.
     pub ticket: u64,
+    /// Queues that took a message past their paging threshold and hold its publisher back
+    /// until their consumers make room (`broker::flow`): a connection waits on each
+    /// ([`Queue::room`]) before it reads more; others may ignore them.
+    pub held: Vec<Arc<Queue>>,
 }
 
 impl Effects {
+    /// Records that `queue` holds this publisher back.
+    pub fn hold(&mut self, queue: &Arc<Queue>) {
+        if !self.held.iter().any(|q| Arc::ptr_eq(q, queue)) {
+            self.held.push(queue.clone());
+        }
+    }
+
     /// Records a message leaving `queue` for `reason`; kept only if the queue has a
     /// dead-letter exchange, by argument or policy (otherwise the message is simply
     /// dropped). The exchange itself is read when the message is dead-lettered.

@@ -18,6 +18,7 @@ pub mod delayed;
 pub mod discards;
 pub mod effects;
 pub mod exchange;
+pub mod flow;
 pub mod headers;
 pub mod message;
 pub mod names;

@@ -93,9 +93,15 @@ impl Outbox {
         std::mem::take(&mut *self.stalled.lock().unwrap())
     }
 
-    /// Wakes the writer task.
+    /// Wakes the writer task, if there is anything to write: a connection rings after
+    /// every batch it reads, and a publisher's batch usually leaves nothing for its own
+    /// writer (waking it for nothing costs a task switch, often a thread wake-up, per
+    /// batch). `pending` is updated under the buffer's lock with every append and take,
+    /// so a zero here means the writer has already taken everything appended.
     pub fn ring(&self) {
-        self.bell.notify_one();
+        if self.pending.load(Ordering::SeqCst) > 0 {
+            self.bell.notify_one();
+        }
     }
 
     /// Appends and rings.

@@ -17,6 +17,7 @@ use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
 use super::discards::{Discarded, Discards};
 use super::effects::{DeathReason, Effects};
+use super::flow::{FLOW_SLACK, FLOW_WAIT, Flow};
 use super::message::MessageRef;
 use super::policy::Applied;
 use super::policy::effective::QueueSettings;
@@ -237,6 +238,8 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// Wakes the expiry task when an earlier deadline appears.
     timer: Notify,
+    /// Wakes publishers held back until consumers make room (`broker::flow`).
+    room: Notify,
     /// Message statistics (management API).
     pub stats: Counters,
     /// Deliveries not yet acknowledged (channels hold them; they count them here).
@@ -263,6 +266,8 @@ struct QueueState {
     paging_threshold: u64,
     ready: Ready,
     tail: Tail,
+    /// The hold on publishers while consumers drain a queue past its threshold.
+    flow: Flow,
     /// Something was written to the log (it has files to delete with the queue).
     logged: bool,
     /// Sorted by priority, highest first; subscription order within a priority (plain
@@ -361,6 +366,7 @@ impl Queue {
                 paging_threshold: threshold,
                 ready: Ready::new(levels),
                 tail: Tail::default(),
+                flow: Flow::default(),
                 logged: false,
                 consumers: Vec::new(),
                 next_seq: 0,
@@ -376,6 +382,7 @@ impl Queue {
                 dedup: None,
             }),
             timer: Notify::new(),
+            room: Notify::new(),
             stats: Counters::default(),
             unacked: Default::default(),
             depth: Default::default(),
@@ -627,7 +634,10 @@ impl Queue {
             }
             return true;
         }
-        if s.tail.count > 0 || (s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold) {
+        let paging = s.tail.count > 0;
+        let over = s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold;
+        let held = (paging || over) && self.hold_publishers(&mut s, size, paging, fx);
+        if paging || (over && !held) {
             // Paged out: behind everything else, on disk only.
             self.page_out(&mut s, qm, persistent, fx);
             return true;
@@ -689,6 +699,7 @@ impl Queue {
         if s.consumers.is_empty() {
             return;
         }
+        let (len, bytes) = (s.ready.len, s.ready.bytes);
         let now = Instant::now();
         while let Some(qm) = s.ready.pop_front() {
             if qm.expired(now) {
@@ -700,7 +711,60 @@ impl Queue {
                 break;
             }
         }
+        if s.flow.taken(
+            len.saturating_sub(s.ready.len),
+            bytes.saturating_sub(s.ready.bytes),
+        ) {
+            self.release_publishers(s);
+        }
         self.maybe_page_in(s);
+    }
+
+    /// Holds the publisher of a message that takes the queue past its paging threshold, or
+    /// arrives while it is `paging`, until consumers make room, when that is allowed (see
+    /// `broker::flow`). True: the message may stay in memory (unless the queue is paging).
+    fn hold_publishers(
+        self: &Arc<Self>,
+        s: &mut QueueState,
+        size: u64,
+        paging: bool,
+        fx: &mut Effects,
+    ) -> bool {
+        if s.consumers.is_empty()
+            || (!paging && s.ready.bytes + size > s.paging_threshold.saturating_add(FLOW_SLACK))
+            || !s.flow.may_hold()
+        {
+            return false;
+        }
+        s.flow.hold();
+        fx.hold(self);
+        true
+    }
+
+    /// Ends a hold on publishers: they read on.
+    fn release_publishers(&self, s: &mut QueueState) {
+        if s.flow.holding.take().is_some() {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits until consumers have made room for publishes this queue held back, at most
+    /// [`FLOW_WAIT`]; if they have not by then, the queue holds no publisher for a while
+    /// and pages instead (`broker::flow`).
+    pub async fn room(&self) {
+        let notified = self.room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.lock().flow.holding.is_none() {
+            return;
+        }
+        if tokio::time::timeout(FLOW_WAIT, notified).await.is_err() {
+            let mut s = self.lock();
+            if s.flow.holding.is_some() {
+                s.flow.give_up();
+                self.room.notify_waiters();
+            }
+        }
     }
 
     /// Moves a message to the paged-out tail: written to the log, dropped from memory.
@@ -1146,8 +1210,12 @@ impl Queue {
         }
         s.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         s.last_used = Instant::now();
-        if s.consumers.is_empty() && s.settings.expires.is_some() {
-            self.timer.notify_one();
+        if s.consumers.is_empty() {
+            if s.settings.expires.is_some() {
+                self.timer.notify_one();
+            }
+            // Nobody left to make room.
+            self.release_publishers(&mut s);
         }
         // With a single active consumer, the next one takes over.
         self.dispatch_locked(&mut s, fx);
@@ -1232,6 +1300,7 @@ impl Queue {
     /// Drops every ready message (paged out ones too); returns how many.
     pub fn purge(&self) -> u32 {
         let mut s = self.lock();
+        self.release_publishers(&mut s);
         let n = s.ready.clear() as u64 + s.tail.count;
         if s.tail.count > 0 {
             s.tail.count = 0;
@@ -1245,6 +1314,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut s = self.lock();
         s.deleted = true;
+        self.release_publishers(&mut s);
         if let Some(stream) = &self.stream {
             // RabbitMQ's delete-ok for a stream counts no messages.
             drop(s);

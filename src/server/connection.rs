@@ -7,6 +7,7 @@
 
 use super::channel::Channel;
 use super::ending::Ending;
+use super::read_size::ReadSize;
 use super::tls::TlsPeer;
 use super::{ConnectionSlot, Shared};
 use crate::broker::auth::{Access, Usage, User};
@@ -401,6 +402,7 @@ impl Connection {
         let entry = self.presence.entry.clone();
         let mut synced = self.shared.store.synced();
         let mut closing = false;
+        let mut read_size = ReadSize::default();
         loop {
             // Decode and handle every complete frame in the buffer.
             loop {
@@ -455,6 +457,13 @@ impl Connection {
                 }
             }
             self.flush_batch();
+            // Queues that this batch took past their paging threshold while consumers
+            // drain them: read on once those make room (bounded, see `broker::flow`).
+            while let Some(q) = self.fx.held.pop() {
+                if !closing {
+                    q.room().await;
+                }
+            }
             if self.must_block && !closing {
                 self.block_until_alarm_clears().await;
             }
@@ -471,6 +480,7 @@ impl Connection {
             } else {
                 read_timeout
             };
+            read_size.prepare(buf);
             let read = async {
                 match deadline {
                     Some(d) => tokio::time::timeout(d, rd.read_buf(buf)).await,
@@ -480,7 +490,10 @@ impl Connection {
             tokio::select! {
                 r = read => match r {
                     Ok(Ok(0)) => return Ok(()),
-                    Ok(Ok(n)) => self.presence.entry.traffic.received(n),
+                    Ok(Ok(n)) => {
+                        read_size.read(n);
+                        self.presence.entry.traffic.received(n);
+                    }
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
                         Ending::first(&mut self.ending, Ending::Heartbeat { timeout: heartbeat });

@@ -11,6 +11,7 @@ mod handshake;
 mod mgmt;
 pub mod prometheus;
 mod queue;
+mod read_size;
 mod stream;
 mod tls;
 mod writer;
