@@ -62,6 +62,65 @@ async fn throughput_run_reports_messages_moved() {
     assert!(field(&json, "confirmed") <= field(&json, "published"));
 }
 
+/// `--client lapin`: the same run through an ordinary client library moves messages with
+/// confirms and acks, and with `--pid` reports the broker's CPU time per consumed message
+/// (the broker is this process).
+#[tokio::test]
+async fn throughput_through_lapin_reports_messages_and_broker_cpu() {
+    let pid = std::process::id().to_string();
+    let json = run_tool(&[
+        "--client", "lapin", "-x", "1", "-y", "1", "-s", "64", "-c", "50", "-a", "10", "-P", "100",
+        "-z", "1", "--pid", &pid,
+    ])
+    .await;
+    assert!(json.contains("\"client\":\"lapin\""), "{json}");
+    assert!(field(&json, "published") > 0, "{json}");
+    assert!(field(&json, "confirmed") > 0, "{json}");
+    assert!(field(&json, "consumed") > 0, "{json}");
+    field(&json, "broker_cpu_us");
+    field(&json, "cpu_us_per_msg");
+}
+
+/// Memory per object: idle queues and consumers are made, counted and removed (a second
+/// run with the same names would fail if the first left its queues behind).
+#[tokio::test]
+async fn idle_queues_and_consumers_modes_report_memory_per_object() {
+    let server = raw::broker(|_| {}).await;
+    let uri = format!("amqp://guest:guest@{}/%2f", server.local_addr);
+    let pid = std::process::id().to_string();
+    for _ in 0..2 {
+        let json = run_tool_at(
+            uri.clone(),
+            &[
+                "idle-queues",
+                "--queues",
+                "300",
+                "--inflight",
+                "50",
+                "--pid",
+                &pid,
+            ],
+        )
+        .await;
+        assert_eq!(field(&json, "queues"), 300, "{json}");
+        assert_eq!(field(&json, "deleted"), 300, "{json}");
+        field(&json, "rss_per_queue_bytes");
+    }
+    let json = run_tool_at(
+        uri.clone(),
+        &["consumers", "-y", "200", "--inflight", "50", "--pid", &pid],
+    )
+    .await;
+    assert_eq!(field(&json, "consumers"), 200, "{json}");
+    field(&json, "rss_per_consumer_bytes");
+    // delete-queue removes a queue another tool left, whatever it holds.
+    let left = run_tool_at(uri.clone(), &["-u", "left", "-y", "0", "-z", "1"]).await;
+    assert!(field(&left, "published") > 0, "{left}");
+    let json = run_tool_at(uri, &["delete-queue", "-u", "left"]).await;
+    assert_eq!(field(&json, "deleted"), 1, "{json}");
+    assert!(field(&json, "messages") > 0, "{json}");
+}
+
 #[tokio::test]
 async fn connections_mode_opens_and_closes_every_connection() {
     // The broker runs in this process, so this process's VmRSS is the broker's.

@@ -1,5 +1,5 @@
 //! warren-perf: an AMQP 0-9-1 (and stream protocol) load generator in the spirit of RabbitMQ PerfTest and
-//! lavinmqperf, built on Warren's own codec (see `warren::perf`).
+//! lavinmqperf, built on Warren's own codec (see `warren::perf`), with a mode on lapin.
 //!
 //! Every mode prints a progress line per second, a summary, and one JSON line at the end.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
-use warren::perf::{backlog, connections, stream, throughput};
+use warren::perf::{backlog, connections, footprint, stream, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -25,6 +25,9 @@ async fn main() {
         "throughput" => throughput::run(args.clone(), uri).await,
         "backlog" => backlog::run(args.clone(), uri).await,
         "connections" => connections::run(args.clone(), uri).await,
+        "idle-queues" => footprint::idle_queues(args.clone(), uri).await,
+        "consumers" => footprint::consumers(args.clone(), uri).await,
+        "delete-queue" => footprint::delete_queue(args.clone(), uri).await,
         "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
         "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,
         "stream" => stream::run(args.clone(), uri).await,

@@ -14,6 +14,11 @@ use clap::Parser;
                   handshakes in flight, hold them -z seconds (default 0), close them\n  \
                   queue-churn   -x clients declare and delete queues for -z seconds, --inflight pairs\n                \
                   in flight per client\n  \
+                  idle-queues   declare --queues idle queues (--inflight declares in flight), hold\n                \
+                  them -z seconds (default 0), delete them; with --pid, RSS per queue\n  \
+                  consumers     -y consumers on one queue over one channel, held -z seconds\n                \
+                  (default 0); with --pid, RSS per consumer\n  \
+                  delete-queue  delete the queue named with -u (one another tool left behind)\n  \
                   bind-churn    -x clients bind and unbind on one exchange for -z seconds, --inflight\n                \
                   pairs in flight per client\n  \
                   stream        a stream queue: -x publishers publish with confirms (-c outstanding,\n                \
@@ -21,10 +26,14 @@ use clap::Parser;
                   with --prefill N or --prefill-bytes SIZE, a catch-up read of old data instead.\n                \
                   --protocol amqp (AMQP 0-9-1, --uri amqp://..) or stream (RabbitMQ's stream\n                \
                   protocol, --uri rabbitmq-stream://guest:guest@127.0.0.1:5552/%2f)\n\
-                  --pid PID[,PID..] adds the broker's VmRSS (summed over the pids) to the report."
+                  --pid PID[,PID..] adds the broker's VmRSS (summed over the pids) to the report,\n\
+                  and in throughput mode its CPU time per consumed message.\n\
+                  --client lapin (throughput mode) publishes and consumes through lapin, an\n\
+                  ordinary client library, instead of the tool's own pipelined client."
 )]
 pub struct Args {
-    /// Mode: throughput, backlog, connections, queue-churn, bind-churn or stream.
+    /// Mode: throughput, backlog, connections, idle-queues, consumers, delete-queue,
+    /// queue-churn, bind-churn or stream.
     #[arg(default_value = "throughput")]
     pub mode: String,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
@@ -117,6 +126,11 @@ pub struct Args {
     /// Stream protocol: chunks a subscription may be sent ahead of the client's credit.
     #[arg(long, default_value_t = 10)]
     pub credit: u16,
+    /// Throughput mode: the client the publishers and consumers use, `warren` (the tool's
+    /// own pipelined client on Warren's codec: what the broker can do) or `lapin` (a widely
+    /// used client library, used the way its users do: what they will see).
+    #[arg(long, default_value = "warren", value_parser = ["warren", "lapin"])]
+    pub client: String,
     /// Print only the final JSON line.
     #[arg(long)]
     pub json: bool,

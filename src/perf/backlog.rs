@@ -1,7 +1,8 @@
 //! Mode `backlog`: `-x` publishers publish `-C` messages each with confirms (window `-c`,
 //! 1000 when not given) and no consumer; then, with the backlog in place, the broker's VmRSS
 //! (`--pid`); then `-y` consumers (at least one) drain every queue. Reports the publish
-//! rate, the drain rate, and the broker's memory before, with the backlog, and after.
+//! rate, the drain rate, and the broker's memory before, with the backlog, and after (and
+//! the growth per queued message).
 
 use super::args::Args;
 use super::client::Uri;
@@ -146,6 +147,10 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
     let _ = setup.close().await;
 
     let publish_rate = confirmed as f64 / publish_seconds;
+    let per_message = match (rss_before, rss_backlog) {
+        (Some(b), Some(k)) if depth > 0 => Some(k.saturating_sub(b) * 1024 / depth),
+        _ => None,
+    };
     let drain_rate = consumed as f64 / drain_seconds;
     if !args.json {
         let mem = match (rss_before, rss_backlog, rss_after) {
@@ -164,11 +169,12 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         );
     }
     println!(
-        "{{\"mode\":\"backlog\",\"messages\":{},\"published\":{published},\"confirmed\":{confirmed},\"publish_seconds\":{publish_seconds:.3},\"publish_rate\":{publish_rate:.0},\"backlog\":{depth},\"consumed\":{consumed},\"drain_seconds\":{drain_seconds:.3},\"drain_rate\":{drain_rate:.0},\"rss_before_kib\":{},\"rss_backlog_kib\":{},\"rss_after_kib\":{}}}",
+        "{{\"mode\":\"backlog\",\"messages\":{},\"published\":{published},\"confirmed\":{confirmed},\"publish_seconds\":{publish_seconds:.3},\"publish_rate\":{publish_rate:.0},\"backlog\":{depth},\"consumed\":{consumed},\"drain_seconds\":{drain_seconds:.3},\"drain_rate\":{drain_rate:.0},\"rss_before_kib\":{},\"rss_backlog_kib\":{},\"rss_after_kib\":{},\"rss_per_message_bytes\":{}}}",
         args.pmessages_or_default() * args.publishers as u64,
         json_opt(rss_before),
         json_opt(rss_backlog),
-        json_opt(rss_after)
+        json_opt(rss_after),
+        json_opt(per_message)
     );
     Ok(())
 }

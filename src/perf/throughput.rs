@@ -7,6 +7,7 @@
 use super::args::Args;
 use super::client::{Client, Uri};
 use super::progress;
+use super::rss::{cpu_us, json_opt};
 use crate::protocol::frame::{FRAME_OVERHEAD, encode_header};
 use crate::protocol::*;
 use bytes::{BufMut, Bytes};
@@ -446,39 +447,68 @@ pub async fn setup(args: &Args, uri: &Uri) -> Result<(Client, Vec<String>), Stri
     Ok((setup, queues))
 }
 
-/// Mode `throughput`.
+/// Consumers must subscribe within this long before the measured window starts anyway.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Mode `throughput`. The measured window starts once every consumer is subscribed (a
+/// client library's handshake is not counted against the broker) and lasts `-z` seconds;
+/// the rates and the broker's CPU time per consumed message (`--pid`) are over that window.
 pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
+    if args.client == "lapin" && args.rate > 0 {
+        return Err("-r is not supported with --client lapin".into());
+    }
     let (mut setup, queues) = setup(&args, &uri).await?;
     let stats = Arc::new(Stats::default());
+    let lapin = args.client == "lapin";
     let mut tasks = Vec::new();
     for j in 0..args.consumers {
         let q = queues[j % queues.len()].clone();
         let (uri, args, stats) = (uri.clone(), args.clone(), stats.clone());
-        tasks.push(tokio::spawn(consumer(
-            uri,
-            args,
-            q,
-            stats,
-            None,
-            FieldTable::new(),
-        )));
+        tasks.push(if lapin {
+            tokio::spawn(super::lapin_client::consumer(args, q, stats, None))
+        } else {
+            tokio::spawn(consumer(uri, args, q, stats, None, FieldTable::new()))
+        });
     }
     for i in 0..args.publishers {
         let q = queues[i % queues.len()].clone();
         let (uri, args, stats) = (uri.clone(), args.clone(), stats.clone());
-        tasks.push(tokio::spawn(publisher(uri, args, q, stats, None)));
+        tasks.push(if lapin {
+            tokio::spawn(super::lapin_client::publisher(args, q, stats, None))
+        } else {
+            tokio::spawn(publisher(uri, args, q, stats, None))
+        });
     }
+    let subscribed = stats.all_subscribed(args.consumers as u64);
+    if tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribed)
+        .await
+        .is_err()
+    {
+        stats.stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), t).await {
+                return Err(e);
+            }
+        }
+        return Err("consumers did not subscribe".into());
+    }
+    let counts = || {
+        (
+            stats.published.load(Ordering::Relaxed),
+            stats.consumed.load(Ordering::Relaxed),
+            stats.confirmed.load(Ordering::Relaxed),
+        )
+    };
+    let (p0, c0, k0) = counts();
+    let cpu0 = cpu_us(&args.pid);
     let seconds = args.seconds.unwrap_or(10);
-    let (mut last_p, mut last_c) = (0, 0);
+    let (mut last_p, mut last_c) = (p0, c0);
     let (_, elapsed) = progress::run(
         tokio::time::sleep(Duration::from_secs(seconds)),
         args.json,
         None,
         |s| {
-            let (p, c) = (
-                stats.published.load(Ordering::Relaxed),
-                stats.consumed.load(Ordering::Relaxed),
-            );
+            let (p, c, _) = counts();
             let line = format!(
                 "time {s}s, sent {} msg/s, received {} msg/s",
                 p - last_p,
@@ -489,19 +519,26 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         },
     )
     .await;
+    let (p1, c1, k1) = counts();
+    let cpu1 = cpu_us(&args.pid);
     stats.stop.store(true, Ordering::Relaxed);
+    let mut failure = None;
     for t in tasks {
-        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), t).await {
+            failure.get_or_insert(e);
+        }
     }
     let _ = delete_topology(&mut setup, &args, &queues).await;
+    let _ = setup.close().await;
+    if let Some(e) = failure {
+        eprintln!("warren-perf: a client failed: {e}");
+    }
     let mut lat = std::mem::take(&mut *stats.latencies_us.lock().unwrap());
     lat.sort_unstable();
-    let (p, c, k) = (
-        stats.published.load(Ordering::Relaxed),
-        stats.consumed.load(Ordering::Relaxed),
-        stats.confirmed.load(Ordering::Relaxed),
-    );
+    let (p, c, k) = (p1 - p0, c1 - c0, k1 - k0);
     let (sent_rate, recv_rate) = (p as f64 / elapsed, c as f64 / elapsed);
+    let cpu = cpu0.zip(cpu1).map(|(a, b)| b.saturating_sub(a));
+    let per_msg = cpu.filter(|_| c > 0).map(|us| us as f64 / c as f64);
     let (p50, p95, p99, max) = (
         percentile(&lat, 0.5),
         percentile(&lat, 0.95),
@@ -509,12 +546,16 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         lat.last().copied().unwrap_or(0),
     );
     if !args.json {
+        let cpu_line = per_msg.map_or(String::new(), |u| format!(", broker CPU {u:.2} us/msg"));
         println!(
-            "summary: sent {sent_rate:.0} msg/s, received {recv_rate:.0} msg/s, confirmed {k}, latency us p50 {p50} p95 {p95} p99 {p99} max {max}"
+            "summary: sent {sent_rate:.0} msg/s, received {recv_rate:.0} msg/s, confirmed {k}, latency us p50 {p50} p95 {p95} p99 {p99} max {max}{cpu_line}"
         );
     }
     println!(
-        "{{\"mode\":\"throughput\",\"seconds\":{elapsed:.3},\"published\":{p},\"confirmed\":{k},\"consumed\":{c},\"sent_rate\":{sent_rate:.0},\"received_rate\":{recv_rate:.0},\"latency_us\":{{\"p50\":{p50},\"p95\":{p95},\"p99\":{p99},\"max\":{max}}}}}"
+        "{{\"mode\":\"throughput\",\"client\":\"{}\",\"seconds\":{elapsed:.3},\"published\":{p},\"confirmed\":{k},\"consumed\":{c},\"sent_rate\":{sent_rate:.0},\"received_rate\":{recv_rate:.0},\"latency_us\":{{\"p50\":{p50},\"p95\":{p95},\"p99\":{p99},\"max\":{max}}},\"broker_cpu_us\":{},\"cpu_us_per_msg\":{}}}",
+        args.client,
+        json_opt(cpu),
+        per_msg.map_or_else(|| "null".into(), |u| format!("{u:.2}"))
     );
     Ok(())
 }
