@@ -59,10 +59,11 @@ impl QueuedMessage {
         self.expires_at.is_some_and(|t| t <= now)
     }
 
-    /// Records a first delivery in the log, so that a restart redelivers it flagged.
+    /// Records a delivery in the log, so that a restart redelivers it flagged: the first
+    /// one in a classic queue's log, every one (a `Checkout`) in a quorum queue's.
     pub fn mark_delivered(&self) {
-        if !self.redelivered
-            && let Some(p) = &self.persisted
+        if let Some(p) = &self.persisted
+            && (!self.redelivered || p.log.quorum)
         {
             p.log.mark(MARK_DELIVERED, p.seq);
         }
@@ -625,10 +626,7 @@ impl Queue {
                 false,
             );
             fx.ticket = fx.ticket.max(t);
-            qm.persisted = Some(Persisted {
-                log: self.log.clone(),
-                seq,
-            });
+            qm.persisted = Some(Persisted::new(self.log.clone(), seq));
         }
         let deadline = qm.expires_at;
         if s.ready.len == 0 {
@@ -786,10 +784,7 @@ impl Queue {
                 redelivered: m.delivered,
                 delivery_count: m.delivery_count,
                 expires_at,
-                persisted: Some(Persisted {
-                    log: self.log.clone(),
-                    seq: stored.seq,
-                }),
+                persisted: Some(Persisted::new(self.log.clone(), stored.seq)),
             });
         }
         if earliest != s.earliest {
@@ -948,6 +943,10 @@ impl Queue {
     /// A quorum queue's return of `qm` (`quorum::Command::Return`): its delivery count goes
     /// up, in memory (with the header) and in the log. False when that takes it past the
     /// delivery limit: it is to be dead-lettered instead.
+    ///
+    /// The return goes through the same [`Machine::apply`] the store's replica and
+    /// recovery apply to the logged command, and is logged whatever it decides: past the
+    /// limit, the dead-lettering that follows logs a `Discard`.
     fn count_return(&self, settings: &QueueSettings, qm: &mut QueuedMessage) -> bool {
         let mut state = MessageState {
             delivery_count: qm.delivery_count,
@@ -955,14 +954,15 @@ impl Queue {
             checked_out: true,
         };
         let cmd = Command::Return { seq: qm.seq };
-        if Machine::transition(settings.delivery_limit, &mut state, cmd) != quorum::Applied::Kept {
+        let applied = Machine::new(settings.delivery_limit).apply(&mut state, cmd);
+        if let Some(p) = &qm.persisted {
+            p.log.mark(MARK_RETURNED, p.seq);
+        }
+        if applied != quorum::Applied::Kept {
             return false;
         }
         qm.delivery_count = state.delivery_count;
         qm.message = quorum::with_delivery_count(&qm.message, state.delivery_count);
-        if let Some(p) = &qm.persisted {
-            p.log.mark(MARK_RETURNED, p.seq);
-        }
         true
     }
 

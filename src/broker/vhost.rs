@@ -555,6 +555,7 @@ impl VHost {
             .or_insert_with(|| {
                 created = true;
                 let target = Target::Queue(args.queue_type);
+                let quorum_log = args.queue_type.always_persistent();
                 Arc::new(
                     Queue::new(
                         name.clone(),
@@ -564,7 +565,7 @@ impl VHost {
                         spec.arguments.clone(),
                         args,
                         Arc::downgrade(self),
-                        self.store.new_log(),
+                        self.store.new_log(quorum_log),
                         self.store.paging_threshold,
                     )
                     .with_stream(&self.store)
@@ -873,6 +874,7 @@ impl VHost {
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
+            let quorum_log = args.queue_type.always_persistent();
             let q = Arc::new(
                 Queue::new(
                     d.name.clone(),
@@ -882,7 +884,7 @@ impl VHost {
                     d.arguments.clone(),
                     args,
                     Arc::downgrade(self),
-                    self.store.log_with_id(d.log_id),
+                    self.store.log_with_id(d.log_id, quorum_log),
                     self.store.paging_threshold,
                 )
                 .with_stream(&self.store),

@@ -9,7 +9,7 @@
 //! The log also carries a queue's paged-out tail: messages written here and dropped from
 //! memory, read back in order from `cursor` when the queue runs low.
 
-use super::record::{self, MARK_ACK, MARK_DELIVERED, MARK_RETURNED, StoredMessage};
+use super::record::{self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_RETURNED, StoredMessage};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -61,7 +61,7 @@ struct Marks {
 impl Marks {
     fn apply(&mut self, kind: u8, seq: u64) {
         match kind {
-            MARK_ACK => {
+            MARK_ACK | MARK_DISCARD => {
                 self.acked.insert(seq);
             }
             MARK_DELIVERED => {
@@ -186,7 +186,7 @@ impl QueueFiles {
     pub fn mark(&mut self, kind: u8, seq: u64) {
         if let Some((_, seg)) = self.segment_of(seq) {
             record::put_mark(&mut seg.marks, kind, seq);
-            if kind == MARK_ACK {
+            if kind == MARK_ACK || kind == MARK_DISCARD {
                 seg.live = seg.live.saturating_sub(1);
             }
         }
@@ -426,7 +426,7 @@ pub struct Recovered {
     pub max_seq: Option<u64>,
 }
 
-fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+pub(super) fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     let mut v = vec![0u8; len as usize];
     let mut done = 0;
     while done < v.len() {

@@ -14,8 +14,11 @@
 //! Mark record (acknowledgement files, `*.ack`), fixed size:
 //!
 //! ```text
-//! u8 kind (1: acknowledged, 2: delivered, 3: returned) | u64 seq | u32 crc32 of the first 9 octets
+//! u8 kind (1: acknowledged, 2: delivered, 3: returned, 4: discarded) | u64 seq | u32 crc32 of the first 9 octets
 //! ```
+//!
+//! A quorum queue's command log (`*.qlog`, see `store::qlog`) interleaves both, and
+//! snapshots, in the order the queue issued them.
 
 use crate::broker::message::Message;
 use crate::protocol::{EncodedProperties, LongStr, ShortStr};
@@ -29,6 +32,8 @@ pub const MARK_ACK: u8 = 1;
 pub const MARK_DELIVERED: u8 = 2;
 /// Given back unsettled (a quorum queue's return: its delivery count goes up).
 pub const MARK_RETURNED: u8 = 3;
+/// Dropped or dead-lettered (a quorum queue's `Discard`; a classic queue's acknowledged).
+pub const MARK_DISCARD: u8 = 4;
 pub const MARK_LEN: usize = 13;
 /// Octets before the body that a message record needs besides its strings and properties.
 const FIXED: usize = 4 + 4 + 1 + 8 + 8 + 1 + 1 + 4 + 2;
