@@ -12,14 +12,13 @@
 //! - `at-least-once` dead-lettering settles a message in the source's log only once the
 //!   dead-letter targets have synced it (`Persisted::settle_after`).
 //!
-//! The commands are what the queue's log holds (see `store::record`): an enqueue is a
-//! message record, a checkout a delivered mark, a settle or discard an acknowledged mark,
-//! a return a returned mark. Replaying such a log through [`Machine::apply`] gives back
-//! every message's state (settled or not, delivered, its delivery count); the store's
-//! recovery replays the marks the same way (`store::log::Marks`). The live queue applies
-//! the same rule ([`Machine::transition`] on a message's [`MessageState`]) under its lock,
-//! and hands each command to the store, which makes it durable by group commit. That log
-//! is what a Raft implementation replicates: see docs/ARCHITECTURE.md, "Quorum queues".
+//! The commands are what the queue's command log holds, in the order the queue issued them
+//! (`store::qlog`): an enqueue is a message record, the others fixed-size records, and
+//! each segment starts with a snapshot of the [`Replica`]. The store's writer applies
+//! every command to the queue's replica as it logs it, and recovery replays the log
+//! through [`Replica::apply`]; the live queue applies the same [`Machine::apply`] to a
+//! message's [`MessageState`] under its lock when it returns one. That log is what a Raft
+//! implementation replicates: see docs/ARCHITECTURE.md, "Quorum queues".
 
 use super::message::{Message, MessageRef};
 use crate::protocol::{EncodedProperties, FieldValue};
@@ -267,7 +266,9 @@ impl Replica {
     pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
         self.words.iter().enumerate().flat_map(move |(i, &w)| {
             let base = (self.base + i as u64) * 64;
-            (0..64).filter(move |b| w & (1 << b) != 0).map(move |b| base + b)
+            (0..64)
+                .filter(move |b| w & (1 << b) != 0)
+                .map(move |b| base + b)
         })
     }
 

@@ -1,5 +1,6 @@
 //! Durable storage under `storage.dir`: the definitions log (`definitions`), one message
-//! log per queue (`log`), in checksummed records (`record`), and one log per stream
+//! log per queue (`log`; a quorum queue's is a command log, `qlog`), in checksummed
+//! records (`record`), and one log per stream
 //! (`stream`, osiris chunks written by the same writer with the same tickets).
 //!
 //! One writer thread owns every message-log file. Queues hand it operations (append,
@@ -265,8 +266,8 @@ impl Store {
             let dir = log_dir(&queues_dir, *id);
             // A quorum queue's command log; a quorum queue written before command logs
             // existed keeps its segments and marks.
-            let command_log = qlog::is_command_log(&dir)
-                || (quorum.contains(id) && !has_extension(&dir, "seg"));
+            let command_log =
+                qlog::is_command_log(&dir) || (quorum.contains(id) && !has_extension(&dir, "seg"));
             let (f, rq) = if command_log {
                 let rec = qlog::QuorumFiles::recover(dir, paging_threshold, clean, sync)?;
                 let rq = RecoveredQueue {

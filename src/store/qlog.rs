@@ -611,10 +611,8 @@ mod tests {
         fn new(tag: &str) -> TempDir {
             static N: AtomicU64 = AtomicU64::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!(
-                "warren-qlog-{tag}-{}-{n}",
-                std::process::id()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("warren-qlog-{tag}-{}-{n}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             TempDir(dir)
         }
@@ -639,9 +637,15 @@ mod tests {
     /// What a queue does to its log, as a test drives it.
     #[derive(Debug, Clone)]
     enum Step {
-        Enqueue { size: usize, tail: bool },
+        Enqueue {
+            size: usize,
+            tail: bool,
+        },
         /// A mark kind (1..=4) about the message at this position among those enqueued.
-        Command { kind: u8, pick: usize },
+        Command {
+            kind: u8,
+            pick: usize,
+        },
         /// The writer's end of batch.
         Flush,
     }
@@ -664,7 +668,9 @@ mod tests {
         for s in steps {
             match *s {
                 Step::Enqueue { size, tail } => {
-                    files.append(next, true, 0, &message(next, size), tail).unwrap();
+                    files
+                        .append(next, true, 0, &message(next, size), tail)
+                        .unwrap();
                     live.apply(Command::Enqueue { seq: next });
                     next += 1;
                 }
@@ -761,7 +767,12 @@ mod tests {
 
     fn dir_size(dir: &Path) -> u64 {
         fs::read_dir(dir)
-            .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
@@ -778,7 +789,9 @@ mod tests {
         }
         // Then 2000 messages of 1 KiB go through: enqueued, checked out, settled.
         for seq in 1..2001 {
-            files.append(seq, true, 0, &message(seq, 1024), false).unwrap();
+            files
+                .append(seq, true, 0, &message(seq, 1024), false)
+                .unwrap();
             files.command(Command::Checkout { seq }).unwrap();
             files.command(Command::Settle { seq }).unwrap();
             if seq % 50 == 0 {
@@ -788,7 +801,11 @@ mod tests {
         files.flush().unwrap();
         // 2 MB went through; what is left is the head's segment and the current one.
         assert!(files.segment_ids().len() <= 2, "{:?}", files.segment_ids());
-        assert!(dir_size(&dir.0) < 2 * (64 << 10) + 4096, "{}", dir_size(&dir.0));
+        assert!(
+            dir_size(&dir.0) < 2 * (64 << 10) + 4096,
+            "{}",
+            dir_size(&dir.0)
+        );
         drop(files);
         let mut rec = QuorumFiles::recover(dir.0.clone(), u64::MAX, true, true).unwrap();
         let st = MessageState {
@@ -812,7 +829,9 @@ mod tests {
         let dir = TempDir::new("torn");
         let mut files = QuorumFiles::new(dir.0.clone(), true);
         for seq in 0..3 {
-            files.append(seq, true, 0, &message(seq, 10), false).unwrap();
+            files
+                .append(seq, true, 0, &message(seq, 10), false)
+                .unwrap();
         }
         files.command(Command::Checkout { seq: 1 }).unwrap();
         files.command(Command::Return { seq: 1 }).unwrap();
