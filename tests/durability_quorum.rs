@@ -335,3 +335,94 @@ async fn the_command_log_keeps_counts_and_is_truncated_once_settled() {
     })
     .await;
 }
+
+/// A quorum queue past the paging threshold keeps its tail in the command log only, and
+/// reads it back from there, in order, live and after kill -9 (where a returned message
+/// among them keeps its count).
+#[tokio::test]
+async fn a_paged_out_quorum_queue_reads_its_tail_back_from_the_command_log() {
+    bounded(LIMIT, async {
+        const N: u64 = 3000;
+        let dir = TempDir::new("quorum-paging");
+        // 3000 bodies of 300 bytes: about 200 fit under the threshold, the rest is paged out.
+        let env = [("WARREN_MEMORY__PAGING_THRESHOLD", "64KiB")];
+        let broker = durable::start_with(dir.path(), &env).await;
+        let conn = broker.connect().await;
+        let ch = confirming_channel(&conn).await;
+        declare_quorum(&ch, "qq", &[]).await;
+        let mut confirms = Vec::new();
+        for id in 0..N {
+            let body = format!("{id}:{}", "x".repeat(300));
+            let c = ch
+                .basic_publish(
+                    "".into(),
+                    "qq".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+            confirms.push(c);
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        let id = |d: &lapin::message::Delivery| -> u64 {
+            let body = String::from_utf8_lossy(&d.data).into_owned();
+            body.split(':').next().unwrap().parse().unwrap()
+        };
+        // The head is returned once; the first half is taken (paged in as it goes).
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the head");
+        nack_requeue(&m.delivery).await;
+        let mut got = Vec::new();
+        for _ in 0..N / 2 {
+            let m = ch
+                .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .expect("a message");
+            if got.is_empty() {
+                assert_eq!(delivery_count(&m.delivery), Some(1));
+            }
+            got.push(id(&m.delivery));
+        }
+        assert_eq!(got, (0..N / 2).collect::<Vec<u64>>());
+        // Return one of the rest (paged in for the get) and crash.
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("a message");
+        assert_eq!(id(&m.delivery), N / 2);
+        nack_requeue(&m.delivery).await;
+        barrier(&ch).await;
+        let broker = broker.restart(Stop::Kill).await;
+        drop(conn);
+        let conn = broker.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .expect("the returned message");
+        assert_eq!(
+            (id(&m.delivery), delivery_count(&m.delivery)),
+            (N / 2, Some(1))
+        );
+        let mut rest = Vec::new();
+        while let Some(m) = ch
+            .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            rest.push(id(&m.delivery));
+        }
+        assert_eq!(rest, (N / 2 + 1..N).collect::<Vec<u64>>());
+    })
+    .await;
+}
