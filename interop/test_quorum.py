@@ -1,7 +1,8 @@
 """Quorum queues (x-queue-type: quorum) as RabbitMQ 3.10 runs them on one node: refused
 properties and arguments, the delivery count (x-delivery-count) and x-delivery-limit,
 dead-lettering past the limit, reject-publish as a soft limit, drop-head and
-reject-publish-dlx, message TTL, single active consumer. Passes against RabbitMQ 3.10.
+reject-publish-dlx, message TTL, single active consumer, at-least-once dead-lettering's
+discards counted against the limits. Passes against RabbitMQ 3.10.
 """
 
 import pika
@@ -148,3 +149,33 @@ def test_single_active_consumer(connection, channel, unique):
         channel.basic_publish("", q, str(i).encode())
     wait_for(connection, lambda: len(got["a"]) == 4, what="four deliveries to the first")
     assert got["b"] == []
+
+
+def test_at_least_once_discards_count_toward_reject_publish(channel, unique):
+    """A message its dead-letter exchange cannot take (here: missing) stays in the source
+    among rabbit_fifo's discards: not ready, but counted against x-max-length."""
+    channel.confirm_delivery()
+    q = quorum(channel, unique("q"), **{
+        "x-dead-letter-exchange": unique("missing"),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-max-length": 3,
+    })
+    for body in (b"a", b"b"):
+        channel.basic_publish("", q, body)
+    for _ in range(2):
+        method, _, _ = get_message(channel, q)
+        channel.basic_reject(method.delivery_tag, requeue=False)
+    wait_for(channel.connection,
+             lambda: channel.queue_declare(q, passive=True).method.message_count == 0,
+             what="both rejected")
+    results = []
+    for i in range(4):
+        try:
+            channel.basic_publish("", q, str(i).encode())
+            results.append(True)
+        except exc.NackError:
+            results.append(False)
+    # 2 discards + 0 ready: the third message fits, the fourth takes the queue over.
+    assert results == [True, True, False, False]
+    assert channel.queue_declare(q, passive=True).method.message_count == 2

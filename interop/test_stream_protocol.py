@@ -1,9 +1,9 @@
 """RabbitMQ's stream protocol, driven by the `rstream` client: creating and deleting
 streams, publishing with confirms, subscribing from first / last / next / an offset / a
 timestamp, storing and querying a named consumer's offset, publisher deduplication by
-publisher name and publishing id, and the interop between protocols: a message published
-with pika is read with rstream with its body, properties and application properties, and
-the other way round.
+publisher name and publishing id, single active consumer (RabbitMQ 3.11+, so skipped on
+3.10), and the interop between protocols: a message published with pika is read with
+rstream with its body, properties and application properties, and the other way round.
 
 The stream listener is `$STREAM_URL`
 (`rabbitmq-stream://guest:guest@127.0.0.1:5552/%2f` by default, Warren's port; the
@@ -31,6 +31,7 @@ from rstream import (  # noqa: E402
     AMQPMessage,
     Consumer,
     ConsumerOffsetSpecification,
+    OffsetSpecification,
     OffsetType,
     Producer,
     Properties,
@@ -392,3 +393,45 @@ def test_amqp_and_stream_publishers_share_one_log(target, connect, stream_name):
     col = run(publish_and_read())
     assert col.offsets() == [0, 1, 2, 3]
     assert col.bodies() == [b"a0", b"s1", b"a2", b"s3"]
+
+
+def test_single_active_consumer_hands_over_from_the_answered_offset(target, stream_name):
+    """Two rstream consumers named alike with single-active-consumer: only the first
+    reads; when it closes, the second's consumer_update_listener is called and the second
+    reads from the offset it answered (its subscription said first). RabbitMQ 3.11+: on a
+    broker without it (RabbitMQ 3.10, recognised by its platform) the test is skipped."""
+
+    async def scenario():
+        async with producer(target) as p:
+            await p.create_stream(stream_name)
+            for i in range(4):
+                await p.send_wait(stream_name, msg(b"m%d" % i))
+        updates = []
+
+        def listener(who, offset):
+            async def on_update(active, _ctx):
+                updates.append((who, active))
+                return OffsetSpecification(OffsetType.OFFSET, offset)
+
+            return on_update
+
+        group = {"single-active-consumer": "true", "name": "interop-app"}
+        async with consumer(target) as first, consumer(target) as second:
+            platform = (await first.default_client).server_properties.get("platform", "")
+            if not platform.startswith("Warren"):
+                pytest.skip(f"single active consumer needs RabbitMQ 3.11+ ({platform})")
+            a = await subscribe(first, stream_name, OffsetType.FIRST, properties=dict(group),
+                                consumer_update_listener=listener("first", 0))
+            b = await subscribe(second, stream_name, OffsetType.FIRST, properties=dict(group),
+                                consumer_update_listener=listener("second", 2))
+            await until(lambda: len(a.got) == 4, "the active consumer's 4 messages")
+            assert a.offsets() == [0, 1, 2, 3]
+            assert updates == [("first", True)]
+            assert b.got == [], "the waiting consumer reads nothing"
+            await first.close()
+            await until(lambda: len(b.got) == 2, "the second consumer taking over")
+            assert updates == [("first", True), ("second", True)]
+            assert b.offsets() == [2, 3]
+            assert b.bodies() == [b"m2", b"m3"]
+
+    run(scenario())

@@ -247,6 +247,11 @@ pub struct AmqpConfig {
     /// Milliseconds a delivery may stay unacknowledged before its channel is closed with
     /// 406 (RabbitMQ's `consumer_timeout`, same unit); 0 turns it off.
     pub consumer_timeout: u64,
+    /// Milliseconds between retries of messages a quorum queue keeps for at-least-once
+    /// dead-lettering because a target queue refused them (a declared exchange, queue or
+    /// binding, or a policy change, retries at once). RabbitMQ's worker retries on its
+    /// `dead_letter_worker_publisher_confirm_timeout` (180 s).
+    pub dead_letter_retry_interval: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -335,6 +340,7 @@ impl Default for Config {
                 max_connections: 0,
                 handshake_timeout: 10_000,
                 consumer_timeout: 1_800_000,
+                dead_letter_retry_interval: 10_000,
             },
             storage: StorageConfig {
                 dir: PathBuf::from("data"),

@@ -1,7 +1,10 @@
 //! Deduplication at the exchange, as the rabbitmq-message-deduplication plugin's
 //! `x-message-deduplication` exchange type defines it: a message whose
 //! `x-deduplication-header` value was seen within the cache's TTL is confirmed but not
-//! routed; the cache holds at most `x-cache-size` values.
+//! routed; the cache holds at most `x-cache-size` values. Policies carry the plugin's keys
+//! (`x-cache-size`, `x-cache-ttl` over an exchange's arguments; `x-message-deduplication`
+//! for queues), validated with its texts. Disk caches across restarts:
+//! `durability_dedup.rs`.
 //!
 //! The plugin is not shipped with Debian's RabbitMQ, so these tests are written from its
 //! README and its own test suite (exchange_SUITE: deduplicate_message,
@@ -395,4 +398,146 @@ async fn values_of_paged_out_messages_stay_in_the_queues_set() {
         send(format!("job-{i}")).await;
     }
     assert_eq!(common::ready_count(&ch, &q).await, 50);
+}
+
+/// Publishes `id` as a deduplication header to the default exchange's `queue`.
+async fn send_to_queue(ch: &Channel, queue: &str, id: &str) -> bool {
+    let mut h = FieldTable::default();
+    h.insert(
+        "x-deduplication-header".into(),
+        AMQPValue::LongString(id.into()),
+    );
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        b"payload",
+        BasicProperties::default().with_headers(h),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap()
+    .is_ack()
+}
+
+/// The plugin's policy keys (its `RabbitMQMessageDeduplication.Policies` validator and
+/// `policy_changed` callback): `x-cache-size` and `x-cache-ttl` replace the exchange's
+/// arguments while the policy applies, and the arguments come back when it goes.
+#[tokio::test]
+async fn a_policy_sets_the_exchange_caches_size_and_ttl_over_its_arguments() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let (x, q) = exchange_and_queue(&ch, cache_args(100, None)).await;
+    let admin = b.admin();
+    let policy = format!("dedup-{}", unique());
+    admin
+        .put_policy(
+            "/",
+            &policy,
+            serde_json::json!({"pattern": format!("^{x}$"), "apply-to": "exchanges",
+                "definition": {"x-cache-size": 1}}),
+        )
+        .await;
+    // A cache of one: the second value pushes the first out.
+    for id in ["a", "b", "a"] {
+        assert!(publish(&ch, &x, Some(id), None).await);
+    }
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
+    admin.delete_policy("/", &policy).await;
+    // The argument's 100 again.
+    for id in ["c", "d", "c"] {
+        publish(&ch, &x, Some(id), None).await;
+    }
+    assert_eq!(common::ready_count(&ch, &q).await, 5);
+    admin
+        .put_policy(
+            "/",
+            &policy,
+            serde_json::json!({"pattern": format!("^{x}$"), "apply-to": "exchanges",
+                "definition": {"x-cache-ttl": 100}}),
+        )
+        .await;
+    publish(&ch, &x, Some("e"), None).await;
+    publish(&ch, &x, Some("e"), None).await;
+    assert_eq!(common::ready_count(&ch, &q).await, 6);
+    // Time passing is the behaviour under test, not a synchronisation.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish(&ch, &x, Some("e"), None).await;
+    assert_eq!(common::ready_count(&ch, &q).await, 7);
+}
+
+#[tokio::test]
+async fn a_policy_turns_queue_level_deduplication_on_and_off() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let (_conn, ch) = confirming(&b).await;
+    let q = format!("dedup-q-{}", unique());
+    ch.queue_declare(
+        q.as_str().into(),
+        lapin::options::QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let admin = b.admin();
+    let policy = format!("dedup-{}", unique());
+    let put = |on: bool| {
+        serde_json::json!({"pattern": format!("^{q}$"), "apply-to": "queues",
+            "definition": {"x-message-deduplication": on}})
+    };
+    admin.put_policy("/", &policy, put(true)).await;
+    for _ in 0..3 {
+        assert!(send_to_queue(&ch, &q, "order-1").await);
+    }
+    assert_eq!(common::ready_count(&ch, &q).await, 1);
+    admin.put_policy("/", &policy, put(false)).await;
+    send_to_queue(&ch, &q, "order-1").await;
+    assert_eq!(common::ready_count(&ch, &q).await, 2);
+    // Back on: the set starts empty (the plugin flushes its cache), then deduplicates.
+    admin.put_policy("/", &policy, put(true)).await;
+    send_to_queue(&ch, &q, "order-1").await;
+    send_to_queue(&ch, &q, "order-1").await;
+    assert_eq!(common::ready_count(&ch, &q).await, 3);
+    admin.delete_policy("/", &policy).await;
+    send_to_queue(&ch, &q, "order-1").await;
+    assert_eq!(common::ready_count(&ch, &q).await, 4);
+}
+
+#[tokio::test]
+async fn the_plugins_policy_settings_are_checked_with_its_texts() {
+    let b = TestBroker::start_warren_with(|_| {}).await;
+    let admin = b.admin();
+    for (definition, text) in [
+        (
+            serde_json::json!({"x-cache-size": 0}),
+            "\"x-cache-size\" must be an integer greater than 0, got 0",
+        ),
+        (
+            serde_json::json!({"x-cache-ttl": -5}),
+            "\"x-cache-ttl\" must be an integer greater than 0, got -5",
+        ),
+        (
+            serde_json::json!({"x-cache-persistence": "tape"}),
+            "\"x-cache-persistence\" must be either \"disk\" or \"memory\", got <<\"tape\">>",
+        ),
+        (
+            serde_json::json!({"x-message-deduplication": "yes"}),
+            "\"x-message-deduplication\" must be a boolean, got <<\"yes\">>",
+        ),
+    ] {
+        let (status, reason) = admin
+            .try_put_any_policy(
+                warren::broker::policy::PolicyKind::Policy,
+                "/",
+                "bad",
+                serde_json::json!({"pattern": ".*", "definition": definition}),
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(status, 400);
+        assert!(reason.contains(text), "{reason}");
+    }
 }

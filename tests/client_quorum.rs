@@ -458,3 +458,278 @@ async fn single_active_consumer_delivers_to_the_first_until_it_goes() {
     publish(&ch, &q, "3").await;
     assert_eq!(body(&second.next().await), "3");
 }
+
+/// Declares a quorum queue dead-lettering at least once (`reject-publish`, as the strategy
+/// requires) into `dlx` with `extra` arguments; returns its name.
+async fn at_least_once(ch: &Channel, dlx: &str, extra: &[(&str, AMQPValue)]) -> String {
+    let mut args = vec![
+        ("x-dead-letter-exchange", text(dlx)),
+        ("x-dead-letter-strategy", text("at-least-once")),
+        ("x-overflow", text("reject-publish")),
+    ];
+    args.extend(extra.iter().cloned());
+    quorum(ch, &args).await
+}
+
+/// Takes `n` messages from `queue` with basic.get and rejects them (dead-lettering them).
+async fn reject_all(ch: &Channel, queue: &str, n: usize) {
+    for _ in 0..n {
+        let m = get(ch, queue).await.expect("a message to reject");
+        m.delivery
+            .reject(BasicRejectOptions { requeue: false })
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until the management API shows `queue` holding `dlx` discards (RabbitMQ samples
+/// its statistics every few seconds); returns the queue's JSON.
+async fn wait_for_discards(broker: &TestBroker, queue: &str, dlx: u64) -> serde_json::Value {
+    broker
+        .mgmt()
+        .wait_for(&format!("/queues/%2F/{queue}"), "the discards", |q| {
+            q["messages_dlx"] == dlx
+        })
+        .await
+}
+
+/// RabbitMQ's dead-letter worker looks at its discards again when the queue's policy
+/// changes (or after 3 minutes): against RabbitMQ a policy is put on `queue`, and its name
+/// returned for [`unnudge`]. Warren retries as soon as the topology changes: nothing to do.
+async fn nudge_rabbitmq(broker: &TestBroker, queue: &str) -> Option<String> {
+    if broker.is_warren() {
+        return None;
+    }
+    let policy = format!("qq-policy-{}", unique());
+    broker
+        .admin()
+        .put_policy(
+            "/",
+            &policy,
+            serde_json::json!({"pattern": format!("^{queue}$"), "apply-to": "queues",
+                "definition": {"delivery-limit": 50}}),
+        )
+        .await;
+    Some(policy)
+}
+
+async fn unnudge(broker: &TestBroker, policy: Option<String>) {
+    if let Some(p) = policy {
+        broker.admin().delete_policy("/", &p).await;
+    }
+}
+
+/// A fanout exchange bound to a new durable queue; returns the queue's name.
+async fn fanout_into_new_queue(ch: &Channel, exchange: &str, args: &[(&str, AMQPValue)]) -> String {
+    ch.exchange_declare(
+        exchange.into(),
+        lapin::ExchangeKind::Fanout,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = format!("qq-target-{}", unique());
+    ch.queue_declare(q.as_str().into(), DURABLE, table(args))
+        .await
+        .unwrap();
+    ch.queue_bind(
+        q.as_str().into(),
+        exchange.into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    q
+}
+
+#[tokio::test]
+async fn at_least_once_keeps_what_a_missing_dead_letter_exchange_cannot_take() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let dlx = format!("qq-dlx-{}", unique());
+    let q = at_least_once(&ch, &dlx, &[]).await;
+    for body in ["hello0", "hello1"] {
+        assert!(publish(&ch, &q, body).await.is_ack());
+    }
+    reject_all(&ch, &q, 2).await;
+    // Kept in the source as rabbit_fifo keeps its discards: counted in `messages` and
+    // `message_bytes` (bodies), not as ready nor in declare-ok's count.
+    // (RabbitMQ samples these at different moments: waited for together.)
+    let info = broker
+        .mgmt()
+        .wait_for(&format!("/queues/%2F/{q}"), "the discards", |info| {
+            info["messages_dlx"] == 2
+                && info["messages"] == 2
+                && info["message_bytes_dlx"] == 12
+                && info["message_bytes"] == 12
+        })
+        .await;
+    assert_eq!(info["messages_ready"], 0, "{info}");
+    assert_eq!(message_count(&ch, &q).await, 0);
+    assert!(
+        get(&ch, &q).await.is_none(),
+        "not deliverable from the source"
+    );
+    // The exchange appears, bound to a queue. Warren retries at once; RabbitMQ on its
+    // worker's timer (3 minutes) or when the queue's policy changes, which this test then
+    // does.
+    let target = fanout_into_new_queue(&ch, &dlx, &[]).await;
+    let nudge = nudge_rabbitmq(&broker, &q).await;
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        let m = get_soon(&ch, &target).await;
+        assert_eq!(first_death_reason(&m.delivery), "rejected");
+        bodies.push(body(&m.delivery));
+    }
+    bodies.sort();
+    assert_eq!(bodies, ["hello0", "hello1"]);
+    wait_for_discards(&broker, &q, 0).await;
+    unnudge(&broker, nudge).await;
+}
+
+#[tokio::test]
+async fn at_least_once_discards_count_toward_reject_publish() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let dlx = format!("qq-dlx-{}", unique());
+    let q = at_least_once(&ch, &dlx, &[("x-max-length", int(3))]).await;
+    for body in ["a", "b"] {
+        assert!(publish(&ch, &q, body).await.is_ack());
+    }
+    reject_all(&ch, &q, 2).await;
+    wait_for_discards(&broker, &q, 2).await;
+    // Two discards and no ready message: the next publish is taken (3 of 3), the one
+    // after takes the queue over (soft limit), and then publishes are refused.
+    let mut acked = Vec::new();
+    for i in 0..4 {
+        acked.push(publish(&ch, &q, &i.to_string()).await.is_ack());
+    }
+    assert_eq!(acked, [true, true, false, false]);
+    assert_eq!(message_count(&ch, &q).await, 2);
+}
+
+#[tokio::test]
+async fn at_least_once_routing_nowhere_keeps_the_message_until_a_binding_takes_it() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let dlx = format!("qq-dlx-{}", unique());
+    ch.exchange_declare(
+        dlx.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = at_least_once(&ch, &dlx, &[("x-dead-letter-routing-key", text("dead"))]).await;
+    assert!(publish(&ch, &q, "m").await.is_ack());
+    reject_all(&ch, &q, 1).await;
+    wait_for_discards(&broker, &q, 1).await;
+    let target = dead_letter_queue(&ch).await;
+    ch.queue_bind(
+        target.as_str().into(),
+        dlx.as_str().into(),
+        "dead".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let nudge = nudge_rabbitmq(&broker, &q).await;
+    let m = get_soon(&ch, &target).await;
+    assert_eq!(body(&m.delivery), "m");
+    assert_eq!(first_death_reason(&m.delivery), "rejected");
+    wait_for_discards(&broker, &q, 0).await;
+    unnudge(&broker, nudge).await;
+}
+
+/// A target that refuses the copy (`reject-publish`, full) keeps the message in the source;
+/// the retry, once the target has room, sends it only to the targets that have not taken
+/// it. Warren only: RabbitMQ retries a refused copy after its worker's confirm timeout
+/// (`dead_letter_worker_publisher_confirm_timeout`, 3 minutes).
+#[tokio::test]
+async fn at_least_once_retries_a_refused_copy_on_the_timer_without_duplicating_the_others() {
+    let broker = TestBroker::start_warren_with(|c| c.amqp.dead_letter_retry_interval = 100).await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let dlx = format!("qq-dlx-{}", unique());
+    let q = at_least_once(&ch, &dlx, &[]).await;
+    let open = fanout_into_new_queue(&ch, &dlx, &[]).await;
+    let full = format!("qq-full-{}", unique());
+    ch.queue_declare(
+        full.as_str().into(),
+        DURABLE,
+        table(&[
+            ("x-max-length", int(1)),
+            ("x-overflow", text("reject-publish")),
+        ]),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        full.as_str().into(),
+        dlx.as_str().into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    assert!(publish(&ch, &full, "filler").await.is_ack());
+    assert!(publish(&ch, &q, "m").await.is_ack());
+    reject_all(&ch, &q, 1).await;
+    assert_eq!(body(&get_soon(&ch, &open).await.delivery), "m");
+    wait_for_discards(&broker, &q, 1).await;
+    // Room in the full target: the timer's retry fills it, and only it.
+    assert_eq!(body(&get_soon(&ch, &full).await.delivery), "filler");
+    assert_eq!(body(&get_soon(&ch, &full).await.delivery), "m");
+    wait_for_discards(&broker, &q, 0).await;
+    assert_eq!(message_count(&ch, &open).await, 0, "no second copy");
+}
+
+/// Switching the queue away from at-least-once (here: its policy's dead-letter exchange
+/// goes) deletes what it kept, as RabbitMQ's `rabbit_fifo_dlx` does.
+#[tokio::test]
+async fn at_least_once_discards_go_when_the_queue_stops_dead_lettering() {
+    let broker = TestBroker::start().await;
+    let conn = broker.connect().await;
+    let ch = confirming_channel(&conn).await;
+    let q = quorum(
+        &ch,
+        &[
+            ("x-dead-letter-strategy", text("at-least-once")),
+            ("x-overflow", text("reject-publish")),
+        ],
+    )
+    .await;
+    let admin = broker.admin();
+    let policy = format!("qq-policy-{}", unique());
+    let put = |dlx: &'static str| {
+        serde_json::json!({"pattern": format!("^{q}$"), "apply-to": "queues",
+            "definition": {"dead-letter-exchange": dlx}})
+    };
+    admin.put_policy("/", &policy, put("qq-nowhere")).await;
+    assert!(publish(&ch, &q, "m").await.is_ack());
+    reject_all(&ch, &q, 1).await;
+    wait_for_discards(&broker, &q, 1).await;
+    admin.delete_policy("/", &policy).await;
+    // (RabbitMQ samples `messages` and `messages_dlx` at different moments.)
+    broker
+        .mgmt()
+        .wait_for(&format!("/queues/%2F/{q}"), "no discards", |info| {
+            info["messages_dlx"] == 0 && info["messages"] == 0
+        })
+        .await;
+}

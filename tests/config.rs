@@ -87,6 +87,7 @@ fn default_values() {
     assert_eq!(c.amqp.max_connections, 0);
     assert_eq!(c.amqp.handshake_timeout, 10_000);
     assert_eq!(c.amqp.consumer_timeout, 1_800_000);
+    assert_eq!(c.amqp.dead_letter_retry_interval, 10_000);
     assert_eq!(c.storage.dir, PathBuf::from("data"));
     assert_eq!(c.auth.default_user, "guest");
     assert_eq!(c.auth.default_pass, "guest");
@@ -120,7 +121,7 @@ fn every_key_in_shipped_file_is_documented() {
             previous = line;
         }
     }
-    assert_eq!(keys, 37);
+    assert_eq!(keys, 38);
 }
 
 #[test]

@@ -422,3 +422,160 @@ async fn super_stream_producer_routes_by_routing_key() {
         assert_eq!(count(i).await, 0, "partition {i} is empty");
     }
 }
+
+/// Single active consumer through the client's own API (`enable_single_active_consumer`,
+/// `consumer_update`): of two consumers named alike only the first reads; when it
+/// closes, the second takes over from the offset its listener answered (its subscription
+/// said first, so a second consumer reading all along would start at 0). Warren only:
+/// RabbitMQ 3.10 has no single active consumer and would feed both.
+#[tokio::test]
+async fn single_active_consumer_takes_over_from_the_offset_its_listener_answers() {
+    let t = target().await;
+    if t._broker.is_none() {
+        return;
+    }
+    let env = t.env().await;
+    let stream = stream_name("sac");
+    env.stream_creator().create(&stream).await.expect("create");
+    let producer = env.producer().build(&stream).await.expect("producer");
+    for i in 0..5 {
+        let status = producer
+            .send_with_confirm(msg(format!("m{i}")))
+            .await
+            .expect("sent");
+        assert!(status.confirmed());
+    }
+    producer.close().await.expect("producer closes");
+
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let member = |who: &'static str, answer: u64| {
+        let tx = tx.clone();
+        env.consumer()
+            .name("sac-app")
+            .enable_single_active_consumer(true)
+            .offset(OffsetSpecification::First)
+            .consumer_update(move |active, _ctx| {
+                let _ = tx.send((who, active));
+                async move { OffsetSpecification::Offset(answer) }
+            })
+            .build(&stream)
+    };
+    let mut first = member("first", 0).await.expect("first consumer");
+    let mut second = member("second", 3).await.expect("second consumer");
+    for i in 0..5u64 {
+        assert_eq!(next(&mut first).await, (i, format!("m{i}")));
+    }
+    assert_eq!(updates.recv().await, Some(("first", 1)));
+    assert!(updates.try_recv().is_err(), "the second was not activated");
+
+    first.handle().close().await.expect("first closes");
+    let update = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+        .await
+        .expect("the second is activated");
+    assert_eq!(update, Some(("second", 1)));
+    assert_eq!(next(&mut second).await, (3, "m3".to_string()));
+    assert_eq!(next(&mut second).await, (4, "m4".to_string()));
+    second.handle().close().await.expect("second closes");
+    env.delete_stream(&stream).await.expect("delete");
+}
+
+/// CreateSuperStream through the client's `create_super_stream`, then two single active
+/// super stream consumers of one group: partition 0 stays with the first (0 mod 2), the
+/// first steps down on partition 1 for the second (1 mod 2); each then receives only its
+/// partition's messages. DeleteSuperStream removes it all. Warren only (3.13 commands).
+#[tokio::test]
+async fn super_stream_consumers_of_one_group_split_the_partitions() {
+    let t = target().await;
+    if t._broker.is_none() {
+        return;
+    }
+    let env = t.env().await;
+    let name = stream_name("super");
+    env.stream_creator()
+        .create_super_stream(&name, 2, None)
+        .await
+        .expect("create super stream");
+    match env
+        .stream_creator()
+        .create_super_stream(&name, 2, None)
+        .await
+    {
+        Err(StreamCreateError::Create { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamAlreadyExists)
+        }
+        other => panic!("second create: {other:?}"),
+    }
+
+    let (tx, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let member = |who: &'static str| {
+        let tx = tx.clone();
+        let mut builder = env
+            .super_stream_consumer()
+            .name("billing")
+            .enable_single_active_consumer(true)
+            .offset(OffsetSpecification::First)
+            .consumer_update(move |active, ctx| {
+                let _ = tx.send((who, ctx.stream(), active));
+                async move { OffsetSpecification::First }
+            });
+        let name = name.clone();
+        async move { builder.build(&name).await }
+    };
+    let (p0, p1) = (format!("{name}-0"), format!("{name}-1"));
+    let mut a = member("a").await.expect("first super stream consumer");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(updates.recv().await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, [("a", p0.clone(), 1), ("a", p1.clone(), 1)]);
+    let mut b = member("b").await.expect("second super stream consumer");
+    // a steps down on partition 1, then b is activated there; nothing on partition 0.
+    let step_down = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+        .await
+        .unwrap();
+    assert_eq!(step_down, Some(("a", p1.clone(), 0)));
+    let activated = tokio::time::timeout(Duration::from_secs(10), updates.recv())
+        .await
+        .unwrap();
+    assert_eq!(activated, Some(("b", p1.clone(), 1)));
+
+    for p in [&p0, &p1] {
+        let producer = env.producer().build(p).await.expect("producer");
+        let status = producer.send_with_confirm(msg(p.clone())).await.unwrap();
+        assert!(status.confirmed());
+        producer.close().await.unwrap();
+    }
+    assert_eq!(first_body(&mut a).await, p0);
+    assert_eq!(first_body(&mut b).await, p1);
+    assert!(updates.try_recv().is_err(), "no other change");
+    a.handle().close().await.unwrap();
+    b.handle().close().await.unwrap();
+
+    env.delete_super_stream(&name)
+        .await
+        .expect("delete super stream");
+    match env.delete_super_stream(&name).await {
+        Err(StreamDeleteError::Delete { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamDoesNotExist)
+        }
+        other => panic!("second delete: {other:?}"),
+    }
+    match env.consumer().build(&p0).await {
+        Err(ConsumerCreateError::StreamDoesNotExist { .. }) => {}
+        Err(ConsumerCreateError::Create { status, .. }) => {
+            assert_eq!(status, ResponseCode::StreamDoesNotExist)
+        }
+        other => panic!("consumer of a deleted partition: {:?}", other.map(|_| ())),
+    }
+}
+
+/// The body of a super stream consumer's next delivery, failing after 10 s without one.
+async fn first_body(c: &mut rabbitmq_stream_client::types::SuperStreamConsumer) -> String {
+    let d = tokio::time::timeout(Duration::from_secs(10), c.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("open")
+        .expect("a delivery");
+    String::from_utf8(d.message().data().unwrap().to_vec()).unwrap()
+}

@@ -784,3 +784,464 @@ async fn super_stream_commands_check_permissions() {
     assert_eq!(c.partitions(&name).await.0, code::OK);
     delete_super_stream(&amqp, &name).await;
 }
+
+// Single active consumer and the super stream commands (RabbitMQ 3.11 / 3.13: Warren
+// only, the RabbitMQ 3.10 these tests can also run against has neither).
+
+impl Conn {
+    /// Declares publisher 1 on `stream` (once) and publishes `bodies` as one batch,
+    /// waiting for every confirm: a later batch lands in a later chunk.
+    async fn publish_batch(&mut self, stream: &str, first_id: u64, bodies: &[&str]) {
+        if first_id == 1 {
+            let s = Str::from(stream);
+            let declared = self
+                .call(|id| ClientCommand::DeclarePublisher {
+                    correlation_id: id,
+                    publisher_id: 1,
+                    reference: Str::default(),
+                    stream: s,
+                })
+                .await;
+            assert_eq!(declared, code::OK);
+        }
+        let messages: Vec<PublishedMessage> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| PublishedMessage {
+                publishing_id: first_id + i as u64,
+                filter_value: None,
+                entry: Entry::Simple(amqp_message(b.as_bytes())),
+            })
+            .collect();
+        self.send(ClientCommand::Publish(Publish::new(1, 1, &messages)))
+            .await;
+        let mut confirmed = 0;
+        while confirmed < bodies.len() {
+            match self.recv().await.unwrap() {
+                ServerCommand::PublishConfirm { publishing_ids, .. } => {
+                    confirmed += publishing_ids.len()
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Subscribes `sub` to `stream` from the first offset with credit 5 and `properties`;
+    /// returns the response code.
+    async fn subscribe_with(&mut self, sub: u8, stream: &str, properties: &[(&str, &str)]) -> u16 {
+        let properties = properties
+            .iter()
+            .map(|(k, v)| (Str::from(*k), Str::from(*v)))
+            .collect();
+        let s = Str::from(stream);
+        self.call(|id| ClientCommand::Subscribe {
+            correlation_id: id,
+            subscription_id: sub,
+            stream: s,
+            offset: OffsetSpec::First,
+            credit: 5,
+            properties,
+        })
+        .await
+    }
+
+    /// The next frame must be a ConsumerUpdate: (correlation id, subscription, active).
+    async fn consumer_update(&mut self) -> (u32, u8, bool) {
+        match self.recv().await.expect("a consumer update") {
+            ServerCommand::ConsumerUpdate {
+                correlation_id,
+                subscription_id,
+                active,
+            } => (correlation_id, subscription_id, active),
+            other => panic!("expected a consumer update, got {other:?}"),
+        }
+    }
+
+    async fn answer_update(&mut self, correlation_id: u32, offset: Option<OffsetSpec>) {
+        self.send(ClientCommand::ConsumerUpdateResponse {
+            correlation_id,
+            code: code::OK,
+            offset,
+        })
+        .await;
+    }
+
+    /// The next frame must be a Deliver: (subscription, first offset, bodies).
+    async fn deliver(&mut self) -> (u8, u64, Vec<Bytes>) {
+        match self.recv().await.expect("a deliver") {
+            ServerCommand::Deliver {
+                subscription_id,
+                chunk,
+                ..
+            } => {
+                let (first, bodies) = chunk_entries(&chunk);
+                (subscription_id, first, bodies)
+            }
+            other => panic!("expected a deliver, got {other:?}"),
+        }
+    }
+
+    /// A round trip (QueryOffset): every frame the server sent before its response
+    /// arrives first, so a test can tell that nothing else was sent.
+    async fn sync(&mut self, stream: &str) {
+        let id = self.id();
+        self.send(ClientCommand::QueryOffset {
+            correlation_id: id,
+            reference: Str::from("nobody"),
+            stream: Str::from(stream),
+        })
+        .await;
+        match self.recv().await.unwrap() {
+            ServerCommand::QueryOffsetResponse { correlation_id, .. } if correlation_id == id => {}
+            other => panic!("expected nothing before the query's response, got {other:?}"),
+        }
+    }
+
+    async fn create_super_stream(&mut self, name: &str, partitions: &[&str], keys: &[&str]) -> u16 {
+        let strs = |v: &[&str]| v.iter().map(|s| Str::from(*s)).collect::<Vec<_>>();
+        let (partitions, binding_keys) = (strs(partitions), strs(keys));
+        self.call(|id| ClientCommand::CreateSuperStream {
+            correlation_id: id,
+            super_stream: Str::from(name),
+            partitions,
+            binding_keys,
+            arguments: vec![],
+        })
+        .await
+    }
+
+    async fn delete_super_stream(&mut self, name: &str) -> u16 {
+        self.call(|id| ClientCommand::DeleteSuperStream {
+            correlation_id: id,
+            super_stream: Str::from(name),
+        })
+        .await
+    }
+}
+
+async fn create_stream(c: &mut Conn, name: &str) {
+    let s = Str::from(name);
+    let created = c
+        .call(|id| ClientCommand::Create {
+            correlation_id: id,
+            stream: s,
+            arguments: vec![],
+        })
+        .await;
+    assert_eq!(created, code::OK);
+}
+
+const SAC: (&str, &str) = ("single-active-consumer", "true");
+
+#[tokio::test]
+async fn single_active_consumer_hands_over_in_subscription_order() {
+    let t = target().await;
+    if !t.warren {
+        return;
+    }
+    let stream = format!("sac-{}", common::unique());
+    let (mut a, mut b, mut c) = (connect(&t).await, connect(&t).await, connect(&t).await);
+    for x in [&mut a, &mut b, &mut c] {
+        open(x).await;
+    }
+    create_stream(&mut a, &stream).await;
+    a.publish_batch(&stream, 1, &["m0", "m1"]).await;
+    a.publish_batch(&stream, 3, &["m2", "m3"]).await;
+
+    // A name is required.
+    assert_eq!(
+        a.subscribe_with(9, &stream, &[SAC]).await,
+        code::PRECONDITION_FAILED
+    );
+    // The first member is active: its subscribe response, then a ConsumerUpdate, and
+    // nothing is delivered before it answers.
+    let group = [SAC, ("name", "app")];
+    assert_eq!(a.subscribe_with(1, &stream, &group).await, code::OK);
+    let (cid, sub, active) = a.consumer_update().await;
+    assert_eq!((sub, active), (1, true));
+    a.sync(&stream).await;
+    // The answer's offset wins over the subscription's (first).
+    a.answer_update(cid, Some(OffsetSpec::Offset(2))).await;
+    let (sub, first, bodies) = a.deliver().await;
+    assert_eq!((sub, first), (1, 2));
+    assert_eq!(bodies[0], amqp_message(b"m2"));
+
+    // The next two members wait: no update, no delivery; credit is refused while waiting.
+    assert_eq!(b.subscribe_with(3, &stream, &group).await, code::OK);
+    assert_eq!(c.subscribe_with(4, &stream, &group).await, code::OK);
+    b.send(ClientCommand::Credit {
+        subscription_id: 3,
+        credit: 1,
+    })
+    .await;
+    match b.recv().await.unwrap() {
+        ServerCommand::CreditResponse {
+            code: c,
+            subscription_id: 3,
+        } => assert_eq!(c, code::PRECONDITION_FAILED),
+        other => panic!("{other:?}"),
+    }
+    b.sync(&stream).await;
+    c.sync(&stream).await;
+    // A non-SAC subscription on the same stream is not part of the group.
+    assert_eq!(
+        c.subscribe_with(5, &stream, &[("name", "app")]).await,
+        code::OK
+    );
+    assert_eq!(c.deliver().await.0, 5);
+
+    // The active member leaves: the next in subscription order (b) takes over, from
+    // the offset it answers; c still waits.
+    let id = a.id();
+    a.send(ClientCommand::Unsubscribe {
+        correlation_id: id,
+        subscription_id: 1,
+    })
+    .await;
+    loop {
+        match a.recv().await.unwrap() {
+            ServerCommand::Response { key: k, code, .. } if k == key::UNSUBSCRIBE => {
+                assert_eq!(code, code::OK);
+                break;
+            }
+            ServerCommand::Deliver { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let (cid, sub, active) = b.consumer_update().await;
+    assert_eq!((sub, active), (3, true));
+    b.answer_update(cid, Some(OffsetSpec::Offset(0))).await;
+    let (sub, first, _) = b.deliver().await;
+    assert_eq!((sub, first), (3, 0));
+
+    // b's connection closes: c takes over; no answer offset keeps its subscription's.
+    drop(b);
+    let (cid, sub, active) = loop {
+        match c.recv().await.unwrap() {
+            ServerCommand::Deliver {
+                subscription_id: 5, ..
+            } => continue,
+            ServerCommand::ConsumerUpdate {
+                correlation_id,
+                subscription_id,
+                active,
+            } => break (correlation_id, subscription_id, active),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!((sub, active), (4, true));
+    c.answer_update(cid, None).await;
+    loop {
+        match c.deliver().await {
+            (5, ..) => continue,
+            (sub, first, _) => {
+                assert_eq!((sub, first), (4, 0));
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn super_stream_groups_spread_and_step_down_before_handing_over() {
+    let t = target().await;
+    if !t.warren {
+        return;
+    }
+    let name = format!("orders-{}", common::unique());
+    let (p0, p1) = (format!("{name}-0"), format!("{name}-1"));
+    let (mut a, mut b) = (connect(&t).await, connect(&t).await);
+    open(&mut a).await;
+    open(&mut b).await;
+    assert_eq!(
+        a.create_super_stream(&name, &[&p0, &p1], &["0", "1"]).await,
+        code::OK
+    );
+    assert_eq!(
+        a.partitions(&name).await,
+        (code::OK, vec![p0.clone(), p1.clone()])
+    );
+    assert_eq!(a.route("1", &name).await, (code::OK, vec![p1.clone()]));
+    a.publish_batch(&p1, 1, &["x"]).await;
+
+    let group = [SAC, ("name", "billing"), ("super-stream", name.as_str())];
+    // a joins both partitions first: active on both.
+    for (sub, p) in [(0u8, &p0), (1, &p1)] {
+        assert_eq!(a.subscribe_with(sub, p, &group).await, code::OK);
+        let (cid, s, active) = a.consumer_update().await;
+        assert_eq!((s, active), (sub, true));
+        a.answer_update(cid, None).await;
+    }
+    assert_eq!(a.deliver().await.0, 1);
+
+    // b joins partition 0: 0 mod 2 = 0, a stays active there.
+    assert_eq!(b.subscribe_with(0, &p0, &group).await, code::OK);
+    b.sync(&p0).await;
+    // b joins partition 1: 1 mod 2 = 1, so b; a is told to step down first, and b
+    // hears nothing until a has answered.
+    assert_eq!(b.subscribe_with(1, &p1, &group).await, code::OK);
+    let (cid, sub, active) = a.consumer_update().await;
+    assert_eq!((sub, active), (1, false));
+    b.sync(&p1).await;
+    a.answer_update(cid, None).await;
+    let (cid, sub, active) = b.consumer_update().await;
+    assert_eq!((sub, active), (1, true));
+    b.answer_update(cid, Some(OffsetSpec::First)).await;
+    let (sub, first, bodies) = b.deliver().await;
+    assert_eq!((sub, first), (1, 0));
+    assert_eq!(bodies, [amqp_message(b"x")]);
+    // a no longer reads partition 1.
+    a.publish_batch(&p1, 2, &["y"]).await;
+    assert_eq!(b.deliver().await.1, 1);
+    a.sync(&p1).await;
+
+    // DeleteSuperStream: the exchange and both partitions go; subscribers are told.
+    assert_eq!(a.delete_super_stream(&name).await, code::OK);
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        match a.recv().await.unwrap() {
+            ServerCommand::MetadataUpdate { code: c, stream } => {
+                assert_eq!(c, code::STREAM_NOT_AVAILABLE);
+                gone.push(stream.to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    gone.sort();
+    assert_eq!(gone, [p0, p1]);
+    assert_eq!(a.partitions(&name).await.0, code::STREAM_DOES_NOT_EXIST);
+}
+
+#[tokio::test]
+async fn create_and_delete_super_stream_refusals() {
+    let t = target().await;
+    if !t.warren {
+        return;
+    }
+    let name = format!("refused-{}", common::unique());
+    let p = format!("{name}-0");
+    let mut c = connect(&t).await;
+    open(&mut c).await;
+    let cases: &[(&str, &[&str], &[&str], u16)] = &[
+        ("amq.super", &["x-0"], &["0"], code::PRECONDITION_FAILED),
+        (&name, &[&p], &["0", "1"], code::PRECONDITION_FAILED),
+        (&name, &[&p, &p], &["0", "1"], code::PRECONDITION_FAILED),
+        (&name, &["amq.p"], &["0"], code::PRECONDITION_FAILED),
+        ("amq.direct", &[&p], &["0"], code::PRECONDITION_FAILED),
+    ];
+    for (x, partitions, keys, expected) in cases {
+        assert_eq!(
+            c.create_super_stream(x, partitions, keys).await,
+            *expected,
+            "{x} {partitions:?} {keys:?}"
+        );
+    }
+    assert!(c.lookup_missing(&p).await, "nothing was created");
+    assert_eq!(c.create_super_stream(&name, &[&p], &["0"]).await, code::OK);
+    // Again: the exchange exists; another super stream over an existing stream too.
+    assert_eq!(
+        c.create_super_stream(&name, &[&p], &["0"]).await,
+        code::STREAM_ALREADY_EXISTS
+    );
+    let other = format!("{name}-other");
+    assert_eq!(
+        c.create_super_stream(&other, &[&p], &["0"]).await,
+        code::STREAM_ALREADY_EXISTS
+    );
+
+    // Permissions: configure on the exchange and partitions, read on the exchange,
+    // write on the partitions.
+    let admin = t._broker.as_ref().unwrap().admin();
+    let user = format!("u-{}", common::unique());
+    admin.add_user(&user, "pw", "").await;
+    let mut u = connect(&t).await;
+    let mine = format!("{user}-ss");
+    let part = format!("{mine}-0");
+    for (configure, write, read, expected) in [
+        (".*", ".*", "^nothing$", code::ACCESS_REFUSED),
+        (".*", "^nothing$", ".*", code::ACCESS_REFUSED),
+        (
+            &format!("^{mine}$") as &str,
+            ".*",
+            ".*",
+            code::ACCESS_REFUSED,
+        ),
+        (".*", ".*", ".*", code::OK),
+    ] {
+        admin
+            .set_permissions(&user, "/", configure, write, read)
+            .await;
+        if expected == code::ACCESS_REFUSED && u.next_id == 0 {
+            open_as(&mut u, &user, "pw").await;
+        }
+        assert_eq!(
+            u.create_super_stream(&mine, &[&part], &["0"]).await,
+            expected,
+            "configure {configure} write {write} read {read}"
+        );
+    }
+    admin
+        .set_permissions(&user, "/", "^nothing$", ".*", ".*")
+        .await;
+    assert_eq!(u.delete_super_stream(&mine).await, code::ACCESS_REFUSED);
+    admin.set_permissions(&user, "/", ".*", ".*", ".*").await;
+    assert_eq!(u.delete_super_stream(&mine).await, code::OK);
+    assert_eq!(
+        u.delete_super_stream(&mine).await,
+        code::STREAM_DOES_NOT_EXIST
+    );
+    assert!(u.lookup_missing(&part).await, "the partition went with it");
+    assert_eq!(c.delete_super_stream(&name).await, code::OK);
+}
+
+impl Conn {
+    /// Whether Metadata says `stream` does not exist.
+    async fn lookup_missing(&mut self, stream: &str) -> bool {
+        let id = self.id();
+        self.send(ClientCommand::Metadata {
+            correlation_id: id,
+            streams: vec![Str::from(stream)],
+        })
+        .await;
+        match self.recv().await.unwrap() {
+            ServerCommand::MetadataResponse { streams, .. } => {
+                streams[0].code == code::STREAM_DOES_NOT_EXIST
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// A member told to step down that leaves without answering (here its connection goes)
+/// does not hold its group up: the next member is activated at once.
+#[tokio::test]
+async fn member_leaving_while_stepping_down_lets_the_next_one_go_ahead() {
+    let t = target().await;
+    if !t.warren {
+        return;
+    }
+    let name = format!("steps-{}", common::unique());
+    let p1 = format!("{name}-1");
+    let (mut a, mut b) = (connect(&t).await, connect(&t).await);
+    open(&mut a).await;
+    open(&mut b).await;
+    assert_eq!(
+        a.create_super_stream(&name, &[&format!("{name}-0"), &p1], &["0", "1"])
+            .await,
+        code::OK
+    );
+    let group = [SAC, ("name", "g"), ("super-stream", name.as_str())];
+    assert_eq!(a.subscribe_with(1, &p1, &group).await, code::OK);
+    let (cid, _, active) = a.consumer_update().await;
+    assert!(active);
+    a.answer_update(cid, None).await;
+    assert_eq!(b.subscribe_with(1, &p1, &group).await, code::OK);
+    let (_, sub, active) = a.consumer_update().await;
+    assert_eq!((sub, active), (1, false));
+    b.sync(&p1).await;
+    drop(a);
+    let (cid, sub, active) = b.consumer_update().await;
+    assert_eq!((sub, active), (1, true));
+    b.answer_update(cid, None).await;
+    assert_eq!(b.delete_super_stream(&name).await, code::OK);
+}

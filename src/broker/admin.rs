@@ -155,6 +155,7 @@ impl Broker {
                 &v.name,
                 self.store.clone(),
                 self.delayed.clone(),
+                self.dead_letters.clone(),
             ));
             vh.set_def(v.clone());
             vh.recover(recovery);
@@ -214,6 +215,7 @@ impl Broker {
             &def.name,
             self.store.clone(),
             self.delayed.clone(),
+            self.dead_letters.clone(),
         ));
         info!(vhost = %def.name, "vhost created");
         v.set_def(def.clone());

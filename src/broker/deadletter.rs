@@ -2,14 +2,21 @@
 //! dead-letter exchange with the dead-letter routing key (or its original routing keys,
 //! CC included, BCC never), carrying an `x-death` history and the `x-first-death-*`
 //! headers; cycles that no rejection broke are dropped.
+//!
+//! At most once (classic queues, and quorum queues by default) the copy is sent and the
+//! message is gone. At least once (a quorum queue's `x-dead-letter-strategy`) the message
+//! stays in its queue's log until every target has its copy synced, and is kept among the
+//! queue's discards while it cannot be delivered (`broker::discards`).
 
 use super::args::DeadLetterStrategy;
+use super::discards::Discarded;
 use super::effects::{DeadLetter, DeathReason, Effects};
 use super::exchange::{Props, RouteInfo};
 use super::message::Message;
-use super::queue::Queue;
+use super::queue::{DeadLetterTarget, Queue, QueuedMessage};
 use super::vhost::VHost;
 use crate::protocol::{EncodedProperties, FieldTable, FieldValue, LongStr, ShortStr};
+use crate::store::record::MARK_DISCARDED;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::debug;
@@ -40,19 +47,97 @@ fn entry_str<'a>(t: &'a FieldTable, key: &str) -> Option<&'a [u8]> {
 }
 
 fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
-    let queue = &dl.queue;
+    let queue = dl.queue.clone();
     // The queue's settings now (argument or policy): one short lock, taken with no other
     // held, once per dead-lettered message.
     let Some(target) = queue.dead_letter_target() else {
         return;
     };
-    let dlx_name = &target.exchange;
-    let dead_letter_routing_key = target.routing_key;
-    let Some(dlx) = vhost.exchange(dlx_name.as_bytes()) else {
-        debug!(queue = %queue.name, dlx = %dlx_name, "dead-letter exchange missing; message dropped");
+    if target.strategy != DeadLetterStrategy::AtLeastOnce {
+        // At most once: whatever happens to the copy, the message is gone.
+        let _ = send_copy(vhost, &queue, &target, &dl.message, dl.reason, &[], fx);
         return;
+    }
+    // At least once: the move to the discards is a `DeadLettering` command of the queue's
+    // log (rabbit_fifo's discard into its dlx state), so that a crash before a target has
+    // the copy brings it back among the discards; the final `Discard` follows the copies.
+    if let Some(p) = &dl.message.persisted {
+        p.log.mark(MARK_DISCARDED + dl.reason.code(), p.seq);
+    }
+    let d = Discarded::new(dl.message, dl.reason);
+    at_least_once(vhost, &queue, &target, d, fx);
+}
+
+/// Another attempt at a discard kept by `queue` (see `broker::discards`). Dropped when the
+/// queue no longer dead-letters at least once (no dead-letter exchange, another strategy),
+/// as RabbitMQ deletes its discards when the queue switches away from at-least-once.
+pub(super) fn retry_one(vhost: &VHost, queue: &Arc<Queue>, d: Discarded, fx: &mut Effects) {
+    match queue.dead_letter_target() {
+        Some(t) if t.strategy == DeadLetterStrategy::AtLeastOnce => {
+            at_least_once(vhost, queue, &t, d, fx)
+        }
+        _ => drop(d),
+    }
+}
+
+/// Sends a discard's copy to the targets that have not taken one yet. Settles it in the
+/// source's log once every target took it (after their copies are synced: the store
+/// applies the acknowledgement after the ticket); keeps it among the queue's discards when
+/// the exchange is missing, nothing took it, or a target refused it.
+fn at_least_once(
+    vhost: &VHost,
+    queue: &Arc<Queue>,
+    target: &DeadLetterTarget,
+    mut d: Discarded,
+    fx: &mut Effects,
+) {
+    let before = std::mem::take(&mut fx.ticket);
+    let sent = send_copy(vhost, queue, target, &d.message, d.reason, &d.settled, fx);
+    d.ticket = d.ticket.max(fx.ticket);
+    fx.ticket = fx.ticket.max(before);
+    let done = match sent {
+        None => false,
+        Some(s) => {
+            d.settled.extend(s.took);
+            !s.refused && !d.settled.is_empty()
+        }
     };
-    let original = &dl.message.message;
+    if !done {
+        queue.keep_discarded(d);
+        return;
+    }
+    if let Some(p) = d.message.persisted.take() {
+        p.settle_after(d.ticket);
+    }
+}
+
+/// What sending a dead-lettered copy did.
+struct Sent {
+    /// Target queues that took the copy (by name; collected for at-least-once only).
+    took: Vec<ShortStr>,
+    /// A target refused it (`reject-publish` on a full queue).
+    refused: bool,
+}
+
+/// Builds the dead-lettered copy of `qm` (x-death and the x-first-death-* headers) and
+/// publishes it to what the queue's dead-letter exchange routes it to, minus `skip` and
+/// minus a cycle no rejection broke. None when the exchange does not exist.
+fn send_copy(
+    vhost: &VHost,
+    queue: &Arc<Queue>,
+    target: &DeadLetterTarget,
+    qm: &QueuedMessage,
+    reason: DeathReason,
+    skip: &[ShortStr],
+    fx: &mut Effects,
+) -> Option<Sent> {
+    let dlx_name = &target.exchange;
+    let dead_letter_routing_key = target.routing_key.clone();
+    let Some(dlx) = vhost.exchange(dlx_name.as_bytes()) else {
+        debug!(queue = %queue.name, dlx = %dlx_name, "dead-letter exchange missing");
+        return None;
+    };
+    let original = &qm.message;
     let mut props = original.properties.decode().unwrap_or_default();
     let mut headers = props.headers.take().unwrap_or_default();
     if target.delivery_count_header {
@@ -72,7 +157,8 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     if dead_letter_routing_key.is_some() {
         headers.remove("CC");
     }
-    let reason = dl.reason.as_str();
+    let death = reason;
+    let reason = death.as_str();
     // RabbitMQ's three cases: no x-death yet (a first entry, fields in its own order,
     // plus the x-first-death-* headers), an x-death array (the matching entry counted
     // up or a new one, with sorted fields), or an x-death of another type (replaced by a
@@ -135,7 +221,7 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
     }
     // Queues this message already died in, and whether a rejection is in its history.
     let mut died_in: Vec<Vec<u8>> = Vec::new();
-    let mut rejected = dl.reason == DeathReason::Rejected;
+    let mut rejected = death == DeathReason::Rejected;
     for d in &deaths {
         if let FieldValue::Table(t) = d {
             if let Some(q) = entry_str(t, "queue") {
@@ -170,10 +256,18 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         RouteInfo::new(props.headers.as_ref(), Props::Decoded(&props)),
         &mut targets,
     );
-    // A cycle (back into a queue it died in) with no rejection in it is dropped.
-    targets.retain(|q| rejected || !died_in.iter().any(|n| n == q.name.as_bytes()));
+    // A cycle (back into a queue it died in) with no rejection in it is dropped; targets
+    // that took a copy before are not sent another.
+    targets.retain(|q| {
+        (rejected || !died_in.iter().any(|n| n == q.name.as_bytes()))
+            && !skip.iter().any(|n| n.as_bytes() == q.name.as_bytes())
+    });
+    let mut sent = Sent {
+        took: Vec::new(),
+        refused: false,
+    };
     if targets.is_empty() {
-        return;
+        return Some(sent);
     }
     let message = Arc::new(Message {
         exchange: ShortStr(dlx_name.0.clone()),
@@ -182,17 +276,15 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         body: original.body.clone(),
         bcc: Vec::new(),
     });
-    // At least once: the source acknowledges its copy only after the targets' copies are
-    // synced (the publishes' store ticket), so a crash in between keeps it there.
-    let before = std::mem::take(&mut fx.ticket);
+    let collect = target.strategy == DeadLetterStrategy::AtLeastOnce;
     for q in targets {
-        q.publish(message.clone(), fx);
+        if q.publish(message.clone(), fx) {
+            if collect {
+                sent.took.push(q.name.clone());
+            }
+        } else {
+            sent.refused = true;
+        }
     }
-    let ticket = fx.ticket;
-    fx.ticket = fx.ticket.max(before);
-    if target.strategy == DeadLetterStrategy::AtLeastOnce
-        && let Some(p) = dl.message.persisted
-    {
-        p.settle_after(ticket);
-    }
+    Some(sent)
 }

@@ -10,8 +10,18 @@
 //! An entry expires after `x-cache-ttl` ms (the exchange argument, or the message's own
 //! `x-cache-ttl` header), checked when the same value comes again.
 //!
-//! `x-cache-persistence` is accepted and validated as the plugin does, but the cache is
-//! kept in memory only: after a restart every value is new again.
+//! `x-cache-persistence: disk` on a durable exchange keeps the cache through Warren's store
+//! (`store::dedup`: the entries appended in insertion order, the file rewritten from the
+//! live entries whenever it grows `x-cache-size` + 1024 past its last rewrite, so it is
+//! bounded as the cache is): after a restart, `kill -9` included, the values seen are still
+//! duplicates until their TTL (kept as unix time) runs out. The plugin keeps such a cache
+//! in a Mnesia `disc_copies` table. `memory` (the default), and a transient exchange,
+//! start empty after a restart.
+//!
+//! Policies set `x-cache-size` and `x-cache-ttl` over the exchange's arguments, as the
+//! plugin's `policy_changed` does (the arguments again once the policy goes);
+//! `x-cache-persistence` in a policy is validated and, as in the plugin (its cache cannot
+//! change storage type), has no effect.
 //!
 //! The plugin's queue-level deduplication (`x-message-deduplication: true` on a queue) is
 //! [`QueueSet`]: a message is not enqueued while another with the same header value is in
@@ -24,9 +34,10 @@
 
 use super::consistent_hash::Fnv;
 use crate::protocol::{AmqpError, FieldTable, FieldValue, reply_code};
+use crate::store::DedupLog;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The header whose value identifies a message.
 pub const HEADER: &str = "x-deduplication-header";
@@ -50,6 +61,8 @@ fn positive(v: &FieldValue) -> Option<u64> {
 pub struct Settings {
     pub size: u64,
     pub ttl_ms: Option<u64>,
+    /// `x-cache-persistence: disk`.
+    pub disk: bool,
 }
 
 impl Settings {
@@ -68,23 +81,25 @@ impl Settings {
                 precondition("Invalid argument, 'x-cache-ttl' must be an integer greater than 0")
             })?),
         };
-        match args.get("x-cache-persistence") {
-            None => {}
-            Some(FieldValue::LongStr(s)) if &s.0[..] == b"disk" || &s.0[..] == b"memory" => {}
+        let disk = match args.get("x-cache-persistence") {
+            None => false,
+            Some(FieldValue::LongStr(s)) if &s.0[..] == b"disk" => true,
+            Some(FieldValue::LongStr(s)) if &s.0[..] == b"memory" => false,
             Some(_) => {
                 return Err(precondition(
                     "Invalid argument, 'x-cache-persistence' must be either 'disk' or 'memory'",
                 ));
             }
-        }
-        Ok(Settings { size, ttl_ms })
+        };
+        Ok(Settings { size, ttl_ms, disk })
     }
 }
 
-/// Milliseconds on a process-wide monotonic clock.
+/// Unix time in milliseconds: expiries outlive a restart.
 fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A 128-bit identity of a header value: two differently seeded 64-bit hashes of its
@@ -177,17 +192,62 @@ impl Drop for Token {
 
 #[derive(Debug, Default)]
 struct Entries {
-    /// identity → (expiry in ms, u64::MAX for none; insertion number).
+    /// identity → (expiry in unix ms, u64::MAX for none; insertion number).
     map: HashMap<u128, (u64, u64)>,
     /// Insertion order, with the insertion number: an entry whose number no longer
     /// matches the map's was replaced or removed, and is skipped.
     order: VecDeque<(u128, u64)>,
     next: u64,
+    /// Size and TTL in force: the arguments, or a policy's.
+    size: u64,
+    ttl_ms: Option<u64>,
+    /// The disk cache (`x-cache-persistence: disk`, durable exchange).
+    log: Option<DedupLog>,
+    /// Entries appended to the disk cache since its last rewrite.
+    appended: u64,
 }
+
+impl Entries {
+    /// Adds a value (replacing an expired one), making room by dropping the oldest.
+    fn insert(&mut self, key: u128, expiry: u64) {
+        // Room for one more: drop the oldest live entries (and skip stale order slots).
+        while self.map.len() as u64 >= self.size
+            && let Some((old, n)) = self.order.pop_front()
+        {
+            if self.map.get(&old).is_some_and(|&(_, m)| m == n) {
+                self.map.remove(&old);
+            }
+        }
+        let n = self.next;
+        self.next += 1;
+        self.map.insert(key, (expiry, n));
+        self.order.push_back((key, n));
+        // Stale slots (values re-added after expiring) are bounded by the map's size.
+        if self.order.len() > 2 * self.map.len() + 16 {
+            let Entries { map, order, .. } = self;
+            order.retain(|(k, n)| map.get(k).is_some_and(|&(_, m)| m == *n));
+        }
+    }
+
+    /// The live entries in insertion order, as the disk cache stores them (0: no expiry).
+    fn snapshot(&self) -> Vec<(u128, u64)> {
+        self.order
+            .iter()
+            .filter_map(|&(k, n)| {
+                let &(expiry, m) = self.map.get(&k)?;
+                (m == n).then_some((k, if expiry == u64::MAX { 0 } else { expiry }))
+            })
+            .collect()
+    }
+}
+
+/// Entries the disk cache may hold beyond the live ones before it is rewritten.
+const REWRITE_SLACK: u64 = 1024;
 
 /// One exchange's cache of recently seen header values.
 #[derive(Debug)]
 pub struct Cache {
+    /// From the exchange's arguments.
     settings: Settings,
     entries: Mutex<Entries>,
 }
@@ -196,8 +256,54 @@ impl Cache {
     pub fn new(settings: Settings) -> Cache {
         Cache {
             settings,
-            entries: Mutex::default(),
+            entries: Mutex::new(Entries {
+                size: settings.size,
+                ttl_ms: settings.ttl_ms,
+                ..Default::default()
+            }),
         }
+    }
+
+    /// Whether the cache is to be kept on disk (`x-cache-persistence: disk`).
+    pub fn wants_disk(&self) -> bool {
+        self.settings.disk
+    }
+
+    /// Keeps the cache on disk through `open`, which is handed the entries to start the
+    /// file with: `recovered` (what the store found at start-up, in insertion order)
+    /// replayed through the insertion rule, expired ones left out.
+    pub fn persist(
+        &self,
+        recovered: Vec<(u128, u64)>,
+        open: impl FnOnce(Vec<(u128, u64)>) -> DedupLog,
+    ) {
+        let now = now_ms();
+        let mut e = self.entries.lock().unwrap();
+        for (key, expiry) in recovered {
+            if expiry == 0 || expiry > now {
+                e.insert(key, if expiry == 0 { u64::MAX } else { expiry });
+            }
+        }
+        let log = open(e.snapshot());
+        e.log = Some(log);
+        e.appended = 0;
+    }
+
+    /// The exchange is deleted: its disk cache goes.
+    pub fn delete(&self) {
+        if let Some(log) = self.entries.lock().unwrap().log.take() {
+            log.delete();
+        }
+    }
+
+    /// Applies a policy's `x-cache-size` and `x-cache-ttl` over the arguments (the
+    /// arguments alone without one), as the plugin's `policy_changed` does. A smaller size
+    /// drops the oldest values at the next insertion.
+    pub fn apply_policy(&self, applied: &super::policy::Applied) {
+        let positive = |key: &str| applied.get(key).and_then(|v| v.as_u64()).filter(|n| *n > 0);
+        let mut e = self.entries.lock().unwrap();
+        e.size = positive("x-cache-size").unwrap_or(self.settings.size);
+        e.ttl_ms = positive("x-cache-ttl").or(self.settings.ttl_ms);
     }
 
     /// Whether a message with these headers is to be routed: true without the header,
@@ -207,34 +313,33 @@ impl Cache {
             return true;
         };
         let key = identity(value);
-        let ttl = headers
+        let header_ttl = headers
             .and_then(|h| h.get("x-cache-ttl"))
-            .and_then(positive)
-            .or(self.settings.ttl_ms);
+            .and_then(positive);
         let now = now_ms();
-        let expiry = ttl.map_or(u64::MAX, |t| now.saturating_add(t));
         let mut e = self.entries.lock().unwrap();
         if let Some(&(until, _)) = e.map.get(&key)
             && until > now
         {
             return false;
         }
-        // Room for one more: drop the oldest live entries (and skip stale order slots).
-        while e.map.len() as u64 >= self.settings.size
-            && let Some((old, n)) = e.order.pop_front()
-        {
-            if e.map.get(&old).is_some_and(|&(_, m)| m == n) {
-                e.map.remove(&old);
+        let expiry = header_ttl
+            .or(e.ttl_ms)
+            .map_or(u64::MAX, |t| now.saturating_add(t));
+        e.insert(key, expiry);
+        if e.log.is_some() {
+            e.appended += 1;
+            // Pushed under the cache's lock, so the store sees appends and rewrites in
+            // the order they happened.
+            if e.appended > e.size.saturating_add(REWRITE_SLACK) {
+                let snapshot = e.snapshot();
+                e.appended = 0;
+                if let Some(log) = &e.log {
+                    log.rewrite(snapshot);
+                }
+            } else if let Some(log) = &e.log {
+                log.append(key, if expiry == u64::MAX { 0 } else { expiry });
             }
-        }
-        let n = e.next;
-        e.next += 1;
-        e.map.insert(key, (expiry, n));
-        e.order.push_back((key, n));
-        // Stale slots (values re-added after expiring) are bounded by the map's size.
-        if e.order.len() > 2 * e.map.len() + 16 {
-            let Entries { map, order, .. } = &mut *e;
-            order.retain(|(k, n)| map.get(k).is_some_and(|&(_, m)| m == *n));
         }
         true
     }
@@ -265,6 +370,7 @@ mod tests {
         let c = Cache::new(Settings {
             size: 2,
             ttl_ms: None,
+            disk: false,
         });
         assert!(c.admit(Some(&headers("a"))));
         assert!(c.admit(Some(&headers("b"))));
@@ -298,7 +404,8 @@ mod tests {
             ok.unwrap(),
             Settings {
                 size: 10,
-                ttl_ms: Some(1000)
+                ttl_ms: Some(1000),
+                disk: true,
             }
         );
         for (args, text) in [

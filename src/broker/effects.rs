@@ -25,6 +25,26 @@ impl DeathReason {
             DeathReason::DeliveryLimit => "delivery_limit",
         }
     }
+
+    /// The reason's code in a discarded mark (`store::record::MARK_DISCARDED` + code).
+    pub fn code(self) -> u8 {
+        match self {
+            DeathReason::Rejected => 0,
+            DeathReason::Expired => 1,
+            DeathReason::Maxlen => 2,
+            DeathReason::DeliveryLimit => 3,
+        }
+    }
+
+    /// The reason of a discarded mark's code; unknown codes read as `rejected`.
+    pub fn from_code(code: u8) -> DeathReason {
+        match code {
+            1 => DeathReason::Expired,
+            2 => DeathReason::Maxlen,
+            3 => DeathReason::DeliveryLimit,
+            _ => DeathReason::Rejected,
+        }
+    }
 }
 
 #[derive(Debug)]

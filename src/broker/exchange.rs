@@ -232,6 +232,7 @@ impl Exchange {
                 let settings = dedup::Settings::from_args(&arguments).unwrap_or(dedup::Settings {
                     size: 1,
                     ttl_ms: None,
+                    disk: false,
                 });
                 dedup::Cache::new(settings)
             }),
@@ -240,6 +241,11 @@ impl Exchange {
             stats: Default::default(),
             policy: RwLock::default(),
         }
+    }
+
+    /// An x-message-deduplication exchange's cache.
+    pub fn dedup_cache(&self) -> Option<&dedup::Cache> {
+        self.dedup.as_ref()
     }
 
     /// The kind whose bindings and routing this exchange has (an x-delayed-message
@@ -264,6 +270,9 @@ impl Exchange {
     /// changes).
     pub(crate) fn set_policies(&self, applied: Applied) {
         let alternate = effective::alternate_exchange(&applied);
+        if let Some(cache) = &self.dedup {
+            cache.apply_policy(&applied);
+        }
         *self.policy.write().unwrap() = ExchangePolicy { applied, alternate };
     }
 

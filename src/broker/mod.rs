@@ -15,6 +15,7 @@ pub mod deadletter;
 pub mod dedup;
 pub mod definitions_json;
 pub mod delayed;
+pub mod discards;
 pub mod effects;
 pub mod exchange;
 pub mod headers;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod quorum;
+pub mod sac;
 pub mod schedule;
 pub mod stats;
 pub mod stream;
@@ -50,6 +52,9 @@ pub struct Broker {
     /// Delayed messages of every vhost (x-delayed-message exchanges): one schedule, one
     /// timer task (started by the server with [`schedule::Scheduler::run`]).
     pub delayed: Arc<schedule::Scheduler>,
+    /// Retries at-least-once discards of every vhost: one task (started by the server
+    /// with [`discards::Retrier::run`]).
+    pub dead_letters: Arc<discards::Retrier>,
     /// Serialises administrative operations, so that a vhost being deleted cannot be
     /// declared into meanwhile and the definitions log sees changes in the order applied.
     /// Taken before any other lock, never while holding one.
@@ -86,6 +91,7 @@ impl Broker {
             connections: Arc::new(Registry::default()),
             store,
             delayed,
+            dead_letters: Arc::default(),
             admin: Mutex::new(()),
             globals: RwLock::default(),
             retired_queues: Default::default(),

@@ -15,6 +15,7 @@
 
 use super::args::{Overflow, QueueArgs, message_expiration};
 use super::consumer::{Consumer, Unacked};
+use super::discards::{Discarded, Discards};
 use super::effects::{DeathReason, Effects};
 use super::message::MessageRef;
 use super::policy::Applied;
@@ -195,6 +196,9 @@ pub struct QueueLevels {
     pub paged_out: u64,
     pub paged_out_bytes: u64,
     pub consumers: u64,
+    /// Discards waiting for their dead-letter target (RabbitMQ's `messages_dlx`).
+    pub dlx: u64,
+    pub dlx_bytes: u64,
 }
 
 impl QueueLevels {
@@ -205,6 +209,8 @@ impl QueueLevels {
             paged_out: s.tail.count,
             paged_out_bytes: s.tail.bytes,
             consumers: s.consumers.len() as u64,
+            dlx: s.discards.len(),
+            dlx_bytes: s.discards.bytes(),
         }
     }
 }
@@ -241,9 +247,6 @@ pub struct Queue {
     counts_returns: bool,
     /// How fast the ready and unacknowledged counts move (sampled, management API).
     pub depth: super::stats::Depth,
-    /// The deduplication header values of the messages in the queue
-    /// (`x-message-deduplication`).
-    dedup: Option<Arc<super::dedup::QueueSet>>,
     /// A stream queue's log and readers (`x-queue-type: stream`): the operations below
     /// hand over to it at their top, so the handlers never ask a queue's type.
     stream: Option<Arc<StreamQueue>>,
@@ -283,6 +286,12 @@ struct QueueState {
     /// unacknowledged. The next consumer takes over only once they are settled, so that
     /// requeued ones reach it first.
     sac_draining: Option<Arc<Consumer>>,
+    /// Dead messages waiting for their dead-letter target (at-least-once dead-lettering;
+    /// always empty otherwise): see `broker::discards`.
+    discards: Discards,
+    /// The deduplication header values of the messages in the queue
+    /// (`x-message-deduplication`, argument or policy).
+    dedup: Option<Arc<super::dedup::QueueSet>>,
 }
 
 /// Where and how a queue dead-letters now.
@@ -304,6 +313,9 @@ pub struct QueueSnapshot {
     pub paged_out_bytes: u64,
     pub consumers: Vec<Arc<Consumer>>,
     pub idle_since: Instant,
+    /// Discards waiting for their dead-letter target, and their bytes.
+    pub dlx: u64,
+    pub dlx_bytes: u64,
 }
 
 /// Why a consumer could not subscribe.
@@ -361,13 +373,14 @@ impl Queue {
                 timer_running: false,
                 admission: quorum.then(Admission::default),
                 sac_draining: None,
+                discards: Discards::default(),
+                dedup: None,
             }),
             timer: Notify::new(),
             stats: Counters::default(),
             unacked: Default::default(),
             depth: Default::default(),
             counts_returns: quorum,
-            dedup: None,
             stream: None,
         }
         .with_dedup()
@@ -376,7 +389,7 @@ impl Queue {
     /// Sets up the deduplication set of a queue declared with `x-message-deduplication`.
     fn with_dedup(mut self) -> Self {
         if self.args.message_deduplication {
-            self.dedup = Some(Arc::default());
+            self.state.get_mut().unwrap().dedup = Some(Arc::default());
         }
         self
     }
@@ -428,6 +441,7 @@ impl Queue {
         }
         s.settings = settings;
         s.applied = applied;
+        Self::toggle_dedup(s, &self.args, self.stream.is_some());
         self
     }
 
@@ -473,6 +487,10 @@ impl Queue {
             }
             // The timer task looks again at its deadlines (expires may have changed).
             self.timer.notify_one();
+            if !s.discards.is_empty() {
+                self.discards_after_policy_change(&mut s);
+            }
+            Self::toggle_dedup(&mut s, &self.args, self.stream.is_some());
         }
         self.enforce_length_limit(fx);
     }
@@ -571,7 +589,7 @@ impl Queue {
         let level = self.level_of(&message);
         let persistent =
             self.durable && (message.persistent() || self.args.queue_type.always_persistent());
-        let dedup = match &self.dedup {
+        let dedup = match &s.dedup {
             None => None,
             Some(set) => match super::dedup::key_of(message.properties.headers().as_ref()) {
                 // Another message with this value is in the queue: this one is not
@@ -761,37 +779,48 @@ impl Queue {
     fn load(self: &Arc<Self>, s: &mut QueueState, messages: Vec<LoggedMessage>) {
         let mut earliest = s.earliest;
         for m in messages {
-            let stored = m.stored;
-            let message = Arc::new(stored.message);
-            let expires_at = unix_ms_to_deadline(stored.expires);
+            let (qm, expires_at) = self.logged_message(s.dedup.as_ref(), m);
             if let Some(t) = expires_at {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
-            let message = if self.counts_returns && m.delivery_count > 0 {
-                quorum::with_delivery_count(&message, m.delivery_count)
-            } else {
-                message
-            };
-            let dedup = self.dedup.as_ref().and_then(|set| {
-                let key = super::dedup::key_of(message.properties.headers().as_ref())?;
-                Some(set.readmit(key))
-            });
-            s.ready.push_back(QueuedMessage {
-                dedup,
-                seq: stored.seq,
-                level: self.level_of(&message),
-                message,
-                redelivered: m.delivered,
-                delivery_count: m.delivery_count,
-                expires_at,
-                persisted: Some(Persisted::new(self.log.clone(), stored.seq)),
-            });
+            s.ready.push_back(qm);
         }
         if earliest != s.earliest {
             s.earliest = earliest;
             self.ensure_timer(s);
             self.timer.notify_one();
         }
+    }
+
+    /// A message read from the log as the queue keeps it, and its expiry.
+    fn logged_message(
+        &self,
+        dedup: Option<&Arc<super::dedup::QueueSet>>,
+        m: LoggedMessage,
+    ) -> (QueuedMessage, Option<Instant>) {
+        let stored = m.stored;
+        let message = Arc::new(stored.message);
+        let expires_at = unix_ms_to_deadline(stored.expires);
+        let message = if self.counts_returns && m.delivery_count > 0 {
+            quorum::with_delivery_count(&message, m.delivery_count)
+        } else {
+            message
+        };
+        let dedup = dedup.and_then(|set| {
+            let key = super::dedup::key_of(message.properties.headers().as_ref())?;
+            Some(set.readmit(key))
+        });
+        let qm = QueuedMessage {
+            dedup,
+            seq: stored.seq,
+            level: self.level_of(&message),
+            message,
+            redelivered: m.delivered,
+            delivery_count: m.delivery_count,
+            expires_at,
+            persisted: Some(Persisted::new(self.log.clone(), stored.seq)),
+        };
+        (qm, expires_at)
     }
 
     /// The priority level a message waits at (0 unless the queue has x-max-priority).
@@ -807,7 +836,20 @@ impl Queue {
         let mut s = self.lock();
         s.next_seq = rq.next_seq;
         s.logged = true;
-        self.load(&mut s, rq.messages);
+        let (discarded, ready): (Vec<_>, Vec<_>) =
+            rq.messages.into_iter().partition(|m| m.discarded.is_some());
+        self.load(&mut s, ready);
+        for m in discarded {
+            // Back among the discards: retried once the vhost is up (`VHost::recover`
+            // registers the queue with the retrier).
+            let reason = DeathReason::from_code(m.discarded.unwrap_or(0));
+            let (mut qm, _) = self.logged_message(s.dedup.as_ref(), m);
+            // However it ends (dead-lettered or dropped), its log records a `Discard`.
+            if let Some(p) = &mut qm.persisted {
+                p.discard();
+            }
+            s.discards.push(Discarded::new(qm, reason));
+        }
         s.tail.count = rq.tail_count;
         s.tail.bytes = rq.tail_bytes;
         self.maybe_page_in(&mut s);
@@ -952,6 +994,7 @@ impl Queue {
             delivery_count: qm.delivery_count,
             delivered: true,
             checked_out: true,
+            discarded: None,
         };
         let cmd = Command::Return { seq: qm.seq };
         let applied = Machine::new(settings.delivery_limit).apply(&mut state, cmd);
@@ -964,6 +1007,80 @@ impl Queue {
         qm.delivery_count = state.delivery_count;
         qm.message = quorum::with_delivery_count(&qm.message, state.delivery_count);
         true
+    }
+
+    /// Keeps a dead message its target did not take (at-least-once dead-lettering) and
+    /// registers the queue with the broker's retrier. Dropped if the queue is deleted.
+    pub fn keep_discarded(self: &Arc<Self>, d: Discarded) {
+        {
+            let mut s = self.lock();
+            if s.deleted {
+                return;
+            }
+            s.discards.push(d);
+        }
+        if let Some(v) = self.vhost() {
+            v.dead_letters.register(self);
+        }
+    }
+
+    /// Whether dead messages wait for their target here.
+    pub fn has_discards(&self) -> bool {
+        !self.lock().discards.is_empty()
+    }
+
+    /// Tries every discard again (the retrier's pass). A dead-letter exchange that is still
+    /// missing is noticed once for the whole pass, not once per discard.
+    pub fn retry_discards(self: &Arc<Self>) {
+        if let (Some(t), Some(v)) = (self.dead_letter_target(), self.vhost())
+            && t.strategy == super::args::DeadLetterStrategy::AtLeastOnce
+            && v.exchange(t.exchange.as_bytes()).is_none()
+        {
+            return;
+        }
+        let taken = {
+            let mut s = self.lock();
+            if s.deleted || s.discards.is_empty() {
+                return;
+            }
+            s.discards.take()
+        };
+        super::discards::retry(self, taken);
+    }
+
+    /// Queue-level deduplication as the policy (first) or the argument asks, as the
+    /// plugin's `maybe_toggle_dedup_queue`: turned on, the set starts empty (messages
+    /// already queued are not in it, as the plugin flushes its cache); turned off, it goes.
+    fn toggle_dedup(s: &mut QueueState, args: &QueueArgs, stream: bool) {
+        if stream {
+            return;
+        }
+        let wanted = match s.applied.get("x-message-deduplication") {
+            Some(serde_json::Value::Bool(b)) => b,
+            _ => args.message_deduplication,
+        };
+        match (wanted, s.dedup.is_some()) {
+            (true, false) => s.dedup = Some(Arc::default()),
+            (false, true) => s.dedup = None,
+            _ => {}
+        }
+    }
+
+    /// After a policy change with discards waiting: retried at once while the queue still
+    /// dead-letters at least once; otherwise deleted, as RabbitMQ's `rabbit_fifo_dlx`
+    /// deletes them when a queue switches away from at-least-once.
+    fn discards_after_policy_change(&self, s: &mut QueueState) {
+        let keeps = s.settings.dead_letter_exchange.is_some()
+            && s.settings.dead_letter_strategy == super::args::DeadLetterStrategy::AtLeastOnce;
+        if keeps {
+            if let Some(v) = self.vhost() {
+                v.dead_letters.topology_changed();
+            }
+            return;
+        }
+        let (n, bytes) = (s.discards.len(), s.discards.bytes());
+        drop(s.discards.take());
+        tracing::info!(queue = %self.name, messages = n, bytes, "deleted dead-lettered messages: the queue no longer dead-letters at least once");
     }
 
     /// Subscribes a consumer and delivers to it.
@@ -1100,6 +1217,8 @@ impl Queue {
                 paged_out_bytes: 0,
                 consumers: stream.consumers(),
                 idle_since: s.last_used,
+                dlx: 0,
+                dlx_bytes: 0,
             };
         }
         let l = QueueLevels::of(&s);
@@ -1110,6 +1229,8 @@ impl Queue {
             paged_out_bytes: l.paged_out_bytes,
             consumers: s.consumers.clone(),
             idle_since: s.last_used,
+            dlx: l.dlx,
+            dlx_bytes: l.dlx_bytes,
         }
     }
 
@@ -1139,6 +1260,7 @@ impl Queue {
         }
         let n = (s.ready.clear() as u64 + s.tail.count) as u32;
         s.tail = Tail::default();
+        drop(s.discards.take());
         let consumers = std::mem::take(&mut s.consumers);
         for c in &consumers {
             c.cancelled.store(true, Ordering::Relaxed);
@@ -1199,8 +1321,9 @@ impl Queue {
 /// queues refuse what would go over the limits; quorum queues apply rabbit_fifo's soft
 /// limit (and note that this one may take them over it).
 fn admit(s: &mut QueueState, size: u64) -> bool {
-    let len = s.ready.len as u64 + s.tail.count;
-    let bytes = s.ready.bytes + s.tail.bytes;
+    // rabbit_fifo counts the discards waiting for their target (`is_over_limit`).
+    let len = s.ready.len as u64 + s.tail.count + s.discards.len();
+    let bytes = s.ready.bytes + s.tail.bytes + s.discards.bytes();
     let (max_len, max_bytes) = (s.settings.max_length, s.settings.max_length_bytes);
     match &mut s.admission {
         Some(a) => {

@@ -9,8 +9,10 @@
 //!   discarded with reason `delivery_limit` ([`Machine::apply`]); redeliveries carry the
 //!   count in `x-delivery-count` ([`with_delivery_count`]);
 //! - `reject-publish` is rabbit_fifo's soft limit ([`Admission`]);
-//! - `at-least-once` dead-lettering settles a message in the source's log only once the
-//!   dead-letter targets have synced it (`Persisted::settle_after`).
+//! - `at-least-once` dead-lettering first moves a message to the queue's discards
+//!   ([`Command::DeadLettering`], rabbit_fifo's `discard` into its dlx state), where it
+//!   stays, in the log and in snapshots, until the dead-letter targets have synced their
+//!   copies; only then is it discarded for good (`Persisted::settle_after`).
 //!
 //! The commands are what the queue's command log holds, in the order the queue issued them
 //! (`store::qlog`): an enqueue is a message record, the others fixed-size records, and
@@ -20,6 +22,7 @@
 //! message's [`MessageState`] under its lock when it returns one. That log is what a Raft
 //! implementation replicates: see docs/ARCHITECTURE.md, "Quorum queues".
 
+use super::effects::DeathReason;
 use super::message::{Message, MessageRef};
 use crate::protocol::{EncodedProperties, FieldValue};
 use std::collections::{HashMap, VecDeque};
@@ -36,8 +39,14 @@ pub enum Command {
     Settle { seq: u64 },
     /// Given back unsettled (reject or nack with requeue, channel closed, consumer timeout).
     Return { seq: u64 },
-    /// Dropped or dead-lettered (TTL, overflow, rejection, delivery limit): gone.
+    /// Dropped or dead-lettered (TTL, overflow, rejection, delivery limit): gone. Also
+    /// what ends a [`DeadLettering`](Command::DeadLettering) message once its dead-letter
+    /// targets have their copies synced (rabbit_fifo_dlx's settle).
     Discard { seq: u64 },
+    /// Moved to the queue's discards for `reason`, to be dead-lettered at least once
+    /// (rabbit_fifo's `discard` with the `at_least_once` strategy): still in the queue,
+    /// no longer ready, until a [`Discard`](Command::Discard) ends it.
+    DeadLettering { seq: u64, reason: DeathReason },
 }
 
 impl Command {
@@ -48,7 +57,8 @@ impl Command {
             | Command::Checkout { seq }
             | Command::Settle { seq }
             | Command::Return { seq }
-            | Command::Discard { seq } => seq,
+            | Command::Discard { seq }
+            | Command::DeadLettering { seq, .. } => seq,
         }
     }
 }
@@ -62,6 +72,8 @@ pub struct MessageState {
     pub delivered: bool,
     /// Checked out now, awaiting settlement.
     pub checked_out: bool,
+    /// Among the discards, waiting for its dead-letter target, and why it died.
+    pub discarded: Option<DeathReason>,
 }
 
 /// What applying a command did to its message.
@@ -117,6 +129,11 @@ impl Machine {
                 } else {
                     Applied::Kept
                 }
+            }
+            Command::DeadLettering { reason, .. } => {
+                m.checked_out = false;
+                m.discarded = Some(reason);
+                Applied::Kept
             }
             Command::Settle { .. } | Command::Discard { .. } => Applied::Gone,
         }
@@ -274,7 +291,8 @@ impl Replica {
 
     /// The state as a snapshot: `u32 n | n × (u64 word index | u64 bits)` for the non-zero
     /// words, then `u32 m | m × (u64 seq | u32 delivery count | u8 flags)` (bit 0:
-    /// delivered, bit 1: checked out), states in seq order. Deterministic: the same state
+    /// delivered, bit 1: checked out, bit 2: among the discards, bits 3-4: its reason's
+    /// code), states in seq order. Deterministic: the same state
     /// always encodes to the same octets.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let words: Vec<(u64, u64)> = self
@@ -295,7 +313,8 @@ impl Replica {
         for (seq, m) in states {
             out.extend_from_slice(&seq.to_be_bytes());
             out.extend_from_slice(&m.delivery_count.to_be_bytes());
-            out.push(m.delivered as u8 | (m.checked_out as u8) << 1);
+            let discarded = m.discarded.map_or(0, |r| 4 | (r.code() & 3) << 3);
+            out.push(m.delivered as u8 | (m.checked_out as u8) << 1 | discarded);
         }
     }
 
@@ -334,6 +353,7 @@ impl Replica {
                 delivery_count,
                 delivered: flags & 1 != 0,
                 checked_out: flags & 2 != 0,
+                discarded: (flags & 4 != 0).then(|| DeathReason::from_code((flags >> 3) & 3)),
             };
             if r.contains(seq) && state != MessageState::default() {
                 r.states.insert(seq, state);
@@ -441,6 +461,27 @@ mod tests {
         );
         assert!(!m.contains(2));
         assert_eq!(m.seqs().collect::<Vec<_>>(), [1]);
+    }
+
+    /// At least once: the message stays, among the discards with its reason, through a
+    /// snapshot, until the discard that follows its target's copy.
+    #[test]
+    fn a_dead_lettering_message_stays_with_its_reason_until_discarded() {
+        let mut m = Replica::new(Machine::new(None));
+        m.apply(Command::Enqueue { seq: 3 });
+        m.apply(Command::Checkout { seq: 3 });
+        let reason = DeathReason::DeliveryLimit;
+        let cmd = Command::DeadLettering { seq: 3, reason };
+        assert_eq!(m.apply(cmd), Applied::Kept);
+        let s = m.state(3);
+        assert_eq!((s.discarded, s.checked_out), (Some(reason), false));
+        let mut buf = Vec::new();
+        m.encode(&mut buf);
+        let back = Replica::decode(Machine::default(), &buf).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.state(3).discarded, Some(reason));
+        assert_eq!(m.apply(Command::Discard { seq: 3 }), Applied::Gone);
+        assert!(m.is_empty());
     }
 
     #[test]

@@ -124,6 +124,8 @@ impl StreamQueue {
             paged_out: 0,
             paged_out_bytes: 0,
             consumers: self.consumer_count() as u64,
+            dlx: 0,
+            dlx_bytes: 0,
         }
     }
 

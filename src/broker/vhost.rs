@@ -4,6 +4,7 @@
 use super::args::{QueueArgs, STREAM_ARGS, VALIDATION_ORDER};
 use super::auth::{Access, Perm, ResourceKind};
 use super::consumer::Consumer;
+use super::discards::Retrier;
 use super::exchange::{Binding, Destination, Exchange, ExchangeKind, RouteInfo};
 use super::names;
 use super::outbox::Bells;
@@ -44,6 +45,11 @@ pub struct VHost {
     pub(crate) policies: RwLock<VHostPolicies>,
     /// The broker's schedule of delayed messages (x-delayed-message exchanges).
     pub delayed: Arc<Scheduler>,
+    /// Single active consumer groups of the vhost's streams (stream protocol).
+    pub sac: super::sac::Coordinator,
+    /// The broker's retrier of at-least-once discards: told when this vhost's topology
+    /// changes (`broker::discards`).
+    pub dead_letters: Arc<Retrier>,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -88,7 +94,12 @@ fn precondition(text: String) -> AmqpError {
 
 impl VHost {
     /// A vhost with the default exchange and the predeclared `amq.*` exchanges.
-    pub fn new(name: &str, store: Arc<Store>, delayed: Arc<Scheduler>) -> VHost {
+    pub fn new(
+        name: &str,
+        store: Arc<Store>,
+        delayed: Arc<Scheduler>,
+        dead_letters: Arc<Retrier>,
+    ) -> VHost {
         let v = VHost {
             name: name.to_string(),
             exchanges: DashMap::new(),
@@ -106,6 +117,8 @@ impl VHost {
             retired: Default::default(),
             policies: RwLock::default(),
             delayed,
+            sac: Default::default(),
+            dead_letters,
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -316,9 +329,16 @@ impl VHost {
                     spec.arguments.clone(),
                 );
                 e.set_policies(self.policies_for(Target::Exchange, spec.name.as_bytes()));
+                if spec.durable {
+                    self.persist_dedup_cache(&e, Vec::new());
+                }
                 Arc::new(e)
             })
             .clone();
+        if created {
+            // A discard may route through it now.
+            self.dead_letters.topology_changed();
+        }
         if created && spec.durable {
             self.store.define(&Change::Exchange(ExchangeDef {
                 vhost: ShortStr::from(self.name.as_str()),
@@ -419,6 +439,9 @@ impl VHost {
     fn forget_exchange(&self, e: &Exchange) {
         if e.kind == ExchangeKind::Delayed {
             self.delayed.forget(self, e);
+        }
+        if let Some(cache) = e.dedup_cache() {
+            cache.delete();
         }
         if e.durable {
             self.store.define(&Change::DeleteExchange {
@@ -586,6 +609,8 @@ impl VHost {
                 }));
             }
             q.start_timer_if_needed();
+            // The default exchange routes to it now.
+            self.dead_letters.topology_changed();
         } else {
             q.touch();
         }
@@ -698,13 +723,14 @@ impl VHost {
             arguments.clone(),
             ex.route_kind(),
         )?;
-        if ex.bind(b)
-            && let Some(mut def) = def
-        {
-            def.vhost = ShortStr::from(self.name.as_str());
-            def.routing_key = routing_key.clone();
-            def.arguments = arguments.clone();
-            self.store.define(&Change::Bind(def));
+        if ex.bind(b) {
+            self.dead_letters.topology_changed();
+            if let Some(mut def) = def {
+                def.vhost = ShortStr::from(self.name.as_str());
+                def.routing_key = routing_key.clone();
+                def.arguments = arguments.clone();
+                self.store.define(&Change::Bind(def));
+            }
         }
         Ok(())
     }
@@ -860,17 +886,18 @@ impl VHost {
             let Some(kind) = ExchangeKind::parse(e.kind.as_bytes()) else {
                 continue;
             };
-            self.exchanges.insert(
+            let ex = Exchange::new(
                 e.name.clone(),
-                Arc::new(Exchange::new(
-                    e.name.clone(),
-                    kind,
-                    true,
-                    e.auto_delete,
-                    e.internal,
-                    e.arguments.clone(),
-                )),
+                kind,
+                true,
+                e.auto_delete,
+                e.internal,
+                e.arguments.clone(),
             );
+            let key = (self.name.clone(), e.name.as_bytes().to_vec());
+            let seen = recovery.dedup.remove(&key).unwrap_or_default();
+            self.persist_dedup_cache(&ex, seen);
+            self.exchanges.insert(e.name.clone(), Arc::new(ex));
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
@@ -891,6 +918,10 @@ impl VHost {
             );
             if let Some(rq) = recovery.queues.remove(&d.log_id) {
                 q.recover(rq);
+                if q.has_discards() {
+                    // Retried on the retrier's first pass, after every vhost is up.
+                    self.dead_letters.register(&q);
+                }
             }
             q.start_timer_if_needed();
             self.queues.insert(d.name.clone(), q);
@@ -915,6 +946,19 @@ impl VHost {
             {
                 ex.bind(binding);
             }
+        }
+    }
+
+    /// Keeps a durable deduplication exchange's cache on disk when it asks for it
+    /// (`x-cache-persistence: disk`), starting from `seen` (what recovery found).
+    fn persist_dedup_cache(&self, e: &Exchange, seen: Vec<(u128, u64)>) {
+        if let Some(cache) = e.dedup_cache()
+            && cache.wants_disk()
+        {
+            let store = &self.store;
+            cache.persist(seen, |entries| {
+                store.dedup_log(&self.name, e.name.as_bytes(), entries)
+            });
         }
     }
 

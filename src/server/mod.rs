@@ -267,6 +267,12 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
             .clone()
             .run(Arc::downgrade(&shared.broker), shared.shutdown.clone()),
     );
+    // Discards recovered from the log go to their targets before any client connects.
+    shared.broker.dead_letters.pass();
+    tracker.spawn(shared.broker.dead_letters.clone().run(
+        std::time::Duration::from_millis(shared.config.amqp.dead_letter_retry_interval),
+        shared.shutdown.clone(),
+    ));
     tracker.spawn(sweep_consumer_timeouts(
         shared.broker.clone(),
         shared.shutdown.clone(),

@@ -9,7 +9,10 @@
 //! The log also carries a queue's paged-out tail: messages written here and dropped from
 //! memory, read back in order from `cursor` when the queue runs low.
 
-use super::record::{self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_RETURNED, StoredMessage};
+use super::record::{
+    self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST,
+    MARK_RETURNED, StoredMessage,
+};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +51,9 @@ pub struct LoggedMessage {
     pub delivered: bool,
     /// Returned marks: how many times it was given back unsettled (quorum queues).
     pub delivery_count: u32,
+    /// Discarded for at-least-once dead-lettering, with the reason's code: it belongs
+    /// among the queue's discards, not its ready messages.
+    pub discarded: Option<u8>,
 }
 
 /// A segment's marks, replayed in order: acknowledged, delivered and returned seqs.
@@ -56,6 +62,8 @@ struct Marks {
     acked: HashSet<u64>,
     delivered: HashSet<u64>,
     returns: HashMap<u64, u32>,
+    /// Discarded (at-least-once dead-lettering), by seq: the reason's code.
+    discarded: HashMap<u64, u8>,
 }
 
 impl Marks {
@@ -68,6 +76,9 @@ impl Marks {
                 self.delivered.insert(seq);
             }
             MARK_RETURNED => *self.returns.entry(seq).or_default() += 1,
+            MARK_DISCARDED..=MARK_DISCARDED_LAST => {
+                self.discarded.insert(seq, kind - MARK_DISCARDED);
+            }
             _ => {}
         }
     }
@@ -288,8 +299,10 @@ impl QueueFiles {
             let marks = seg.page_marks.as_ref().unwrap();
             while let Some(stored) = record::read_message(&data, at) {
                 at += stored.len;
-                let skip =
-                    marks.acked.contains(&stored.seq) || (seg.recovered && !stored.persistent);
+                // Discarded messages were loaded at recovery (they never wait in the tail).
+                let skip = marks.acked.contains(&stored.seq)
+                    || marks.discarded.contains_key(&stored.seq)
+                    || (seg.recovered && !stored.persistent);
                 if !skip {
                     taken += stored.len as u64;
                     let delivered = seg.maybe_delivered || marks.delivered.contains(&stored.seq);
@@ -298,6 +311,7 @@ impl QueueFiles {
                         stored,
                         delivered,
                         delivery_count,
+                        discarded: None,
                     });
                 }
             }
@@ -381,14 +395,22 @@ impl QueueFiles {
                     continue;
                 }
                 seg.live += 1;
-                if rec.tail_count == 0 && budget >= stored.message.body.len() as u64 {
-                    budget -= stored.message.body.len() as u64;
+                let discarded = marks.discarded.get(&stored.seq).copied();
+                // Discarded ones always come back in memory (the paging cursor skips them):
+                // the queue retries them, and they are bounded by its length limits.
+                if discarded.is_some()
+                    || (rec.tail_count == 0 && budget >= stored.message.body.len() as u64)
+                {
+                    if discarded.is_none() {
+                        budget -= stored.message.body.len() as u64;
+                    }
                     let delivered = !clean || marks.delivered.contains(&stored.seq);
                     let delivery_count = marks.returns(stored.seq);
                     rec.messages.push(LoggedMessage {
                         stored,
                         delivered,
                         delivery_count,
+                        discarded,
                     });
                 } else {
                     if rec.tail_count == 0 {
@@ -466,5 +488,57 @@ fn load_marks(path: &Path) -> Marks {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+    use crate::protocol::{EncodedProperties, ShortStr};
+
+    fn message(seq: u64) -> Message {
+        Message {
+            exchange: ShortStr::from(""),
+            routing_key: ShortStr::from("q"),
+            properties: EncodedProperties::default(),
+            body: Bytes::from(vec![seq as u8; 10]),
+            bcc: Vec::new(),
+        }
+    }
+
+    /// A quorum queue still in the `.seg`/`.ack` format: a discarded mark (4 + reason)
+    /// brings the message back among the discards with its reason, whatever the budget,
+    /// and the final discard (8) that follows its target's copy ends it, as an
+    /// acknowledgement does.
+    #[test]
+    fn discarded_marks_come_back_as_discards_until_discarded_for_good() {
+        let dir = std::env::temp_dir().join(format!("warren-log-discards-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut files = QueueFiles::new(dir.clone());
+        for seq in 0..4 {
+            files
+                .append(seq, true, 0, None, &message(seq), false, true)
+                .unwrap();
+        }
+        files.mark(MARK_DISCARDED + 2, 1);
+        files.mark(MARK_DISCARDED + 3, 2);
+        files.mark(MARK_DISCARD, 2);
+        files.mark(MARK_ACK, 3);
+        files.flush(true).unwrap();
+        drop(files);
+        let rec = QueueFiles::recover(dir.clone(), 0, true).unwrap();
+        let got: Vec<(u64, Option<u8>)> = rec
+            .messages
+            .iter()
+            .map(|m| (m.stored.seq, m.discarded))
+            .collect();
+        assert_eq!(got, [(1, Some(2))], "the discard, loaded past the budget");
+        assert_eq!(rec.tail_count, 1, "seq 0 waits in the tail");
+        let mut tail = Vec::new();
+        rec.files.unwrap().page_in(u64::MAX, &mut tail).unwrap();
+        let tail: Vec<u64> = tail.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(tail, [0], "the paging cursor skips the discard");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -18,8 +18,10 @@
 //! storage.dir/queues/{log id:016x}/{segment:016x}.qlog      a quorum queue's command log (`qlog`)
 //! storage.dir/queues/{8000000000000000 | bucket:016x}/...   delayed messages (`delayed`)
 //! storage.dir/streams/{log id:016x}/{first offset:020}.segment   stream chunks (`stream`)
+//! storage.dir/dedup/{id:016x}.cache   deduplication exchanges' disk caches (`dedup`)
 //! ```
 
+pub mod dedup;
 pub mod definitions;
 pub mod delayed;
 pub mod log;
@@ -99,6 +101,22 @@ enum Op {
     StreamDelete {
         stream: Arc<stream::StreamLog>,
     },
+    /// A deduplication cache's file replaced by these entries (created, recovered,
+    /// compacted).
+    DedupRewrite {
+        id: u64,
+        vhost: Arc<str>,
+        exchange: bytes::Bytes,
+        entries: Vec<(u128, u64)>,
+    },
+    DedupAppend {
+        id: u64,
+        key: u128,
+        expiry: u64,
+    },
+    DedupDelete {
+        id: u64,
+    },
 }
 
 #[derive(Default)]
@@ -138,7 +156,10 @@ impl Inner {
         }
         if matches!(
             op,
-            Op::Append { .. } | Op::StreamAppend { .. } | Op::StreamOffset { .. }
+            Op::Append { .. }
+                | Op::StreamAppend { .. }
+                | Op::StreamOffset { .. }
+                | Op::DedupAppend { .. }
         ) {
             p.ticket += 1;
         }
@@ -183,6 +204,8 @@ pub struct Recovery {
     pub delayed: Vec<delayed::RecoveredBucket>,
     /// The next sequence number for delayed messages: above every one on disk.
     pub delayed_seq: u64,
+    /// Deduplication caches on disk, by (vhost, exchange): their entries in order.
+    pub dedup: HashMap<(String, Vec<u8>), dedup::Entries>,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +284,22 @@ impl Store {
             files.insert(delayed::log_id(bucket), Files::Classic(f));
             recovery.delayed.push(found);
         }
+        // Deduplication caches of durable exchanges; the others' files go.
+        let dedup_dir = dir.join(dedup::DEDUP_DIR);
+        let exchanges: HashSet<(&[u8], &[u8])> = defs
+            .exchanges
+            .iter()
+            .map(|e| (e.vhost.as_bytes(), e.name.as_bytes()))
+            .collect();
+        for (id, f) in dedup::recover(&dedup_dir) {
+            let known = exchanges.contains(&(f.vhost.as_bytes(), f.exchange.as_slice()))
+                && dedup::file_id(&f.vhost, &f.exchange) == id;
+            if known {
+                recovery.dedup.insert((f.vhost, f.exchange), f.entries);
+            } else {
+                let _ = std::fs::remove_file(dedup::path(&dedup_dir, id));
+            }
+        }
         let mut total = 0usize;
         for id in &durable {
             let dir = log_dir(&queues_dir, *id);
@@ -317,6 +356,8 @@ impl Store {
             sync,
             synced: synced_tx,
             deleted: HashSet::new(),
+            dedup_dir,
+            caches: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("warren-store".into())
@@ -364,6 +405,19 @@ impl Store {
             inner: self.inner.clone(),
             deleted: Default::default(),
         })
+    }
+
+    /// The disk cache of deduplication exchange `exchange` in `vhost`, its file replaced
+    /// by `entries` (empty for a new exchange; what recovery found, replayed, otherwise).
+    pub fn dedup_log(&self, vhost: &str, exchange: &[u8], entries: Vec<(u128, u64)>) -> DedupLog {
+        let log = DedupLog {
+            id: dedup::file_id(vhost, exchange),
+            vhost: Arc::from(vhost),
+            exchange: bytes::Bytes::copy_from_slice(exchange),
+            inner: self.inner.clone(),
+        };
+        log.rewrite(entries);
+        log
     }
 
     /// Records a change to the durable definitions, synced before returning.
@@ -640,6 +694,42 @@ impl QueueLog {
     }
 }
 
+/// A deduplication exchange's handle on its disk cache (see [`dedup`]).
+#[derive(Debug)]
+pub struct DedupLog {
+    id: u64,
+    vhost: Arc<str>,
+    exchange: bytes::Bytes,
+    inner: Arc<Inner>,
+}
+
+impl DedupLog {
+    /// Appends an entry (expiry in unix ms, 0: never); the ticket that says when it is
+    /// written.
+    pub fn append(&self, key: u128, expiry: u64) -> u64 {
+        self.inner.push(Op::DedupAppend {
+            id: self.id,
+            key,
+            expiry,
+        })
+    }
+
+    /// Replaces the file's entries with `entries` (the cache's live ones, in order).
+    pub fn rewrite(&self, entries: Vec<(u128, u64)>) {
+        self.inner.push(Op::DedupRewrite {
+            id: self.id,
+            vhost: self.vhost.clone(),
+            exchange: self.exchange.clone(),
+            entries,
+        });
+    }
+
+    /// The exchange is deleted: so is its file.
+    pub fn delete(&self) {
+        self.inner.push(Op::DedupDelete { id: self.id });
+    }
+}
+
 /// A message's place in its queue's log: acknowledged there when the message is dropped
 /// (acked, expired, purged, dead-lettered...). Moving it around (requeue, delivery) keeps it.
 #[derive(Debug)]
@@ -703,6 +793,9 @@ struct Writer {
     sync: bool,
     synced: watch::Sender<u64>,
     deleted: HashSet<u64>,
+    dedup_dir: PathBuf,
+    /// Deduplication cache files, by id.
+    caches: HashMap<u64, dedup::CacheWriter>,
 }
 
 impl Writer {
@@ -711,6 +804,7 @@ impl Writer {
         let mut acked: HashSet<(u64, u64)> = HashSet::new();
         let mut skipped: HashSet<(u64, u64)> = HashSet::new();
         let mut dirty: Vec<u64> = Vec::new();
+        let mut dirty_caches: Vec<u64> = Vec::new();
         let mut after: Vec<Op> = Vec::new();
         // Acknowledgements waiting for a ticket to be synced: (ticket, log, seq).
         let mut deferred: Vec<(u64, u64, u64)> = Vec::new();
@@ -826,6 +920,45 @@ impl Writer {
                         offset,
                     } => streams.store_offset(stream, reference, offset),
                     Op::StreamDelete { stream } => streams.delete(stream),
+                    Op::DedupRewrite {
+                        id,
+                        vhost,
+                        exchange,
+                        entries,
+                    } => {
+                        match dedup::CacheWriter::rewrite(
+                            &self.dedup_dir,
+                            id,
+                            &vhost,
+                            &exchange,
+                            &entries,
+                            self.sync,
+                        ) {
+                            Ok(w) => {
+                                self.caches.insert(id, w);
+                            }
+                            Err(e) => {
+                                error!(error = %e, "cannot write a deduplication cache; check free disk space")
+                            }
+                        }
+                    }
+                    Op::DedupAppend { id, key, expiry } => {
+                        if let Some(w) = self.caches.get_mut(&id) {
+                            w.append(key, expiry);
+                            if !dirty_caches.contains(&id) {
+                                dirty_caches.push(id);
+                            }
+                        }
+                    }
+                    Op::DedupDelete { id } => {
+                        dirty_caches.retain(|c| *c != id);
+                        match self.caches.remove(&id) {
+                            Some(w) => w.delete(),
+                            None => {
+                                let _ = std::fs::remove_file(dedup::path(&self.dedup_dir, id));
+                            }
+                        }
+                    }
                     Op::Delete { log } => {
                         self.deleted.insert(log);
                         dirty.retain(|l| *l != log);
@@ -842,6 +975,19 @@ impl Writer {
             // all before the ticket is.
             let n = streams.write(self.sync);
             self.inner.fsyncs.fetch_add(n, Ordering::Relaxed);
+            for id in dirty_caches.drain(..) {
+                if let Some(w) = self.caches.get_mut(&id) {
+                    match w.flush(self.sync) {
+                        Ok(true) => {
+                            self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            error!(error = %e, "cannot write a deduplication cache; check free disk space")
+                        }
+                    }
+                }
+            }
             // Delayed buckets last: a routed delayed message's mark must not reach the disk
             // before the queue records it was routed to.
             dirty.sort_by_key(|l| delayed::bucket_of(*l).is_some());

@@ -1,6 +1,7 @@
 //! A quorum queue's command log: one ordered log per queue, owned by the store's writer
 //! thread, holding every command the queue issued (`Enqueue` with its message, `Checkout`,
-//! `Return`, `Settle`, `Discard`) in the order it issued them, plus snapshots.
+//! `Return`, `Settle`, `DeadLettering`, `Discard`) in the order it issued them, plus
+//! snapshots.
 //!
 //! Files: `{id:016x}.qlog` segments in the queue's directory, numbered in the order they
 //! were started. Entries:
@@ -8,12 +9,14 @@
 //! ```text
 //! 0x10 | message record (record.rs)                               Enqueue
 //! kind | u64 seq | u32 crc  (a mark record: 1 Settle, 2 Checkout,  a command
-//!                            3 Return, 4 Discard)
+//!                            3 Return, 4 + reason DeadLettering,
+//!                            8 Discard)
 //! 0x20 | u32 len | u32 crc | u64 delivered-below | Replica        snapshot
 //! ```
 //!
 //! Every segment starts with a snapshot of the queue's [`Replica`] (which messages are
-//! live, and each one's delivery count and flags) as it was when the segment was started,
+//! live, and each one's delivery count and flags, and for those among the discards of
+//! at-least-once dead-lettering, their reason) as it was when the segment was started,
 //! so a segment's state never depends on the segments before it, only their message
 //! records do. Replaying the log (recovery) means: for each segment in order, take its
 //! snapshot, then apply its commands through the same [`Machine`](crate::broker::quorum::Machine)
@@ -32,7 +35,11 @@
 //! (it survives a crash of Warren) and synced with the next enqueue or segment.
 
 use super::log::{LoggedMessage, read_at, sync_dir};
-use super::record::{self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_LEN, MARK_RETURNED};
+use super::record::{
+    self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST, MARK_LEN,
+    MARK_RETURNED,
+};
+use crate::broker::effects::DeathReason;
 use crate::broker::quorum::{Applied, Command, Machine, Replica};
 use bytes::{BufMut, Bytes};
 use std::collections::BTreeMap;
@@ -57,6 +64,10 @@ pub fn command_of(kind: u8, seq: u64) -> Option<Command> {
         MARK_DELIVERED => Command::Checkout { seq },
         MARK_RETURNED => Command::Return { seq },
         MARK_DISCARD => Command::Discard { seq },
+        MARK_DISCARDED..=MARK_DISCARDED_LAST => Command::DeadLettering {
+            seq,
+            reason: DeathReason::from_code(kind - MARK_DISCARDED),
+        },
         _ => return None,
     })
 }
@@ -69,6 +80,7 @@ pub fn kind_of(cmd: Command) -> Option<u8> {
         Command::Checkout { .. } => MARK_DELIVERED,
         Command::Return { .. } => MARK_RETURNED,
         Command::Discard { .. } => MARK_DISCARD,
+        Command::DeadLettering { reason, .. } => MARK_DISCARDED + reason.code(),
     })
 }
 
@@ -363,7 +375,8 @@ impl QuorumFiles {
     }
 
     /// Reads the paged-out tail onwards from the cursor: up to `max_bytes` of message
-    /// records (at least one), skipping commands and messages no longer live. Call after
+    /// records (at least one), skipping commands, messages no longer live and those among
+    /// the discards (recovery loaded them; they never wait in the tail). Call after
     /// [`flush`](Self::flush).
     pub fn page_in(&mut self, max_bytes: u64, out: &mut Vec<LoggedMessage>) -> io::Result<()> {
         let mut taken = 0u64;
@@ -402,12 +415,14 @@ impl QuorumFiles {
                 at += n;
                 if let Entry::Enqueue(stored) = entry
                     && self.replica.contains(stored.seq)
+                    && self.replica.state(stored.seq).discarded.is_none()
                 {
                     taken += stored.len as u64;
                     let state = self.replica.state(stored.seq);
                     out.push(LoggedMessage {
                         delivered: state.delivered || stored.seq < self.delivered_below,
                         delivery_count: state.delivery_count,
+                        discarded: None,
                         stored,
                     });
                 }
@@ -448,7 +463,9 @@ impl QuorumFiles {
     /// otherwise every message may have been delivered) by replaying it: each segment's
     /// snapshot, then its commands, through the queue's state machine. Torn or corrupt
     /// tails are cut off. Live messages come back in seq order, up to `memory_budget`
-    /// bytes of bodies loaded, the rest left on disk behind the paging cursor. Then a new
+    /// bytes of bodies loaded, the rest left on disk behind the paging cursor; messages
+    /// among the discards (at-least-once dead-lettering) always come back loaded, with
+    /// their reason, for the queue to put back among its discards and retry. Then a new
     /// segment starts with a snapshot of what was recovered, and the segments it makes
     /// unnecessary are deleted.
     pub fn recover(
@@ -553,17 +570,22 @@ impl QuorumFiles {
             if let Some(seg) = files.segments.get_mut(&at.id) {
                 seg.live += 1;
             }
-            if rec.tail_count == 0 && budget >= at.body {
+            // Discards are bounded by the queue's length limits and retried from memory.
+            let discarded = state.discarded;
+            if discarded.is_some() || (rec.tail_count == 0 && budget >= at.body) {
                 if loaded.as_ref().is_none_or(|(id, _)| *id != at.id) {
                     let data = Bytes::from(fs::read(seg_path(&files.dir, at.id))?);
                     loaded = Some((at.id, data));
                 }
                 let (_, data) = loaded.as_ref().unwrap();
                 if let Some((Entry::Enqueue(stored), _)) = read_entry(data, at.offset) {
-                    budget -= at.body;
+                    if discarded.is_none() {
+                        budget -= at.body;
+                    }
                     rec.messages.push(LoggedMessage {
                         delivered: state.delivered || at.seq < delivered_below,
                         delivery_count: state.delivery_count,
+                        discarded: discarded.map(DeathReason::code),
                         stored,
                     });
                     continue;
@@ -641,7 +663,7 @@ mod tests {
             size: usize,
             tail: bool,
         },
-        /// A mark kind (1..=4) about the message at this position among those enqueued.
+        /// A mark kind (1..=8) about the message at this position among those enqueued.
         Command {
             kind: u8,
             pick: usize,
@@ -653,7 +675,7 @@ mod tests {
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
             3 => (1usize..300, any::<bool>()).prop_map(|(size, tail)| Step::Enqueue { size, tail }),
-            6 => (1u8..=4, any::<usize>()).prop_map(|(kind, pick)| Step::Command { kind, pick }),
+            6 => (1u8..=MARK_DISCARD, any::<usize>()).prop_map(|(kind, pick)| Step::Command { kind, pick }),
             1 => Just(Step::Flush),
         ]
     }
@@ -702,21 +724,34 @@ mod tests {
             .collect()
     }
 
+    /// What recovery gave back, by seq: the ready messages (loaded, then paged in) come
+    /// in seq order; the discards are loaded whatever the budget, so they may come before
+    /// paged-out ones.
     fn recovered(rec: &mut QuorumRecovered) -> Vec<(u64, MessageState)> {
         let mut all: Vec<LoggedMessage> = std::mem::take(&mut rec.messages);
         let files = rec.files.as_mut().unwrap();
         files.page_in(u64::MAX, &mut all).unwrap();
-        all.iter()
+        let ready: Vec<u64> = all
+            .iter()
+            .filter(|m| m.discarded.is_none())
+            .map(|m| m.stored.seq)
+            .collect();
+        assert!(ready.is_sorted(), "ready messages in order: {ready:?}");
+        let mut got: Vec<(u64, MessageState)> = all
+            .iter()
             .map(|m| {
                 assert_eq!(m.stored.message.body[0], m.stored.seq as u8, "its own body");
                 let st = MessageState {
                     delivery_count: m.delivery_count,
                     delivered: m.delivered,
                     checked_out: false,
+                    discarded: m.discarded.map(DeathReason::from_code),
                 };
                 (m.stored.seq, st)
             })
-            .collect()
+            .collect();
+        got.sort_by_key(|(s, _)| *s);
+        got
     }
 
     proptest! {
@@ -812,6 +847,7 @@ mod tests {
             delivery_count: 3,
             delivered: true,
             checked_out: false,
+            discarded: None,
         };
         assert_eq!(recovered(&mut rec), vec![(0, st)]);
         // Once the head is settled too, the segment it pinned goes; what is left is the

@@ -80,5 +80,8 @@ impl VHost {
             dead_letter_all(self, &mut fx);
             fx.bells.ring();
         }
+        // An exchange's alternate-exchange, a queue's dead-letter settings: a discard may
+        // route now.
+        self.dead_letters.topology_changed();
     }
 }

@@ -60,6 +60,35 @@ const HA_KEYS: &[&str] = &[
 
 const QUEUE_MASTER_LOCATOR: &str = "queue-master-locator";
 
+/// The rabbitmq-message-deduplication plugin's policy settings (its
+/// `RabbitMQMessageDeduplication.Policies` validator): cache size, TTL and persistence for
+/// x-message-deduplication exchanges, and queue-level deduplication.
+const DEDUP_KEYS: &[&str] = &[
+    "x-cache-size",
+    "x-cache-ttl",
+    "x-cache-persistence",
+    "x-message-deduplication",
+];
+
+/// One of the deduplication plugin's settings, with its texts.
+fn dedup_setting(key: &str, v: &Value) -> Result<(), String> {
+    let (ok, what) = match key {
+        "x-message-deduplication" => (v.is_boolean(), "must be a boolean"),
+        "x-cache-size" => (at_least(v, 1), "must be an integer greater than 0"),
+        "x-cache-ttl" => (at_least(v, 1), "must be an integer greater than 0"),
+        "x-cache-persistence" => (
+            one_of(v, &["disk", "memory"]),
+            "must be either \"disk\" or \"memory\"",
+        ),
+        _ => (true, ""),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("\"{key}\" {what}, got {}", term(v)))
+    }
+}
+
 /// RabbitMQ's `?MAX_STREAM_MAX_SEGMENT_SIZE`.
 const MAX_SEGMENT_SIZE: u64 = 3_000_000_000;
 
@@ -239,8 +268,12 @@ pub fn definition(kind: PolicyKind, d: &Value) -> Result<(), String> {
         {
             return Err(format!("{} invalid queue-master-locator value", term(v)));
         }
+        for (k, v) in d.iter().filter(|(k, _)| DEDUP_KEYS.contains(&k.as_str())) {
+            dedup_setting(k, v)?;
+        }
         known.extend(HA_KEYS);
         known.push(QUEUE_MASTER_LOCATOR);
+        known.extend(DEDUP_KEYS);
     }
     let unknown: Vec<(&String, &Value)> = d
         .iter()
@@ -518,6 +551,36 @@ mod tests {
             def(Operator, json!({"max-length": 5, "delivery-limit": 3})),
             Ok(())
         );
+    }
+
+    #[test]
+    fn the_deduplication_plugins_settings_are_checked_with_its_texts() {
+        use PolicyKind::*;
+        assert!(def(Policy, json!({"x-cache-size": 10, "x-cache-ttl": 1000})).is_ok());
+        assert!(def(Policy, json!({"x-message-deduplication": true})).is_ok());
+        assert!(def(Policy, json!({"x-cache-persistence": "disk"})).is_ok());
+        for (d, text) in [
+            (
+                json!({"x-cache-size": 0}),
+                "\"x-cache-size\" must be an integer greater than 0, got 0",
+            ),
+            (
+                json!({"x-cache-ttl": "x"}),
+                "\"x-cache-ttl\" must be an integer greater than 0, got <<\"x\">>",
+            ),
+            (
+                json!({"x-message-deduplication": 1}),
+                "\"x-message-deduplication\" must be a boolean, got 1",
+            ),
+            (
+                json!({"x-cache-persistence": "tape"}),
+                "\"x-cache-persistence\" must be either \"disk\" or \"memory\", got <<\"tape\">>",
+            ),
+        ] {
+            assert_eq!(def(Policy, d).unwrap_err(), text);
+        }
+        // The plugin registers no operator policy validator.
+        assert!(def(Operator, json!({"x-cache-size": 10})).is_err());
     }
 
     #[test]

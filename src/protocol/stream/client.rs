@@ -197,6 +197,20 @@ pub enum ClientCommand {
         correlation_id: u32,
         stream: Str,
     },
+    /// 3.13+: `partitions[i]` is bound with `binding_keys[i]` (RabbitMQ refuses lists of
+    /// different lengths, so the codec keeps both as sent); `arguments` are Create's.
+    CreateSuperStream {
+        correlation_id: u32,
+        super_stream: Str,
+        partitions: Vec<Str>,
+        binding_keys: Vec<Str>,
+        arguments: Vec<(Str, Str)>,
+    },
+    /// 3.13+.
+    DeleteSuperStream {
+        correlation_id: u32,
+        super_stream: Str,
+    },
 }
 
 impl ClientCommand {
@@ -343,6 +357,17 @@ impl ClientCommand {
             key::STREAM_STATS => C::StreamStats {
                 correlation_id: r.u32()?,
                 stream: r.str()?,
+            },
+            key::CREATE_SUPER_STREAM => C::CreateSuperStream {
+                correlation_id: r.u32()?,
+                super_stream: r.str()?,
+                partitions: r.strings()?,
+                binding_keys: r.strings()?,
+                arguments: r.map()?,
+            },
+            key::DELETE_SUPER_STREAM => C::DeleteSuperStream {
+                correlation_id: r.u32()?,
+                super_stream: r.str()?,
             },
             _ => return Err(unknown),
         };
@@ -544,6 +569,26 @@ impl ClientCommand {
             } => frame(buf, key::STREAM_STATS, 1, |b| {
                 b.put_u32(*correlation_id);
                 put_str(b, stream.as_bytes());
+            }),
+            C::CreateSuperStream {
+                correlation_id,
+                super_stream,
+                partitions,
+                binding_keys,
+                arguments,
+            } => frame(buf, key::CREATE_SUPER_STREAM, 1, |b| {
+                b.put_u32(*correlation_id);
+                put_str(b, super_stream.as_bytes());
+                put_strings(b, partitions);
+                put_strings(b, binding_keys);
+                put_map(b, arguments);
+            }),
+            C::DeleteSuperStream {
+                correlation_id,
+                super_stream,
+            } => frame(buf, key::DELETE_SUPER_STREAM, 1, |b| {
+                b.put_u32(*correlation_id);
+                put_str(b, super_stream.as_bytes());
             }),
         }
     }

@@ -1,5 +1,5 @@
 //! Numbers of the stream protocol: command keys, response codes, offset types, as
-//! rabbitmq-server's `rabbit_stream.hrl` defines them (3.10, plus what 3.11+ added).
+//! rabbitmq-server's `rabbit_stream.hrl` defines them (3.10, plus what 3.11 to 3.13 added).
 
 /// The most significant bit of a key: set on a response, clear on a request or a
 /// one-way command.
@@ -40,6 +40,10 @@ pub mod key {
     pub const EXCHANGE_COMMAND_VERSIONS: u16 = 0x001b;
     /// 3.11+.
     pub const STREAM_STATS: u16 = 0x001c;
+    /// 3.13+: the exchange, partition streams and bindings of a super stream at once.
+    pub const CREATE_SUPER_STREAM: u16 = 0x001d;
+    /// 3.13+.
+    pub const DELETE_SUPER_STREAM: u16 = 0x001e;
 }
 
 /// Response codes (`ResponseCode => uint16`).

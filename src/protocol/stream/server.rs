@@ -69,7 +69,7 @@ pub enum ServerCommand {
     },
     Heartbeat,
     /// A response that carries only a code: DeclarePublisher, DeletePublisher,
-    /// Subscribe, Unsubscribe, Create, Delete. `key` is the request's key.
+    /// Subscribe, Unsubscribe, Create, Delete, CreateSuperStream, DeleteSuperStream. `key` is the request's key.
     Response {
         key: u16,
         correlation_id: u32,
@@ -145,13 +145,15 @@ pub enum ServerCommand {
 }
 
 /// Keys whose response is [`ServerCommand::Response`].
-const CODE_ONLY: [u16; 6] = [
+const CODE_ONLY: [u16; 8] = [
     key::DECLARE_PUBLISHER,
     key::DELETE_PUBLISHER,
     key::SUBSCRIBE,
     key::UNSUBSCRIBE,
     key::CREATE,
     key::DELETE,
+    key::CREATE_SUPER_STREAM,
+    key::DELETE_SUPER_STREAM,
 ];
 
 /// Octets of a Deliver frame before the chunk: size, key, version, subscription id and,

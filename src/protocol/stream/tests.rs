@@ -221,7 +221,24 @@ fn client_command() -> impl Strategy<Value = ClientCommand> {
             stream
         }),
     ];
-    prop_oneof![a, b]
+    let c = prop_oneof![
+        (any::<u32>(), s(), strs(), strs(), map()).prop_map(
+            |(correlation_id, super_stream, partitions, binding_keys, arguments)| {
+                C::CreateSuperStream {
+                    correlation_id,
+                    super_stream,
+                    partitions,
+                    binding_keys,
+                    arguments,
+                }
+            }
+        ),
+        (any::<u32>(), s()).prop_map(|(correlation_id, super_stream)| C::DeleteSuperStream {
+            correlation_id,
+            super_stream
+        }),
+    ];
+    prop_oneof![a, b, c]
 }
 
 fn server_command() -> impl Strategy<Value = ServerCommand> {
@@ -233,6 +250,8 @@ fn server_command() -> impl Strategy<Value = ServerCommand> {
         Just(key::UNSUBSCRIBE),
         Just(key::CREATE),
         Just(key::DELETE),
+        Just(key::CREATE_SUPER_STREAM),
+        Just(key::DELETE_SUPER_STREAM),
     ];
     let broker = (any::<u16>(), s(), any::<u32>()).prop_map(|(reference, host, port)| Broker {
         reference,

@@ -108,11 +108,15 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         .filter(|v| caller.sees_vhost(&m, &v.name))
         .collect();
     let (mut ready, mut unacked, mut queues, mut exchanges, mut consumers) = (0u64, 0u64, 0, 0, 0);
+    // Quorum queues' discards waiting for their dead-letter target: in `messages`, as
+    // RabbitMQ's queue totals count them.
+    let mut dlx = 0u64;
     let (mut ready_rate, mut unacked_rate) = (0.0, 0.0);
     for v in &vhosts {
         for q in v.queues() {
             let s = q.snapshot();
             ready += s.ready;
+            dlx += s.dlx;
             unacked += q.unacked.load(std::sync::atomic::Ordering::Relaxed);
             ready_rate += q.depth.ready.rate();
             unacked_rate += q.depth.unacked.rate();
@@ -151,7 +155,7 @@ async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> ApiResult<Json<
         "message_stats": m.message_stats(None),
         "churn_rates": churn_rates(&m, &vhosts),
         "queue_totals": {
-            "messages": ready + unacked,
+            "messages": ready + unacked + dlx,
             "messages_details": {"rate": ready_rate + unacked_rate},
             "messages_ready": ready,
             "messages_ready_details": {"rate": ready_rate},

@@ -81,7 +81,8 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
             None
         },
         "recoverable_slaves": null,
-        "messages": s.ready + unacked,
+        // rabbit_fifo counts the discards waiting for their dead-letter target.
+        "messages": s.ready + unacked + s.dlx,
         "messages_details": rate(q.depth.ready.rate() + q.depth.unacked.rate()),
         "messages_ready": s.ready,
         "messages_ready_details": rate(q.depth.ready.rate()),
@@ -91,7 +92,7 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
         "messages_ready_ram": s.ready - s.paged_out,
         "messages_unacknowledged_ram": unacked,
         "messages_paged_out": s.paged_out,
-        "message_bytes": s.ready_bytes,
+        "message_bytes": s.ready_bytes + s.dlx_bytes,
         "message_bytes_ready": s.ready_bytes,
         "message_bytes_unacknowledged": 0,
         "message_bytes_paged_out": s.paged_out_bytes,
@@ -102,6 +103,10 @@ pub(super) fn queue_json(m: &Mgmt, vhost: &str, q: &Queue, detail: bool) -> Valu
         "backing_queue_status": {"mode": "default", "len": s.ready, "version": 2},
         "message_stats": q.stats.json(QUEUE),
     });
+    if q.args.queue_type == crate::broker::args::QueueType::Quorum {
+        v["messages_dlx"] = json!(s.dlx);
+        v["message_bytes_dlx"] = json!(s.dlx_bytes);
+    }
     if detail {
         v["consumer_details"] = Value::Array(queue_consumers(m, vhost, &q.name.to_string()));
         v["incoming"] = json!([]);

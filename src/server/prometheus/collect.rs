@@ -707,7 +707,8 @@ fn rows(p: &Prom, source: Source, o: &Objects) -> Rows {
         }
         Source::QueueCoarse => queue_rows(o, |q, l| {
             let unacked = q.unacked.load(Relaxed);
-            vec![f(l.ready), f(unacked), f(l.ready + unacked)]
+            // `messages` counts a quorum queue's discards, as RabbitMQ's does.
+            vec![f(l.ready), f(unacked), f(l.ready + unacked + l.dlx)]
         }),
         Source::QueueConsumerCount => queue_rows(o, |_, l| vec![f(l.consumers)]),
         Source::Queue => queue_rows(o, |q, l| {

@@ -6,13 +6,21 @@
 //!
 //! The reader owns the connection's state (publishers, subscriptions, permission cache):
 //! no lock. What the writer task needs is in [`Out`].
+//!
+//! Single active consumers (`single-active-consumer=true`, `name=<group>`): the vhost's
+//! [`sac::Coordinator`] decides which member of a group reads and tells this connection
+//! on its mailbox; the reader asks the client with a ConsumerUpdate and, when the client
+//! answers, starts reading from the offset it gave (or stops). A waiting member is a
+//! subscription with no [`Sub`] in the writer: the writer, and so every non-SAC
+//! consumer's delivery path, knows nothing of groups.
 
 use super::Ctx;
 use super::handshake::Opened;
 use super::streams::{self, Stream};
 use super::writer::{Out, Sub};
 use crate::broker::auth::{Perm, ResourceKind};
-use crate::broker::super_stream;
+use crate::broker::sac::{self, GroupId, Update};
+use crate::broker::super_stream::{self, SuperStreamError};
 use crate::protocol::ShortStr;
 use crate::protocol::stream::{
     Broker, ClientCommand, CommandVersion, Entry, FrameCodec, OffsetSpec, Publish, ServerCommand,
@@ -26,12 +34,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// How long the client may take to answer a close we sent.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the client may take to answer a request of ours (ConsumerUpdate) before the
+/// connection is closed: RabbitMQ's `request_timeout` default. Its subscriptions then
+/// leave their groups, so a member stepping down that never answers holds its group up
+/// for this long at most.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Publisher {
     stream_name: Str,
@@ -41,8 +56,33 @@ struct Publisher {
 }
 
 struct Subscription {
-    sub: Arc<Sub>,
+    /// The writer's side; None while a single active consumer is not reading.
+    sub: Option<Arc<Sub>>,
+    name: Str,
     stream: Stream,
+    sac: Option<Sac>,
+}
+
+/// A subscription's place in a single active consumer group.
+struct Sac {
+    group: GroupId,
+    /// The subscription's own offset: where it starts when the client's ConsumerUpdate
+    /// response gives none.
+    offset: OffsetSpec,
+    /// As the coordinator last said (it reads only once the client has answered).
+    active: bool,
+    /// Credit held while not reading (the initial credit, and credit the client gave
+    /// meanwhile, as RabbitMQ keeps it).
+    credit: u32,
+}
+
+/// A ConsumerUpdate sent and not yet answered.
+struct Pending {
+    subscription: u8,
+    group: GroupId,
+    active: bool,
+    stepping_down: bool,
+    sent: Instant,
 }
 
 /// Why the connection ended (logged once).
@@ -50,6 +90,7 @@ enum End {
     Client,
     Vanished,
     Heartbeat,
+    RequestTimeout,
     Protocol(StreamError),
     Shutdown,
     WriteFailed,
@@ -65,6 +106,12 @@ pub(crate) struct Session {
     subs: HashMap<u8, Subscription>,
     /// (store ticket, publisher id, publishing id), in ticket order.
     unconfirmed: VecDeque<(u64, u8, u64)>,
+    /// Where the vhost's SAC coordinator tells this connection's members what to do.
+    sac_tx: sac::Mailbox,
+    sac_rx: UnboundedReceiver<Update>,
+    /// ConsumerUpdates awaiting the client's answer, by correlation id.
+    requests: HashMap<u32, Pending>,
+    next_request: u32,
 }
 
 /// What a handled command asks of the loop.
@@ -81,6 +128,7 @@ impl Session {
         out: Arc<Out>,
         stop: CancellationToken,
     ) -> Session {
+        let (sac_tx, sac_rx) = unbounded_channel();
         Session {
             ctx,
             id,
@@ -90,6 +138,10 @@ impl Session {
             publishers: HashMap::new(),
             subs: HashMap::new(),
             unconfirmed: VecDeque::new(),
+            sac_tx,
+            sac_rx,
+            requests: HashMap::new(),
+            next_request: 0,
         }
     }
 
@@ -137,6 +189,7 @@ impl Session {
                     }
                     self.release(*synced.borrow_and_update());
                 }
+                Some(u) = self.sac_rx.recv() => self.sac_update(u),
                 _ = tick.tick() => {
                     if !heartbeat.is_zero() {
                         if last_read.elapsed() > 2 * heartbeat {
@@ -148,6 +201,9 @@ impl Session {
                         }
                     }
                     self.check_deleted();
+                    if self.requests.values().any(|p| p.sent.elapsed() > REQUEST_TIMEOUT) {
+                        break End::RequestTimeout;
+                    }
                 }
                 _ = shutdown.cancelled() => break End::Shutdown,
                 _ = self.stop.cancelled() => break End::WriteFailed,
@@ -178,8 +234,10 @@ impl Session {
                 .encode(b)
             });
         }
-        for s in self.subs.values() {
-            s.sub.stop.cancel();
+        // Every subscription leaves (its group moves on to another connection's member).
+        let ids: Vec<u8> = self.subs.keys().copied().collect();
+        for id in ids {
+            self.unsubscribe(id);
         }
         self.out.close();
         if close.is_some() {
@@ -208,6 +266,9 @@ impl Session {
             }
             End::Heartbeat => {
                 warn!(%user, %vhost, client_name = %name, "missed heartbeats from the stream client, connection dropped")
+            }
+            End::RequestTimeout => {
+                warn!(%user, %vhost, client_name = %name, "stream client did not answer a consumer update in time, connection dropped")
             }
             End::WriteFailed => {
                 warn!(%user, %vhost, client_name = %name, "stream connection lost: writing the socket failed")
@@ -245,7 +306,31 @@ impl Session {
         use ClientCommand as C;
         match cmd {
             C::Publish(p) => self.publish(p),
-            C::Heartbeat | C::Tune { .. } | C::ConsumerUpdateResponse { .. } => {}
+            C::Heartbeat | C::Tune { .. } => {}
+            C::ConsumerUpdateResponse {
+                correlation_id,
+                code: c,
+                offset,
+            } => self.consumer_update_response(correlation_id, c, offset),
+            C::CreateSuperStream {
+                correlation_id,
+                super_stream,
+                partitions,
+                binding_keys,
+                arguments,
+            } => {
+                let c =
+                    self.create_super_stream(&super_stream, &partitions, &binding_keys, &arguments);
+                self.code_only(key::CREATE_SUPER_STREAM, correlation_id, c);
+            }
+            C::DeleteSuperStream {
+                correlation_id,
+                super_stream,
+            } => {
+                let c = self.delete_super_stream(&super_stream);
+                self.code_only(key::DELETE_SUPER_STREAM, correlation_id, c);
+                self.check_deleted();
+            }
             C::DeclarePublisher {
                 correlation_id,
                 publisher_id,
@@ -292,17 +377,33 @@ impl Session {
                 stream,
                 offset,
                 credit,
-                properties: _,
-            } => self.subscribe(correlation_id, subscription_id, stream, offset, credit),
+                properties,
+            } => self.subscribe(
+                correlation_id,
+                subscription_id,
+                stream,
+                offset,
+                credit,
+                &properties,
+            ),
             C::Credit {
                 subscription_id,
                 credit,
-            } => match self.subs.get(&subscription_id) {
-                Some(s) => {
-                    s.sub.credit.fetch_add(credit.into(), Ordering::AcqRel);
+            } => match self.subs.get_mut(&subscription_id) {
+                Some(Subscription { sub: Some(sub), .. }) => {
+                    sub.credit.fetch_add(credit.into(), Ordering::AcqRel);
                     self.out.wake.notify_one();
                 }
-                None => self.respond(ServerCommand::CreditResponse {
+                // A single active consumer not reading: the credit is kept for when it
+                // does, and the client told (RabbitMQ answers so).
+                Some(Subscription { sac: Some(sac), .. }) => {
+                    sac.credit = sac.credit.saturating_add(credit.into());
+                    self.respond(ServerCommand::CreditResponse {
+                        code: code::PRECONDITION_FAILED,
+                        subscription_id,
+                    });
+                }
+                _ => self.respond(ServerCommand::CreditResponse {
                     code: code::SUBSCRIPTION_ID_DOES_NOT_EXIST,
                     subscription_id,
                 }),
@@ -621,7 +722,15 @@ impl Session {
         });
     }
 
-    fn subscribe(&mut self, cid: u32, id: u8, stream: Str, offset: OffsetSpec, credit: u16) {
+    fn subscribe(
+        &mut self,
+        cid: u32,
+        id: u8,
+        stream: Str,
+        offset: OffsetSpec,
+        credit: u16,
+        properties: &[(Str, Str)],
+    ) {
         let c = if self.subs.contains_key(&id) {
             code::SUBSCRIPTION_ID_ALREADY_EXISTS
         } else if !self.allowed(Perm::Read, &stream) {
@@ -630,23 +739,111 @@ impl Session {
             match self.lookup(&stream) {
                 None => code::STREAM_DOES_NOT_EXIST,
                 Some(s) => {
-                    self.start_subscription(cid, id, stream, s, offset, credit);
-                    return;
+                    let property = |k: &str| properties.iter().find(|(n, _)| n == k).map(|p| &p.1);
+                    let sac = property("single-active-consumer").is_some_and(|v| v == "true");
+                    match (sac, property("name")) {
+                        // RabbitMQ: a single active consumer must have a name.
+                        (true, None) => code::PRECONDITION_FAILED,
+                        (true, Some(group)) => {
+                            let super_stream = property("super-stream").cloned();
+                            let group = group.clone();
+                            self.join_group(
+                                cid,
+                                id,
+                                stream,
+                                s,
+                                offset,
+                                credit,
+                                group,
+                                super_stream,
+                            );
+                            return;
+                        }
+                        (false, _) => {
+                            let sub = self.start_reading(
+                                id,
+                                &stream,
+                                &s,
+                                offset,
+                                credit.into(),
+                                Some(cid),
+                            );
+                            self.subs.insert(
+                                id,
+                                Subscription {
+                                    sub: Some(sub),
+                                    name: stream,
+                                    stream: s,
+                                    sac: None,
+                                },
+                            );
+                            return;
+                        }
+                    }
                 }
             }
         };
         self.code_only(key::SUBSCRIBE, cid, c);
     }
 
-    fn start_subscription(
+    /// A single active consumer's subscribe: answered OK, then registered with the
+    /// vhost's coordinator; it reads nothing until the coordinator makes it active and
+    /// the client has answered the ConsumerUpdate (which comes after the response, from
+    /// the mailbox).
+    #[allow(clippy::too_many_arguments)]
+    fn join_group(
         &mut self,
         cid: u32,
         id: u8,
-        name: Str,
+        stream: Str,
         s: Stream,
         offset: OffsetSpec,
         credit: u16,
+        name: Str,
+        super_stream: Option<Str>,
     ) {
+        let partition_index = super_stream.map_or(-1, |ss| {
+            super_stream::partition_index(&self.o.vhost, ss.as_bytes(), stream.as_bytes())
+        });
+        let group = GroupId {
+            stream: stream.to_string_lossy().into_owned(),
+            name: name.to_string_lossy().into_owned(),
+        };
+        self.code_only(key::SUBSCRIBE, cid, code::OK);
+        let active = self
+            .o
+            .vhost
+            .sac
+            .register(&group, partition_index, self.id, id, &self.sac_tx);
+        self.subs.insert(
+            id,
+            Subscription {
+                sub: None,
+                name: stream,
+                stream: s,
+                sac: Some(Sac {
+                    group,
+                    offset,
+                    active,
+                    credit: credit.into(),
+                }),
+            },
+        );
+    }
+
+    /// Starts delivering stream `s` to subscription `id` from `offset`: the writer gets
+    /// the subscription (with the subscribe response for `cid`, under the same lock, so
+    /// that its first chunk never overtakes it) and a small task wakes the writer
+    /// whenever the stream commits more.
+    fn start_reading(
+        &mut self,
+        id: u8,
+        name: &Str,
+        s: &Stream,
+        offset: OffsetSpec,
+        credit: u32,
+        cid: Option<u32>,
+    ) -> Arc<Sub> {
         let spec = match offset {
             OffsetSpec::First => store::OffsetSpec::First,
             OffsetSpec::Last => store::OffsetSpec::Last,
@@ -662,24 +859,24 @@ impl Session {
         };
         let sub = Arc::new(Sub {
             id,
-            stream: name,
+            stream: name.clone(),
             reader: Mutex::new(s.log.reader(start)),
-            credit: AtomicU32::new(credit.into()),
+            credit: AtomicU32::new(credit),
             stop: self.stop.child_token(),
         });
-        // The response and the subscription become visible to the writer together.
         {
             let mut st = self.out.state.lock().unwrap();
-            ServerCommand::Response {
-                key: key::SUBSCRIBE,
-                correlation_id: cid,
-                code: code::OK,
+            if let Some(correlation_id) = cid {
+                ServerCommand::Response {
+                    key: key::SUBSCRIBE,
+                    correlation_id,
+                    code: code::OK,
+                }
+                .encode(&mut st.buf);
             }
-            .encode(&mut st.buf);
             st.subs.push(sub.clone());
         }
         self.out.wake.notify_one();
-        // Wakes the writer whenever the stream commits more.
         let mut committed = s.log.committed();
         let (out, stop) = (self.out.clone(), sub.stop.clone());
         tokio::spawn(async move {
@@ -695,21 +892,206 @@ impl Session {
                 }
             }
         });
-        self.subs.insert(id, Subscription { sub, stream: s });
+        sub
+    }
+
+    /// Takes a subscription away from the writer; returns the credit it had left.
+    fn stop_reading(&self, sub: &Arc<Sub>) -> u32 {
+        sub.stop.cancel();
+        self.out
+            .state
+            .lock()
+            .unwrap()
+            .subs
+            .retain(|x| !Arc::ptr_eq(x, sub));
+        sub.credit.load(Ordering::Acquire)
     }
 
     fn unsubscribe(&mut self, id: u8) -> bool {
         let Some(s) = self.subs.remove(&id) else {
             return false;
         };
-        s.sub.stop.cancel();
-        self.out
-            .state
-            .lock()
-            .unwrap()
-            .subs
-            .retain(|x| !Arc::ptr_eq(x, &s.sub));
+        if let Some(sub) = &s.sub {
+            self.stop_reading(sub);
+        }
+        if let Some(sac) = s.sac {
+            // A step-down not yet answered will never be: the next member goes ahead
+            // (RabbitMQ's `maybe_unregister_consumer`).
+            let stepping_down: Vec<u32> = self
+                .requests
+                .iter()
+                .filter(|(_, p)| p.subscription == id && !p.active && p.stepping_down)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stepping_down {
+                self.requests.remove(&k);
+                self.o.vhost.sac.activate(&sac.group);
+            }
+            self.o.vhost.sac.unregister(&sac.group, self.id, id);
+        }
         true
+    }
+
+    /// What the coordinator decided for one of this connection's members: the client is
+    /// told with a ConsumerUpdate; a member told to stop stops reading at once (its
+    /// credit kept), one told to start waits for the client's answer.
+    fn sac_update(&mut self, u: Update) {
+        let member = self
+            .subs
+            .get_mut(&u.subscription)
+            .filter(|s| s.sac.as_ref().is_some_and(|sac| sac.group == u.group));
+        let Some(s) = member else {
+            // Gone meanwhile: a step-down nobody will answer lets the next one go ahead.
+            if !u.active && u.stepping_down {
+                self.o.vhost.sac.activate(&u.group);
+            }
+            return;
+        };
+        let stopped = if u.active { None } else { s.sub.take() };
+        if let Some(sac) = s.sac.as_mut() {
+            sac.active = u.active;
+        }
+        if let Some(sub) = stopped {
+            let left = self.stop_reading(&sub);
+            if let Some(sac) = self
+                .subs
+                .get_mut(&u.subscription)
+                .and_then(|s| s.sac.as_mut())
+            {
+                sac.credit = sac.credit.saturating_add(left);
+            }
+        }
+        self.next_request = self.next_request.wrapping_add(1);
+        let correlation_id = self.next_request;
+        self.requests.insert(
+            correlation_id,
+            Pending {
+                subscription: u.subscription,
+                group: u.group,
+                active: u.active,
+                stepping_down: u.stepping_down,
+                sent: Instant::now(),
+            },
+        );
+        self.respond(ServerCommand::ConsumerUpdate {
+            correlation_id,
+            subscription_id: u.subscription,
+            active: u.active,
+        });
+    }
+
+    /// The client answered a ConsumerUpdate: an active member starts reading from the
+    /// offset it gave (or its subscription's); a member that stepped down lets the
+    /// coordinator activate the next one. The code is not checked (RabbitMQ only logs
+    /// one that is not OK).
+    fn consumer_update_response(&mut self, cid: u32, c: u16, offset: Option<OffsetSpec>) {
+        let Some(p) = self.requests.remove(&cid) else {
+            warn!(
+                correlation_id = cid,
+                "consumer update response to no request"
+            );
+            return;
+        };
+        if c != code::OK {
+            info!(code = c, "consumer update response code is not OK");
+        }
+        let Some(s) = self.subs.get(&p.subscription) else {
+            return;
+        };
+        let Some(sac) = s.sac.as_ref().filter(|sac| sac.group == p.group) else {
+            return;
+        };
+        if sac.active {
+            if s.sub.is_some() {
+                return;
+            }
+            let (name, stream) = (s.name.clone(), s.stream.clone());
+            let (start, credit) = (offset.unwrap_or(sac.offset), sac.credit);
+            let sub = self.start_reading(p.subscription, &name, &stream, start, credit, None);
+            if let Some(s) = self.subs.get_mut(&p.subscription) {
+                s.sub = Some(sub);
+                if let Some(sac) = s.sac.as_mut() {
+                    sac.credit = 0;
+                }
+            }
+        } else if p.stepping_down {
+            self.o.vhost.sac.activate(&p.group);
+        }
+    }
+
+    /// CreateSuperStream (RabbitMQ 3.13): a correct name, then the permissions, then
+    /// [`super_stream::create`].
+    fn create_super_stream(
+        &mut self,
+        name: &Str,
+        partitions: &[Str],
+        binding_keys: &[Str],
+        arguments: &[(Str, Str)],
+    ) -> u16 {
+        let Some(name) = super_stream::correct_name(name.as_bytes()) else {
+            return code::PRECONDITION_FAILED;
+        };
+        let partitions: Vec<ShortStr> = partitions.iter().map(|p| ShortStr(p.0.clone())).collect();
+        let keys: Vec<ShortStr> = binding_keys.iter().map(|k| ShortStr(k.0.clone())).collect();
+        if !self.super_stream_management_permitted(&name, &partitions) {
+            return code::ACCESS_REFUSED;
+        }
+        let vhost = self.o.vhost.clone();
+        if let Err(e) = super_stream::validate(&vhost, &name, &partitions, &keys) {
+            return super_stream_code(&e);
+        }
+        // Partitions are placed `balanced` unless told otherwise (RabbitMQ's
+        // `default_super_stream_arguments`).
+        let mut arguments = arguments.to_vec();
+        if !arguments.iter().any(|(k, _)| k == "queue-leader-locator") {
+            arguments.push((Str::from("queue-leader-locator"), Str::from("balanced")));
+        }
+        // RabbitMQ creates the streams one by one and answers a refused argument with
+        // INTERNAL_ERROR after undoing them; nothing is created here in that case.
+        let Some(queue_arguments) = streams::queue_arguments(&arguments) else {
+            return code::INTERNAL_ERROR;
+        };
+        match super_stream::create(&vhost, &name, &partitions, &keys, &queue_arguments, self.id) {
+            Ok(()) => code::OK,
+            Err(e) => {
+                warn!(super_stream = %name, error = %e, "cannot create super stream");
+                super_stream_code(&e)
+            }
+        }
+    }
+
+    /// DeleteSuperStream (RabbitMQ's reader on main): configure on the exchange, the
+    /// partitions it has now, the permissions on them, then the exchange and those
+    /// streams go.
+    fn delete_super_stream(&mut self, name: &Str) -> u16 {
+        if !self.allowed_on(Perm::Configure, ResourceKind::Exchange, name.as_bytes()) {
+            return code::ACCESS_REFUSED;
+        }
+        let vhost = self.o.vhost.clone();
+        let Ok(partitions) = super_stream::partitions(&vhost, name.as_bytes()) else {
+            return code::STREAM_DOES_NOT_EXIST;
+        };
+        let x = ShortStr(name.0.clone());
+        if !self.super_stream_management_permitted(&x, &partitions) {
+            return code::ACCESS_REFUSED;
+        }
+        super_stream::delete(&vhost, &x, &partitions);
+        code::OK
+    }
+
+    /// RabbitMQ's `check_super_stream_management_permitted`: configure on the exchange
+    /// and every partition, read on the exchange (the bindings' source), write on every
+    /// partition (their destination).
+    fn super_stream_management_permitted(&mut self, x: &ShortStr, partitions: &[ShortStr]) -> bool {
+        let queues = |s: &mut Self, perm| {
+            partitions
+                .iter()
+                .all(|p| s.allowed_on(perm, ResourceKind::Queue, p.as_bytes()))
+        };
+        self.allowed_on(Perm::Configure, ResourceKind::Exchange, x.as_bytes())
+            && queues(self, Perm::Configure)
+            && self.allowed_on(Perm::Read, ResourceKind::Exchange, x.as_bytes())
+            && queues(self, Perm::Write)
     }
 
     fn metadata(&mut self, correlation_id: u32, names: Vec<Str>) {
@@ -752,8 +1134,8 @@ impl Session {
             }
         }
         for s in self.subs.values() {
-            if s.stream.queue.is_deleted() && !gone.contains(&s.sub.stream) {
-                gone.push(s.sub.stream.clone());
+            if s.stream.queue.is_deleted() && !gone.contains(&s.name) {
+                gone.push(s.name.clone());
             }
         }
         if gone.is_empty() {
@@ -782,7 +1164,8 @@ impl Session {
 }
 
 /// ExchangeCommandVersions: what this server speaks (Publish 1 and 2; Deliver 1 only,
-/// so that clients do not expect a committed chunk id).
+/// so that clients do not expect a committed chunk id; the super stream commands, as
+/// RabbitMQ 3.13 lists them).
 fn command_versions() -> Vec<CommandVersion> {
     let mut v: Vec<CommandVersion> = [
         key::DECLARE_PUBLISHER,
@@ -808,6 +1191,8 @@ fn command_versions() -> Vec<CommandVersion> {
         key::HEARTBEAT,
         key::EXCHANGE_COMMAND_VERSIONS,
         key::STREAM_STATS,
+        key::CREATE_SUPER_STREAM,
+        key::DELETE_SUPER_STREAM,
     ]
     .iter()
     .map(|&k| CommandVersion {
@@ -820,4 +1205,14 @@ fn command_versions() -> Vec<CommandVersion> {
         p.max = 2;
     }
     v
+}
+
+/// The response code of a super stream operation's failure.
+fn super_stream_code(e: &SuperStreamError) -> u16 {
+    match e {
+        SuperStreamError::NotFound(_) => code::STREAM_DOES_NOT_EXIST,
+        SuperStreamError::Invalid(_) => code::PRECONDITION_FAILED,
+        SuperStreamError::AlreadyExists(_) => code::STREAM_ALREADY_EXISTS,
+        SuperStreamError::Internal(_) => code::INTERNAL_ERROR,
+    }
 }

@@ -40,7 +40,7 @@ fn log_of(_store: &Arc<Store>, queue: &Queue) -> Option<Arc<StreamLog>> {
 /// `stream_queue_arguments`): the known keys with their `x-` names and types; others are
 /// ignored. None when a numeric one is not a number or a value is out of range
 /// (PRECONDITION_FAILED, as RabbitMQ's `validation_failed`).
-fn queue_arguments(arguments: &[(Str, Str)]) -> Option<FieldTable> {
+pub(crate) fn queue_arguments(arguments: &[(Str, Str)]) -> Option<FieldTable> {
     let mut t = FieldTable::new();
     t.insert("x-queue-type", FieldValue::LongStr(LongStr::from("stream")));
     for (k, v) in arguments {
@@ -79,16 +79,7 @@ fn queue_arguments(arguments: &[(Str, Str)]) -> Option<FieldTable> {
 /// A name RabbitMQ accepts for a stream (`enforce_correct_name`): not empty, not `amq.`,
 /// newlines removed.
 fn correct_name(name: &Str) -> Option<ShortStr> {
-    let cleaned: Vec<u8> = name
-        .as_bytes()
-        .iter()
-        .copied()
-        .filter(|b| *b != b'\n' && *b != b'\r')
-        .collect();
-    if cleaned.is_empty() || cleaned.starts_with(b"amq.") || cleaned.len() > 255 {
-        return None;
-    }
-    Some(ShortStr::from(bytes::Bytes::from(cleaned)))
+    crate::broker::super_stream::correct_name(name.as_bytes())
 }
 
 /// The Create command: the response code (configure permission first, as RabbitMQ).
