@@ -216,6 +216,217 @@ async fn at_least_once_dead_lettering_loses_nothing_across_sigkill() {
     .await;
 }
 
+/// Total size of the quorum queues' command logs (`*.qlog`) under the data directory.
+fn command_log_size(data: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for q in std::fs::read_dir(data.join("queues")).unwrap().flatten() {
+        for f in std::fs::read_dir(q.path()).into_iter().flatten().flatten() {
+            if f.path().extension().is_some_and(|x| x == "qlog") {
+                total += f.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    total
+}
+
+/// Publishes `n` messages of 1 KiB to `queue`, then consumes and acknowledges them all.
+async fn pass_through(ch: &Channel, queue: &str, n: usize) {
+    let body = vec![b'x'; 1024];
+    let mut confirms = Vec::new();
+    for _ in 0..n {
+        let c = ch
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                &body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+        confirms.push(c);
+    }
+    for c in confirms {
+        assert!(c.await.unwrap().is_ack());
+    }
+    let consumer = ch
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let tag = consumer.tag();
+    let mut deliveries = Deliveries::new(consumer);
+    // One by one: a multiple ack would settle the message the test holds on this channel.
+    for _ in 0..n {
+        let d = deliveries.next().await;
+        d.ack(Default::default()).await.unwrap();
+    }
+    ch.basic_cancel(tag, Default::default()).await.unwrap();
+}
+
+/// A confirmed publish to another queue after the acknowledgements on the same channel:
+/// the store has written (and truncated) everything before it once it is confirmed.
+async fn barrier(ch: &Channel) {
+    declare_quorum(ch, "barrier", &[]).await;
+    publish_all(ch, "barrier", 0..1, 2).await;
+}
+
+/// The command log keeps a message's delivery count across kill -9 while it is checked
+/// out, and stays bounded: 33 MB passing through leave at most the held message's segment
+/// and the current one (8 MB each) behind, and once that one is settled too, next to
+/// nothing.
+#[tokio::test]
+async fn the_command_log_keeps_counts_and_is_truncated_once_settled() {
+    bounded(LIMIT, async {
+        let dir = TempDir::new("quorum-qlog");
+        let broker = durable::start(dir.path()).await;
+        let conn = broker.connect().await;
+        let ch = confirming_channel(&conn).await;
+        ch.basic_qos(1000, BasicQosOptions::default())
+            .await
+            .unwrap();
+        declare_quorum(&ch, "qq", &[]).await;
+        publish_all(&ch, "qq", 0..1, 2).await;
+        // Returned three times, then checked out and held.
+        for _ in 0..3 {
+            let m = ch
+                .basic_get("qq".into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+                .expect("the message");
+            nack_requeue(&m.delivery).await;
+        }
+        let held = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the message");
+        assert_eq!(delivery_count(&held.delivery), Some(3));
+        pass_through(&ch, "qq", 30_000).await;
+        barrier(&ch).await;
+        let size = command_log_size(broker.dir());
+        assert!(
+            size < 17 << 20,
+            "33 MB went through a queue holding one message: {size} bytes left"
+        );
+        let broker = broker.restart(Stop::Kill).await;
+        drop(conn);
+        let conn = broker.connect().await;
+        let ch = confirming_channel(&conn).await;
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the held message, after the crash");
+        assert_eq!(delivery_count(&m.delivery), Some(3), "its count came back");
+        assert!(m.delivery.redelivered);
+        assert_eq!(String::from_utf8_lossy(&m.delivery.data), "0");
+        m.delivery.ack(Default::default()).await.unwrap();
+        barrier(&ch).await;
+        let size = command_log_size(broker.dir());
+        assert!(
+            size < 64 << 10,
+            "everything settled: {size} bytes of command log left"
+        );
+    })
+    .await;
+}
+
+/// A quorum queue past the paging threshold keeps its tail in the command log only, and
+/// reads it back from there, in order, live and after kill -9 (where a returned message
+/// among them keeps its count).
+#[tokio::test]
+async fn a_paged_out_quorum_queue_reads_its_tail_back_from_the_command_log() {
+    bounded(LIMIT, async {
+        const N: u64 = 3000;
+        let dir = TempDir::new("quorum-paging");
+        // 3000 bodies of 300 bytes: about 200 fit under the threshold, the rest is paged out.
+        let env = [("WARREN_MEMORY__PAGING_THRESHOLD", "64KiB")];
+        let broker = durable::start_with(dir.path(), &env).await;
+        let conn = broker.connect().await;
+        let ch = confirming_channel(&conn).await;
+        declare_quorum(&ch, "qq", &[]).await;
+        let mut confirms = Vec::new();
+        for id in 0..N {
+            let body = format!("{id}:{}", "x".repeat(300));
+            let c = ch
+                .basic_publish(
+                    "".into(),
+                    "qq".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .unwrap();
+            confirms.push(c);
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        let id = |d: &lapin::message::Delivery| -> u64 {
+            let body = String::from_utf8_lossy(&d.data).into_owned();
+            body.split(':').next().unwrap().parse().unwrap()
+        };
+        // The head is returned once; the first half is taken (paged in as it goes).
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("the head");
+        nack_requeue(&m.delivery).await;
+        let mut got = Vec::new();
+        for _ in 0..N / 2 {
+            let m = ch
+                .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .expect("a message");
+            if got.is_empty() {
+                assert_eq!(delivery_count(&m.delivery), Some(1));
+            }
+            got.push(id(&m.delivery));
+        }
+        assert_eq!(got, (0..N / 2).collect::<Vec<u64>>());
+        // Return one of the rest (paged in for the get) and crash.
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("a message");
+        assert_eq!(id(&m.delivery), N / 2);
+        nack_requeue(&m.delivery).await;
+        barrier(&ch).await;
+        let broker = broker.restart(Stop::Kill).await;
+        drop(conn);
+        let conn = broker.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        let m = ch
+            .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .expect("the returned message");
+        assert_eq!(
+            (id(&m.delivery), delivery_count(&m.delivery)),
+            (N / 2, Some(1))
+        );
+        let mut rest = Vec::new();
+        while let Some(m) = ch
+            .basic_get("qq".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            rest.push(id(&m.delivery));
+        }
+        assert_eq!(rest, (N / 2 + 1..N).collect::<Vec<u64>>());
+    })
+    .await;
+}
+
 /// Polls `queue`'s ready count until it is `n` (dead-lettering happens after the operation
 /// that causes it returns).
 async fn wait_for_count(conn: &Connection, queue: &str, n: u32) {

@@ -58,8 +58,9 @@ fn dead_letter_one(vhost: &VHost, dl: DeadLetter, fx: &mut Effects) {
         let _ = send_copy(vhost, &queue, &target, &dl.message, dl.reason, &[], fx);
         return;
     }
-    // At least once: the discard is a command of the queue's log (rabbit_fifo's discard),
-    // so that a crash before a target has the copy brings it back among the discards.
+    // At least once: the move to the discards is a `DeadLettering` command of the queue's
+    // log (rabbit_fifo's discard into its dlx state), so that a crash before a target has
+    // the copy brings it back among the discards; the final `Discard` follows the copies.
     if let Some(p) = &dl.message.persisted {
         p.log.mark(MARK_DISCARDED + dl.reason.code(), p.seq);
     }

@@ -10,8 +10,10 @@
 //!   adds the discards to the ready messages and bytes), and in the management API's
 //!   `messages`, `message_bytes`, `messages_dlx` and `message_bytes_dlx` (not in
 //!   `messages_ready`, nor in queue.declare-ok's count);
-//! - stays in the queue's log with a discarded mark (`store::record::MARK_DISCARDED`), so
-//!   after `kill -9` it comes back among the discards and is still dead-lettered;
+//! - stays in the queue's log, moved to the discards by a `DeadLettering` command
+//!   (`quorum::Command`, written as `store::record::MARK_DISCARDED` + its reason; a marks
+//!   file holds the same record for a queue in the older format), so after `kill -9` it
+//!   comes back among the discards and is still dead-lettered;
 //! - is retried by the broker's one [`Retrier`] task: at once when the vhost's topology
 //!   changes (an exchange or queue declared, a binding added, a policy put or deleted),
 //!   and every `amqp.dead_letter_retry_interval` for what a target refused. RabbitMQ

@@ -78,7 +78,17 @@ impl Effects {
     /// Records a message leaving `queue` for `reason`; kept only if the queue has a
     /// dead-letter exchange, by argument or policy (otherwise the message is simply
     /// dropped). The exchange itself is read when the message is dead-lettered.
-    pub fn dead_letter(&mut self, queue: &Arc<Queue>, message: QueuedMessage, reason: DeathReason) {
+    pub fn dead_letter(
+        &mut self,
+        queue: &Arc<Queue>,
+        mut message: QueuedMessage,
+        reason: DeathReason,
+    ) {
+        // However it ends (dead-lettered or dropped), a quorum queue's log records a
+        // `Discard` for it, not a `Settle`.
+        if let Some(p) = &mut message.persisted {
+            p.discard();
+        }
         let dlx = queue.has_dead_letter_exchange();
         queue.stats.incr(match (reason, dlx) {
             (DeathReason::Expired, true) => Stat::DeadLetteredExpired,

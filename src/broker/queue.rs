@@ -61,10 +61,11 @@ impl QueuedMessage {
         self.expires_at.is_some_and(|t| t <= now)
     }
 
-    /// Records a first delivery in the log, so that a restart redelivers it flagged.
+    /// Records a delivery in the log, so that a restart redelivers it flagged: the first
+    /// one in a classic queue's log, every one (a `Checkout`) in a quorum queue's.
     pub fn mark_delivered(&self) {
-        if !self.redelivered
-            && let Some(p) = &self.persisted
+        if let Some(p) = &self.persisted
+            && (!self.redelivered || p.log.quorum)
         {
             p.log.mark(MARK_DELIVERED, p.seq);
         }
@@ -653,10 +654,7 @@ impl Queue {
                 false,
             );
             fx.ticket = fx.ticket.max(t);
-            qm.persisted = Some(Persisted {
-                log: self.log.clone(),
-                seq,
-            });
+            qm.persisted = Some(Persisted::new(self.log.clone(), seq));
         }
         let deadline = qm.expires_at;
         if s.ready.len == 0 {
@@ -884,10 +882,7 @@ impl Queue {
             redelivered: m.delivered,
             delivery_count: m.delivery_count,
             expires_at,
-            persisted: Some(Persisted {
-                log: self.log.clone(),
-                seq: stored.seq,
-            }),
+            persisted: Some(Persisted::new(self.log.clone(), stored.seq)),
         };
         (qm, expires_at)
     }
@@ -912,7 +907,11 @@ impl Queue {
             // Back among the discards: retried once the vhost is up (`VHost::recover`
             // registers the queue with the retrier).
             let reason = DeathReason::from_code(m.discarded.unwrap_or(0));
-            let (qm, _) = self.logged_message(s.dedup.as_ref(), m);
+            let (mut qm, _) = self.logged_message(s.dedup.as_ref(), m);
+            // However it ends (dead-lettered or dropped), its log records a `Discard`.
+            if let Some(p) = &mut qm.persisted {
+                p.discard();
+            }
             s.discards.push(Discarded::new(qm, reason));
         }
         s.tail.count = rq.tail_count;
@@ -1050,21 +1049,27 @@ impl Queue {
     /// A quorum queue's return of `qm` (`quorum::Command::Return`): its delivery count goes
     /// up, in memory (with the header) and in the log. False when that takes it past the
     /// delivery limit: it is to be dead-lettered instead.
+    ///
+    /// The return goes through the same [`Machine::apply`] the store's replica and
+    /// recovery apply to the logged command, and is logged whatever it decides: past the
+    /// limit, the dead-lettering that follows logs a `Discard`.
     fn count_return(&self, settings: &QueueSettings, qm: &mut QueuedMessage) -> bool {
         let mut state = MessageState {
             delivery_count: qm.delivery_count,
             delivered: true,
             checked_out: true,
+            discarded: None,
         };
         let cmd = Command::Return { seq: qm.seq };
-        if Machine::transition(settings.delivery_limit, &mut state, cmd) != quorum::Applied::Kept {
+        let applied = Machine::new(settings.delivery_limit).apply(&mut state, cmd);
+        if let Some(p) = &qm.persisted {
+            p.log.mark(MARK_RETURNED, p.seq);
+        }
+        if applied != quorum::Applied::Kept {
             return false;
         }
         qm.delivery_count = state.delivery_count;
         qm.message = quorum::with_delivery_count(&qm.message, state.delivery_count);
-        if let Some(p) = &qm.persisted {
-            p.log.mark(MARK_RETURNED, p.seq);
-        }
         true
     }
 

@@ -163,7 +163,7 @@ impl Scheduler {
             st.buckets.insert(
                 b.bucket,
                 Bucket {
-                    log: store.log_with_id(disk::log_id(b.bucket)),
+                    log: store.log_with_id(disk::log_id(b.bucket), false),
                     on_disk: b.count,
                     head: b.head,
                     loaded: false,
@@ -209,7 +209,7 @@ impl Scheduler {
             let mut ticket = 0;
             let persisted = persistent.then(|| {
                 let b = st.buckets.entry(bucket).or_insert_with(|| Bucket {
-                    log: self.store.log_with_id(disk::log_id(bucket)),
+                    log: self.store.log_with_id(disk::log_id(bucket), false),
                     on_disk: 0,
                     head: Vec::new(),
                     loaded: true,
@@ -217,10 +217,7 @@ impl Scheduler {
                 });
                 let target = (&vhost_name, &exchange.name);
                 ticket = b.log.append_delayed(seq, target, &message, true, due);
-                Persisted {
-                    log: b.log.clone(),
-                    seq,
-                }
+                Persisted::new(b.log.clone(), seq)
             });
             st.heap.push(Entry {
                 due,
@@ -238,7 +235,7 @@ impl Scheduler {
             ticket
         } else {
             let b = st.buckets.entry(bucket).or_insert_with(|| Bucket {
-                log: self.store.log_with_id(disk::log_id(bucket)),
+                log: self.store.log_with_id(disk::log_id(bucket), false),
                 on_disk: 0,
                 head: Vec::new(),
                 loaded: false,
@@ -270,7 +267,7 @@ impl Scheduler {
         if exchange.durable {
             let log = self
                 .tombstone_log
-                .get_or_init(|| self.store.log_with_id(disk::log_id(TOMBSTONES)));
+                .get_or_init(|| self.store.log_with_id(disk::log_id(TOMBSTONES), false));
             let m = Arc::new(Message {
                 exchange: exchange.name.clone(),
                 routing_key: ShortStr::from(""),
@@ -402,10 +399,7 @@ impl Scheduler {
                 // Scheduled while this bucket was read back: in the heap already.
                 continue;
             }
-            let persisted = Some(Persisted {
-                log: log.clone(),
-                seq,
-            });
+            let persisted = Some(Persisted::new(log.clone(), seq));
             let mandatory = st.returns.remove(&seq);
             let alive = to.filter(|(_, e)| {
                 let t = m.stored.target.as_ref().unwrap();

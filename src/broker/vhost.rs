@@ -578,6 +578,7 @@ impl VHost {
             .or_insert_with(|| {
                 created = true;
                 let target = Target::Queue(args.queue_type);
+                let quorum_log = args.queue_type.always_persistent();
                 Arc::new(
                     Queue::new(
                         name.clone(),
@@ -587,7 +588,7 @@ impl VHost {
                         spec.arguments.clone(),
                         args,
                         Arc::downgrade(self),
-                        self.store.new_log(),
+                        self.store.new_log(quorum_log),
                         self.store.paging_threshold,
                     )
                     .with_stream(&self.store)
@@ -900,6 +901,7 @@ impl VHost {
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
+            let quorum_log = args.queue_type.always_persistent();
             let q = Arc::new(
                 Queue::new(
                     d.name.clone(),
@@ -909,7 +911,7 @@ impl VHost {
                     d.arguments.clone(),
                     args,
                     Arc::downgrade(self),
-                    self.store.log_with_id(d.log_id),
+                    self.store.log_with_id(d.log_id, quorum_log),
                     self.store.paging_threshold,
                 )
                 .with_stream(&self.store),

@@ -10,8 +10,8 @@
 //! memory, read back in order from `cursor` when the queue runs low.
 
 use super::record::{
-    self, MARK_ACK, MARK_DELIVERED, MARK_DISCARDED, MARK_DISCARDED_LAST, MARK_RETURNED,
-    StoredMessage,
+    self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST,
+    MARK_RETURNED, StoredMessage,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -69,7 +69,7 @@ struct Marks {
 impl Marks {
     fn apply(&mut self, kind: u8, seq: u64) {
         match kind {
-            MARK_ACK => {
+            MARK_ACK | MARK_DISCARD => {
                 self.acked.insert(seq);
             }
             MARK_DELIVERED => {
@@ -197,7 +197,7 @@ impl QueueFiles {
     pub fn mark(&mut self, kind: u8, seq: u64) {
         if let Some((_, seg)) = self.segment_of(seq) {
             record::put_mark(&mut seg.marks, kind, seq);
-            if kind == MARK_ACK {
+            if kind == MARK_ACK || kind == MARK_DISCARD {
                 seg.live = seg.live.saturating_sub(1);
             }
         }
@@ -448,7 +448,7 @@ pub struct Recovered {
     pub max_seq: Option<u64>,
 }
 
-fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+pub(super) fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
     let mut v = vec![0u8; len as usize];
     let mut done = 0;
     while done < v.len() {
@@ -488,5 +488,57 @@ fn load_marks(path: &Path) -> Marks {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+    use crate::protocol::{EncodedProperties, ShortStr};
+
+    fn message(seq: u64) -> Message {
+        Message {
+            exchange: ShortStr::from(""),
+            routing_key: ShortStr::from("q"),
+            properties: EncodedProperties::default(),
+            body: Bytes::from(vec![seq as u8; 10]),
+            bcc: Vec::new(),
+        }
+    }
+
+    /// A quorum queue still in the `.seg`/`.ack` format: a discarded mark (4 + reason)
+    /// brings the message back among the discards with its reason, whatever the budget,
+    /// and the final discard (8) that follows its target's copy ends it, as an
+    /// acknowledgement does.
+    #[test]
+    fn discarded_marks_come_back_as_discards_until_discarded_for_good() {
+        let dir = std::env::temp_dir().join(format!("warren-log-discards-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut files = QueueFiles::new(dir.clone());
+        for seq in 0..4 {
+            files
+                .append(seq, true, 0, None, &message(seq), false, true)
+                .unwrap();
+        }
+        files.mark(MARK_DISCARDED + 2, 1);
+        files.mark(MARK_DISCARDED + 3, 2);
+        files.mark(MARK_DISCARD, 2);
+        files.mark(MARK_ACK, 3);
+        files.flush(true).unwrap();
+        drop(files);
+        let rec = QueueFiles::recover(dir.clone(), 0, true).unwrap();
+        let got: Vec<(u64, Option<u8>)> = rec
+            .messages
+            .iter()
+            .map(|m| (m.stored.seq, m.discarded))
+            .collect();
+        assert_eq!(got, [(1, Some(2))], "the discard, loaded past the budget");
+        assert_eq!(rec.tail_count, 1, "seq 0 waits in the tail");
+        let mut tail = Vec::new();
+        rec.files.unwrap().page_in(u64::MAX, &mut tail).unwrap();
+        let tail: Vec<u64> = tail.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(tail, [0], "the paging cursor skips the discard");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,6 @@
 //! Durable storage under `storage.dir`: the definitions log (`definitions`), one message
-//! log per queue (`log`), in checksummed records (`record`), and one log per stream
+//! log per queue (`log`; a quorum queue's is a command log, `qlog`), in checksummed
+//! records (`record`), and one log per stream
 //! (`stream`, osiris chunks written by the same writer with the same tickets).
 //!
 //! One writer thread owns every message-log file. Queues hand it operations (append,
@@ -14,6 +15,7 @@
 //! storage.dir/definitions.log
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.seg   message records
 //! storage.dir/queues/{log id:016x}/{first seq:016x}.ack   acknowledged/delivered marks
+//! storage.dir/queues/{log id:016x}/{segment:016x}.qlog      a quorum queue's command log (`qlog`)
 //! storage.dir/queues/{8000000000000000 | bucket:016x}/...   delayed messages (`delayed`)
 //! storage.dir/streams/{log id:016x}/{first offset:020}.segment   stream chunks (`stream`)
 //! storage.dir/dedup/{id:016x}.cache   deduplication exchanges' disk caches (`dedup`)
@@ -23,6 +25,7 @@ pub mod dedup;
 pub mod definitions;
 pub mod delayed;
 pub mod log;
+pub mod qlog;
 pub mod record;
 pub mod stream;
 
@@ -51,6 +54,8 @@ enum Op {
         persistent: bool,
         expires: u64,
         tail: bool,
+        /// The log is a quorum queue's command log (`qlog`), if the writer has to create it.
+        quorum: bool,
     },
     Mark {
         log: u64,
@@ -233,6 +238,12 @@ impl Store {
         std::fs::create_dir_all(&queues_dir)?;
         let (definitions, defs) = DefinitionsLog::open(dir, sync)?;
         let durable: HashSet<u64> = defs.queues.iter().map(|q| q.log_id).collect();
+        let quorum: HashSet<u64> = defs
+            .queues
+            .iter()
+            .filter(|q| is_quorum(&q.arguments))
+            .map(|q| q.log_id)
+            .collect();
         // Logs of queues that are gone (transient queues' paged messages, deleted queues).
         let mut buckets = Vec::new();
         for entry in std::fs::read_dir(&queues_dir)? {
@@ -270,7 +281,7 @@ impl Store {
                 f.destroy();
                 continue;
             }
-            files.insert(delayed::log_id(bucket), f);
+            files.insert(delayed::log_id(bucket), Files::Classic(f));
             recovery.delayed.push(found);
         }
         // Deduplication caches of durable exchanges; the others' files go.
@@ -291,18 +302,33 @@ impl Store {
         }
         let mut total = 0usize;
         for id in &durable {
-            let rec = QueueFiles::recover(log_dir(&queues_dir, *id), paging_threshold, clean)?;
-            total += rec.messages.len() + rec.tail_count as usize;
-            files.insert(*id, rec.files.unwrap());
-            recovery.queues.insert(
-                *id,
-                RecoveredQueue {
+            let dir = log_dir(&queues_dir, *id);
+            // A quorum queue's command log; a quorum queue written before command logs
+            // existed keeps its segments and marks.
+            let command_log =
+                qlog::is_command_log(&dir) || (quorum.contains(id) && !has_extension(&dir, "seg"));
+            let (f, rq) = if command_log {
+                let rec = qlog::QuorumFiles::recover(dir, paging_threshold, clean, sync)?;
+                let rq = RecoveredQueue {
                     messages: rec.messages,
                     tail_count: rec.tail_count,
                     tail_bytes: rec.tail_bytes,
                     next_seq: rec.max_seq.map_or(0, |s| s + 1),
-                },
-            );
+                };
+                (Files::Quorum(rec.files.unwrap()), rq)
+            } else {
+                let rec = QueueFiles::recover(dir, paging_threshold, clean)?;
+                let rq = RecoveredQueue {
+                    messages: rec.messages,
+                    tail_count: rec.tail_count,
+                    tail_bytes: rec.tail_bytes,
+                    next_seq: rec.max_seq.map_or(0, |s| s + 1),
+                };
+                (Files::Classic(rec.files.unwrap()), rq)
+            };
+            total += rq.messages.len() + rq.tail_count as usize;
+            files.insert(*id, f);
+            recovery.queues.insert(*id, rq);
         }
         recovery.definitions = defs;
         if total > 0 || !durable.is_empty() {
@@ -366,15 +392,16 @@ impl Store {
         self.next_log.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A message log for a new queue.
-    pub fn new_log(self: &Arc<Self>) -> Arc<QueueLog> {
-        self.log_with_id(self.next_log.fetch_add(1, Ordering::Relaxed))
+    /// A message log for a new queue (`quorum`: a command log, see [`qlog`]).
+    pub fn new_log(self: &Arc<Self>, quorum: bool) -> Arc<QueueLog> {
+        self.log_with_id(self.next_log.fetch_add(1, Ordering::Relaxed), quorum)
     }
 
-    /// The message log of a recovered queue.
-    pub fn log_with_id(self: &Arc<Self>, id: u64) -> Arc<QueueLog> {
+    /// The message log of a recovered queue (`quorum`: a command log, see [`qlog`]).
+    pub fn log_with_id(self: &Arc<Self>, id: u64, quorum: bool) -> Arc<QueueLog> {
         Arc::new(QueueLog {
             id,
+            quorum,
             inner: self.inner.clone(),
             deleted: Default::default(),
         })
@@ -464,10 +491,94 @@ fn log_dir(root: &Path, id: u64) -> PathBuf {
     root.join(format!("{id:016x}"))
 }
 
+/// Whether a queue's definition makes it a quorum queue (`x-queue-type: quorum`).
+fn is_quorum(arguments: &crate::protocol::FieldTable) -> bool {
+    matches!(
+        arguments.get("x-queue-type"),
+        Some(crate::protocol::FieldValue::LongStr(s)) if s.0.as_ref() == b"quorum"
+    )
+}
+
+/// Whether `dir` holds a file named `*.{ext}`.
+fn has_extension(dir: &Path, ext: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == ext))
+    })
+}
+
+/// A log as the writer holds it: a classic queue's (or a delayed bucket's) segments and
+/// marks, or a quorum queue's command log.
+#[derive(Debug)]
+enum Files {
+    Classic(QueueFiles),
+    Quorum(qlog::QuorumFiles),
+}
+
+impl Files {
+    #[allow(clippy::too_many_arguments)] // the record's fields, as the writer holds them
+    fn append(
+        &mut self,
+        seq: u64,
+        persistent: bool,
+        expires: u64,
+        target: Option<(&ShortStr, &ShortStr)>,
+        m: &crate::broker::message::Message,
+        tail: bool,
+        sync: bool,
+    ) -> io::Result<()> {
+        match self {
+            Files::Classic(f) => f.append(seq, persistent, expires, target, m, tail, sync),
+            Files::Quorum(f) => f.append(seq, persistent, expires, m, tail),
+        }
+    }
+
+    fn mark(&mut self, kind: u8, seq: u64) -> io::Result<()> {
+        match self {
+            Files::Classic(f) => {
+                f.mark(kind, seq);
+                Ok(())
+            }
+            Files::Quorum(f) => f.mark(kind, seq),
+        }
+    }
+
+    fn flush(&mut self, sync: bool) -> io::Result<bool> {
+        match self {
+            Files::Classic(f) => f.flush(sync),
+            Files::Quorum(f) => f.flush(),
+        }
+    }
+
+    fn page_in(&mut self, max_bytes: u64, out: &mut Vec<LoggedMessage>) -> io::Result<()> {
+        match self {
+            Files::Classic(f) => f.page_in(max_bytes, out),
+            Files::Quorum(f) => f.page_in(max_bytes, out),
+        }
+    }
+
+    fn drop_tail(&mut self) -> io::Result<()> {
+        match self {
+            Files::Classic(f) => f.drop_tail(),
+            Files::Quorum(f) => f.drop_tail(),
+        }
+    }
+
+    fn destroy(self) {
+        match self {
+            Files::Classic(f) => f.destroy(),
+            Files::Quorum(f) => f.destroy(),
+        }
+    }
+}
+
 /// A queue's handle on its message log.
 #[derive(Debug)]
 pub struct QueueLog {
     pub id: u64,
+    /// A quorum queue's command log: every checkout is logged (not only the first), and
+    /// the writer keeps the commands in one ordered log ([`qlog`]).
+    pub quorum: bool,
     inner: Arc<Inner>,
     /// Set when the queue is deleted: its messages' marks no longer matter.
     deleted: std::sync::atomic::AtomicBool,
@@ -527,6 +638,7 @@ impl QueueLog {
             persistent,
             expires,
             tail,
+            quorum: self.quorum,
         })
     }
 
@@ -624,12 +736,27 @@ impl DedupLog {
 pub struct Persisted {
     pub log: Arc<QueueLog>,
     pub seq: u64,
+    /// Dropping it discards the message (dead-lettered or dropped) rather than settling it.
+    discard: bool,
 }
 
 /// A [`Persisted`] whose acknowledgement has been handed over already.
 const SETTLED: u64 = u64::MAX;
 
 impl Persisted {
+    pub fn new(log: Arc<QueueLog>, seq: u64) -> Persisted {
+        Persisted {
+            log,
+            seq,
+            discard: false,
+        }
+    }
+
+    /// The message is being dead-lettered or dropped: its log records a `Discard`.
+    pub fn discard(&mut self) {
+        self.discard = true;
+    }
+
     /// Acknowledges the message in its log only once the store has synced `ticket` (what a
     /// dead-lettered copy of it waits for), so that a crash in between loses neither: it
     /// comes back in this queue. Ticket 0 (nothing to wait for) acknowledges it now.
@@ -649,7 +776,12 @@ impl Persisted {
 impl Drop for Persisted {
     fn drop(&mut self) {
         if self.seq != SETTLED {
-            self.log.mark(record::MARK_ACK, self.seq);
+            let kind = if self.discard {
+                record::MARK_DISCARD
+            } else {
+                record::MARK_ACK
+            };
+            self.log.mark(kind, self.seq);
         }
     }
 }
@@ -657,7 +789,7 @@ impl Drop for Persisted {
 struct Writer {
     inner: Arc<Inner>,
     root: PathBuf,
-    files: HashMap<u64, QueueFiles>,
+    files: HashMap<u64, Files>,
     sync: bool,
     synced: watch::Sender<u64>,
     deleted: HashSet<u64>,
@@ -705,7 +837,7 @@ impl Writer {
             for op in &ops {
                 if let Op::Mark {
                     log,
-                    kind: record::MARK_ACK,
+                    kind: record::MARK_ACK | record::MARK_DISCARD,
                     seq,
                 } = op
                 {
@@ -722,6 +854,7 @@ impl Writer {
                         persistent,
                         expires,
                         tail,
+                        quorum,
                     } => {
                         batch_bytes += message.body.len() as u64;
                         if self.deleted.contains(&log) {
@@ -732,11 +865,15 @@ impl Writer {
                             skipped.insert((log, seq));
                             continue;
                         }
-                        let root = &self.root;
-                        let f = self
-                            .files
-                            .entry(log)
-                            .or_insert_with(|| QueueFiles::new(log_dir(root, log)));
+                        let (root, sync) = (&self.root, self.sync);
+                        let f = self.files.entry(log).or_insert_with(|| {
+                            let dir = log_dir(root, log);
+                            if quorum {
+                                Files::Quorum(qlog::QuorumFiles::new(dir, sync))
+                            } else {
+                                Files::Classic(QueueFiles::new(dir))
+                            }
+                        });
                         self.inner.appended.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = f.append(
                             seq,
@@ -758,7 +895,9 @@ impl Writer {
                             continue;
                         }
                         if let Some(f) = self.files.get_mut(&log) {
-                            f.mark(kind, seq);
+                            if let Err(e) = f.mark(kind, seq) {
+                                error!(error = %e, "cannot append to a queue log; check free disk space");
+                            }
                             if !dirty.contains(&log) {
                                 dirty.push(log);
                             }
@@ -908,7 +1047,10 @@ impl Writer {
                 return true;
             }
             if let Some(f) = self.files.get_mut(&log) {
-                f.mark(record::MARK_ACK, seq);
+                // Dead-lettered: a `Discard` in a quorum queue's log.
+                if let Err(e) = f.mark(record::MARK_DISCARD, seq) {
+                    error!(error = %e, "cannot append to a queue log; check free disk space");
+                }
                 if !touched.contains(&log) {
                     touched.push(log);
                 }

@@ -14,9 +14,13 @@
 //! Mark record (acknowledgement files, `*.ack`), fixed size:
 //!
 //! ```text
-//! u8 kind (1: acknowledged, 2: delivered, 3: returned, 4 + reason: discarded) | u64 seq
-//! | u32 crc32 of the first 9 octets
+//! u8 kind | u64 seq | u32 crc32 of the first 9 octets
+//! kind: 1 acknowledged, 2 delivered, 3 returned, 4 + reason discarded (waiting for its
+//!       dead-letter target), 8 discarded for good
 //! ```
+//!
+//! A quorum queue's command log (`*.qlog`, see `store::qlog`) interleaves both, and
+//! snapshots, in the order the queue issued them.
 
 use crate::broker::message::Message;
 use crate::protocol::{EncodedProperties, LongStr, ShortStr};
@@ -33,10 +37,15 @@ pub const MARK_RETURNED: u8 = 3;
 /// Discarded by a quorum queue that dead-letters at least once, and not yet taken by its
 /// dead-letter target (rabbit_fifo's discards): the kind is this plus the reason's code
 /// (`DeathReason::code`, 0..=3). Recovery brings the message back among the discards, not
-/// the ready messages; the acknowledged mark that follows once a target has it ends it.
+/// the ready messages; the [`MARK_DISCARD`] that follows once a target has it ends it. In
+/// a quorum queue's command log this is the `DeadLettering` command.
 pub const MARK_DISCARDED: u8 = 4;
 /// The highest discarded kind (`MARK_DISCARDED` + the last reason code).
 pub const MARK_DISCARDED_LAST: u8 = MARK_DISCARDED + 3;
+/// Gone for good by dropping or dead-lettering (a quorum queue's `Discard`, which also
+/// ends a [`MARK_DISCARDED`] once its target has the copy); a classic log reads it as
+/// acknowledged. 8, not 4: the discarded kinds 4..=7 were on disk first.
+pub const MARK_DISCARD: u8 = 8;
 pub const MARK_LEN: usize = 13;
 /// Octets before the body that a message record needs besides its strings and properties.
 const FIXED: usize = 4 + 4 + 1 + 8 + 8 + 1 + 1 + 4 + 2;
