@@ -182,9 +182,11 @@ async fn a_compressed_sub_entry_batch_survives_sigkill() {
     bounded(LIMIT, async {
         let dir = TempDir::new("stream-subbatch");
         let stream_addr = format!("127.0.0.1:{}", durable::free_port());
-        let broker =
-            durable::start_with(dir.path(), &[("WARREN_STREAM__LISTEN", stream_addr.as_str())])
-                .await;
+        let broker = durable::start_with(
+            dir.path(),
+            &[("WARREN_STREAM__LISTEN", stream_addr.as_str())],
+        )
+        .await;
         let connect = || async {
             let sock = tokio::net::TcpStream::connect(&stream_addr).await.unwrap();
             let mut c = StreamConn::new(sock);
@@ -231,7 +233,8 @@ async fn a_compressed_sub_entry_batch_survives_sigkill() {
                 }],
             ))
         };
-        c.send(publish(7, Entry::Simple(amqp_message(b"first")))).await;
+        c.send(publish(7, Entry::Simple(amqp_message(b"first"))))
+            .await;
         c.send(publish(8, batch.clone())).await;
         let mut confirmed = Vec::new();
         while confirmed.len() < 2 {
@@ -263,7 +266,8 @@ async fn a_compressed_sub_entry_batch_survives_sigkill() {
         }
         // Its id again: confirmed, not stored; then one more message, at offset 101.
         c.send(publish(8, batch.clone())).await;
-        c.send(publish(9, Entry::Simple(amqp_message(b"after")))).await;
+        c.send(publish(9, Entry::Simple(amqp_message(b"after"))))
+            .await;
         let mut confirmed = Vec::new();
         while confirmed.len() < 2 {
             match c.recv().await.unwrap() {

@@ -1435,7 +1435,10 @@ async fn sub_entry_batches_are_stored_and_delivered_whole() {
         let ch = conn.create_channel().await.unwrap();
         ch.basic_qos(20, BasicQosOptions::default()).await.unwrap();
         let mut args = FieldTable::default();
-        args.insert("x-stream-offset".into(), AMQPValue::LongString("first".into()));
+        args.insert(
+            "x-stream-offset".into(),
+            AMQPValue::LongString("first".into()),
+        );
         let mut consumer = ch
             .basic_consume(
                 name.as_str().into(),

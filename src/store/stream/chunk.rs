@@ -299,7 +299,9 @@ struct Batch {
 }
 
 fn u32_at(data: &[u8], i: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(data.get(i..i.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        data.get(i..i.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// The simple entry at `at` in `data`: (its bytes' range, the position after it).

@@ -89,7 +89,18 @@ pub(crate) mod tests {
         assert_eq!(inflate(b"plain text, not gzip", 4), None);
         assert_eq!(inflate(&z, MAX_INFLATED + 1), None);
         // Optional header fields (FEXTRA, FNAME, FCOMMENT, FHCRC) are skipped.
-        let mut full = vec![0x1f, 0x8b, 8, FEXTRA | FNAME | FCOMMENT | FHCRC, 0, 0, 0, 0, 0, 3];
+        let mut full = vec![
+            0x1f,
+            0x8b,
+            8,
+            FEXTRA | FNAME | FCOMMENT | FHCRC,
+            0,
+            0,
+            0,
+            0,
+            0,
+            3,
+        ];
         full.extend([2, 0, b'x', b'y']);
         full.extend(b"name\0comment\0");
         full.extend([0, 0]);
