@@ -29,6 +29,7 @@ rstream = pytest.importorskip("rstream")
 
 from rstream import (  # noqa: E402
     AMQPMessage,
+    CompressionType,
     Consumer,
     ConsumerOffsetSpecification,
     OffsetSpecification,
@@ -435,3 +436,49 @@ def test_single_active_consumer_hands_over_from_the_answered_offset(target, stre
             assert b.bodies() == [b"m2", b"m3"]
 
     run(scenario())
+
+
+@pytest.mark.parametrize("compression", [CompressionType.No, CompressionType.Gzip])
+def test_sub_entry_batches_take_an_offset_per_record(target, connect, stream_name, compression):
+    """rstream's send_sub_entry: the batch is confirmed by its one publishing id, its
+    records are read at consecutive offsets between the messages around it. Over AMQP
+    0-9-1 an uncompressed batch's records arrive one by one; a gzip one crashes RabbitMQ
+    3.10's AMQP consumer (541 INTERNAL_ERROR) and arrives inflated from Warren."""
+    async def scenario():
+        confirmed = []
+
+        def on_confirm(st):
+            confirmed.append((st.message_id, st.is_confirmed))
+
+        async with producer(target) as p:
+            await p.create_stream(stream_name)
+            await p.send(stream_name, msg(b"before"), on_publish_confirm=on_confirm)
+            await p.send_sub_entry(stream_name, [msg(b"b%d" % i) for i in range(3)],
+                                   compression_type=compression, on_publish_confirm=on_confirm)
+            await p.send(stream_name, msg(b"after"), on_publish_confirm=on_confirm)
+            await until(lambda: len(confirmed) == 3, "3 confirms (one for the batch)")
+        assert all(ok for _, ok in confirmed)
+        async with consumer(target) as c:
+            col = await subscribe(c, stream_name, OffsetType.FIRST)
+            await until(lambda: len(col.got) == 5, "5 records")
+            assert col.offsets() == [0, 1, 2, 3, 4]
+            assert col.bodies() == [b"before", b"b0", b"b1", b"b2", b"after"]
+
+    run(scenario())
+    ch = connect().channel()
+    ch.basic_qos(prefetch_count=100)
+    got = []
+    try:
+        for m, props, body in ch.consume(stream_name, arguments={"x-stream-offset": "first"},
+                                         inactivity_timeout=WAIT):
+            assert m is not None, f"timed out after {got}"
+            got.append((props.headers["x-stream-offset"], body))
+            ch.basic_ack(m.delivery_tag)
+            if len(got) == 5:
+                break
+    except exc.ConnectionClosedByBroker as e:
+        # RabbitMQ 3.10 on a compressed batch.
+        assert compression is CompressionType.Gzip
+        assert (e.reply_code, e.reply_text) == (541, "INTERNAL_ERROR")
+        return
+    assert got == [(0, b"before"), (1, b"b0"), (2, b"b1"), (3, b"b2"), (4, b"after")]

@@ -160,3 +160,183 @@ async fn retention_holds_across_a_restart() {
     })
     .await;
 }
+
+/// A gzip member of `data` (what the stream clients' gzip codecs write).
+fn gzip(data: &[u8]) -> bytes::Bytes {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+    out.extend(crc32fast::hash(data).to_le_bytes());
+    out.extend((data.len() as u32).to_le_bytes());
+    bytes::Bytes::from(out)
+}
+
+/// A confirmed gzip sub-entry batch (stream protocol, named publisher) survives `kill -9`:
+/// delivered whole at its offset over the stream protocol, inflated into its records over
+/// AMQP 0-9-1, its publishing id still deduplicated, and offsets go on after its records.
+#[tokio::test]
+async fn a_compressed_sub_entry_batch_survives_sigkill() {
+    use common::stream_raw::{StreamConn, amqp_message};
+    use warren::protocol::stream::{
+        ClientCommand, Entry, OffsetSpec, Publish, PublishedMessage, ServerCommand, Str, code,
+    };
+    bounded(LIMIT, async {
+        let dir = TempDir::new("stream-subbatch");
+        let stream_addr = format!("127.0.0.1:{}", durable::free_port());
+        let broker = durable::start_with(
+            dir.path(),
+            &[("WARREN_STREAM__LISTEN", stream_addr.as_str())],
+        )
+        .await;
+        let connect = || async {
+            let sock = tokio::net::TcpStream::connect(&stream_addr).await.unwrap();
+            let mut c = StreamConn::new(sock);
+            c.open_guest("durability").await;
+            c
+        };
+        let s = Str::from("batched");
+        let mut c = connect().await;
+        let created = c
+            .call(|id| ClientCommand::Create {
+                correlation_id: id,
+                stream: s.clone(),
+                arguments: vec![],
+            })
+            .await;
+        assert_eq!(created, code::OK);
+        let declare = |id| ClientCommand::DeclarePublisher {
+            correlation_id: id,
+            publisher_id: 1,
+            reference: Str::from("writer"),
+            stream: s.clone(),
+        };
+        assert_eq!(c.call(declare).await, code::OK);
+        let mut plain = Vec::new();
+        for i in 0..100 {
+            let m = amqp_message(format!("record {i}").as_bytes());
+            plain.extend((m.len() as u32).to_be_bytes());
+            plain.extend(&m[..]);
+        }
+        let batch = Entry::SubBatch {
+            compression: 1,
+            count: 100,
+            uncompressed_size: plain.len() as u32,
+            data: gzip(&plain),
+        };
+        let publish = |id, entry| {
+            ClientCommand::Publish(Publish::new(
+                1,
+                1,
+                &[PublishedMessage {
+                    publishing_id: id,
+                    filter_value: None,
+                    entry,
+                }],
+            ))
+        };
+        c.send(publish(7, Entry::Simple(amqp_message(b"first"))))
+            .await;
+        c.send(publish(8, batch.clone())).await;
+        let mut confirmed = Vec::new();
+        while confirmed.len() < 2 {
+            match c.recv().await.unwrap() {
+                ServerCommand::PublishConfirm { publishing_ids, .. } => {
+                    confirmed.extend(publishing_ids)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(confirmed, [7, 8]);
+        let broker = broker.restart(Stop::Kill).await;
+
+        // The stream protocol: the batch whole, after "first", at offset 1.
+        let mut c = connect().await;
+        assert_eq!(c.call(declare).await, code::OK);
+        let id = c.id();
+        c.send(ClientCommand::QueryPublisherSequence {
+            correlation_id: id,
+            reference: Str::from("writer"),
+            stream: s.clone(),
+        })
+        .await;
+        match c.recv().await.unwrap() {
+            ServerCommand::QueryPublisherSequenceResponse { sequence, .. } => {
+                assert_eq!(sequence, 8)
+            }
+            other => panic!("{other:?}"),
+        }
+        // Its id again: confirmed, not stored; then one more message, at offset 101.
+        c.send(publish(8, batch.clone())).await;
+        c.send(publish(9, Entry::Simple(amqp_message(b"after"))))
+            .await;
+        let mut confirmed = Vec::new();
+        while confirmed.len() < 2 {
+            match c.recv().await.unwrap() {
+                ServerCommand::PublishConfirm { publishing_ids, .. } => {
+                    confirmed.extend(publishing_ids)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(confirmed, [8, 9]);
+        let id = c.id();
+        c.send(ClientCommand::Subscribe {
+            correlation_id: id,
+            subscription_id: 1,
+            stream: s.clone(),
+            offset: OffsetSpec::Offset(1),
+            credit: 10,
+            properties: vec![],
+        })
+        .await;
+        // The batch, byte for byte as published (one entry: flags, record count,
+        // uncompressed size, size, the gzip data).
+        let mut want = vec![0x90, 0, 100];
+        want.extend((plain.len() as u32).to_be_bytes());
+        let Entry::SubBatch { data, .. } = &batch else {
+            unreachable!()
+        };
+        want.extend((data.len() as u32).to_be_bytes());
+        want.extend(&data[..]);
+        let (mut starts, mut found) = (Vec::new(), false);
+        while starts.last() != Some(&101) {
+            match c.recv().await.unwrap() {
+                ServerCommand::Response { code: 1, .. } => {}
+                ServerCommand::Deliver { chunk, .. } => {
+                    found |= chunk.windows(want.len()).any(|w| w == &want[..]);
+                    starts.push(u64::from_be_bytes(chunk[24..32].try_into().unwrap()));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(found, "the batch is delivered whole");
+        assert!(starts[0] <= 1, "{starts:?}");
+        drop(c);
+
+        // AMQP 0-9-1: the records, inflated, at offsets 1..=100, then "after".
+        let conn = broker.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.basic_qos(200, BasicQosOptions::default()).await.unwrap();
+        let consumer = ch
+            .basic_consume(
+                "batched".into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                table(&[("x-stream-offset", AMQPValue::LongLongInt(1))]),
+            )
+            .await
+            .unwrap();
+        let mut deliveries = Deliveries::new(consumer);
+        for i in 1..=101 {
+            let d = deliveries.next().await;
+            assert_eq!(header(&d, "x-stream-offset"), Some(i));
+            let want = if i == 101 {
+                "after".to_string()
+            } else {
+                format!("record {}", i - 1)
+            };
+            assert_eq!(String::from_utf8_lossy(&d.data), want);
+            d.ack(BasicAckOptions::default()).await.unwrap();
+        }
+    })
+    .await;
+}

@@ -90,7 +90,7 @@ enum Op {
     StreamAppend {
         stream: Arc<stream::StreamLog>,
         offset: u64,
-        entry: bytes::Bytes,
+        entry: stream::chunk::Entry,
         writer: Option<(Arc<str>, u64)>,
     },
     StreamOffset {
@@ -910,7 +910,7 @@ impl Writer {
                         entry,
                         writer,
                     } => {
-                        batch_bytes += entry.len() as u64;
+                        batch_bytes += entry.payload_len() as u64;
                         self.inner.appended.fetch_add(1, Ordering::Relaxed);
                         streams.append(stream, offset, entry, writer);
                     }

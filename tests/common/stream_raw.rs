@@ -167,17 +167,32 @@ pub fn amqp_message(body: &[u8]) -> Bytes {
     m.freeze()
 }
 
-/// The records of a Deliver's chunk (simple entries): (first offset, bodies).
+/// The records of a Deliver's chunk (simple entries, and the records of uncompressed
+/// sub-entry batches): (first offset, bodies).
 pub fn chunk_entries(chunk: &Bytes) -> (u64, Vec<Bytes>) {
     assert_eq!(chunk[0], 0x50, "osiris magic and version");
-    let records = u32::from_be_bytes(chunk[4..8].try_into().unwrap());
+    let entries = u16::from_be_bytes([chunk[2], chunk[3]]);
     let first = u64::from_be_bytes(chunk[24..32].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_be_bytes(chunk[at..at + 4].try_into().unwrap()) as usize;
     let mut at = 48;
     let mut out = Vec::new();
-    for _ in 0..records {
-        let n = u32::from_be_bytes(chunk[at..at + 4].try_into().unwrap()) as usize;
-        out.push(chunk.slice(at + 4..at + 4 + n));
-        at += 4 + n;
+    for _ in 0..entries {
+        if chunk[at] & 0x80 == 0 {
+            let n = u32_at(at);
+            out.push(chunk.slice(at + 4..at + 4 + n));
+            at += 4 + n;
+        } else {
+            assert_eq!(chunk[at] & 0x70, 0, "an uncompressed sub-entry batch");
+            let count = u16::from_be_bytes([chunk[at + 1], chunk[at + 2]]);
+            let end = at + 11 + u32_at(at + 7);
+            at += 11;
+            for _ in 0..count {
+                let n = u32_at(at);
+                out.push(chunk.slice(at + 4..at + 4 + n));
+                at += 4 + n;
+            }
+            assert_eq!(at, end, "the batch is its records");
+        }
     }
     (first, out)
 }

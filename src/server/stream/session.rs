@@ -38,7 +38,7 @@ use crate::protocol::stream::{
 };
 use crate::server::alarm::{Alarm, LOW_ON_DISK};
 use crate::store::stream as store;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -741,35 +741,32 @@ impl Session {
         for m in p.messages() {
             published += 1;
             let writer = pb.reference.as_deref().map(|r| (r, m.publishing_id));
-            let ticket = match m.entry {
-                Entry::Simple(body) => log.append(body, writer).map_or(0, |a| a.ticket),
-                // An uncompressed sub-entry batch is a run of simple entries: each is
-                // stored on its own (offsets are per record either way). It is checked
-                // whole first, so a malformed one stores nothing and is answered with a
-                // PublishError, never half stored.
+            let entry = match m.entry {
+                Entry::Simple(body) => store::Entry::Simple(body),
+                // A sub-entry batch is stored whole as one entry, as osiris stores it
+                // (clients decompress; the chunk is delivered as is), taking an offset per
+                // record. An uncompressed one is checked first (Warren only: its records
+                // must fill it exactly, so AMQP consumers can read them); a batch of no
+                // records would take no offset. Either is refused whole.
                 Entry::SubBatch {
-                    compression: 0,
+                    compression,
                     count,
+                    uncompressed_size,
                     data,
-                    ..
-                } if sub_batch_is_whole(&data, count) => {
-                    let mut ticket = 0;
-                    let mut writer = writer;
-                    let mut rest = data;
-                    while rest.len() >= 4 {
-                        let n = (rest.get_u32() & 0x7fff_ffff) as usize;
-                        let body = rest.split_to(n);
-                        if let Some(a) = log.append(body, writer.take()) {
-                            ticket = a.ticket;
-                        }
+                } if count > 0 && (compression != 0 || sub_batch_is_whole(&data, count)) => {
+                    store::Entry::SubBatch {
+                        compression,
+                        records: count,
+                        uncompressed_len: uncompressed_size,
+                        data,
                     }
-                    ticket
                 }
                 Entry::SubBatch { .. } => {
                     refused.push(m.publishing_id);
                     continue;
                 }
             };
+            let ticket = log.append_entry(entry, writer).map_or(0, |a| a.ticket);
             // Ticket 0: a duplicate (or a deleted stream), confirmed at once as osiris
             // confirms what deduplication drops.
             self.unconfirmed.push_back((ticket, pid, m.publishing_id));

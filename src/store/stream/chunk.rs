@@ -128,6 +128,73 @@ pub fn put_simple_entry(out: &mut Vec<u8>, entry: &[u8]) {
     out.extend_from_slice(entry);
 }
 
+/// Bytes of a sub-batch entry's header: flags, NumRecords u16, UncompressedLength u32,
+/// Length u32.
+pub const SUB_BATCH_HEADER_LEN: usize = 11;
+
+/// One entry of a user chunk, as a stream-protocol publisher sent it and as osiris stores
+/// it: the server never looks inside a sub-batch (clients decompress), it only counts its
+/// records in the chunk's record count and offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// One record (an AMQP 1.0 encoded message).
+    Simple(Bytes),
+    /// A sub-entry batch: `records` records, `data` holds them as simple entries,
+    /// compressed with `compression` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd; 3 bits)
+    /// from `uncompressed_len` bytes.
+    SubBatch {
+        compression: u8,
+        records: u16,
+        uncompressed_len: u32,
+        data: Bytes,
+    },
+}
+
+impl Entry {
+    /// Offsets it takes.
+    pub fn records(&self) -> u32 {
+        match self {
+            Entry::Simple(_) => 1,
+            Entry::SubBatch { records, .. } => u32::from(*records),
+        }
+    }
+
+    /// Its payload's size (what the size limits count).
+    pub fn payload_len(&self) -> usize {
+        match self {
+            Entry::Simple(b) | Entry::SubBatch { data: b, .. } => b.len(),
+        }
+    }
+
+    /// Bytes it takes in a chunk, header included.
+    pub fn stored_len(&self) -> usize {
+        match self {
+            Entry::Simple(b) => 4 + b.len(),
+            Entry::SubBatch { data, .. } => SUB_BATCH_HEADER_LEN + data.len(),
+        }
+    }
+
+    /// Appends it in osiris's layout (`make_chunk`).
+    pub fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Entry::Simple(b) => put_simple_entry(out, b),
+            Entry::SubBatch {
+                compression,
+                records,
+                uncompressed_len,
+                data,
+            } => {
+                debug_assert!(data.len() <= u32::MAX as usize);
+                out.put_u8(0x80 | (compression & 0x7) << 4);
+                out.put_u16(*records);
+                out.put_u32(*uncompressed_len);
+                out.put_u32(data.len() as u32);
+                out.extend_from_slice(data);
+            }
+        }
+    }
+}
+
 /// Appends one tracking entry of a trailer or delta chunk. References longer than
 /// [`MAX_REFERENCE_LEN`] are never handed here (the log refuses to track them).
 pub fn put_tracking(out: &mut Vec<u8>, kind: u8, id: &str, value: u64) {
@@ -196,11 +263,13 @@ fn data_of(chunk: &Bytes) -> Option<(ChunkHeader, Bytes)> {
 }
 
 /// Iterates the records of a chunk read with [`ChunkRef::read`](super::ChunkRef::read):
-/// (offset, entry bytes as zero-copy slices of `chunk`). Handles simple entries, and
-/// sub-batch entries with compression 0 (their records are simple entries); a compressed
-/// sub-batch yields nothing (its records' offsets are skipped: the server passes such
-/// chunks through whole, it never decompresses). A malformed or truncated chunk yields the
-/// records before the damage.
+/// (offset, record bytes). Simple entries and uncompressed sub-batches yield zero-copy
+/// slices of `chunk`; a gzip sub-batch is inflated (AMQP 0-9-1 consumers cannot do it
+/// themselves) and yields slices of its inflated bytes. A sub-batch of another codec, or
+/// one that does not inflate or parse, yields nothing, its offsets skipped. A sub-batch
+/// yields at most its stated record count, and the entry after it always starts at its
+/// first offset plus that count (as osiris's `parse_records` counts). A malformed or
+/// truncated chunk yields the records before the damage.
 pub fn records(chunk: &Bytes) -> impl Iterator<Item = (u64, Bytes)> + use<> {
     let (offset, data) = match data_of(chunk) {
         Some((h, data)) => (h.first_offset, data),
@@ -218,65 +287,84 @@ struct Records {
     data: Bytes,
     at: usize,
     offset: u64,
-    /// Inside an uncompressed sub-batch: its end in `data`.
-    batch: Option<usize>,
+    /// Inside a sub-batch: its (uncompressed) records, the position in them, and the
+    /// offset after the batch.
+    batch: Option<Batch>,
+}
+
+struct Batch {
+    data: Bytes,
+    at: usize,
+    end_offset: u64,
+}
+
+fn u32_at(data: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        data.get(i..i.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The simple entry at `at` in `data`: (its bytes' range, the position after it).
+fn simple_at(data: &[u8], at: usize) -> Option<(std::ops::Range<usize>, usize)> {
+    let head = u32_at(data, at)?;
+    if head & 0x8000_0000 != 0 {
+        return None;
+    }
+    let start = at + 4;
+    let stop = start.checked_add(head as usize)?;
+    (stop <= data.len()).then_some((start..stop, stop))
 }
 
 impl Records {
-    fn u32_at(&self, i: usize) -> Option<u32> {
-        Some(u32::from_be_bytes(
-            self.data.get(i..i + 4)?.try_into().ok()?,
-        ))
-    }
-
     fn step(&mut self) -> Option<(u64, Bytes)> {
         loop {
-            if let Some(end) = self.batch {
-                if self.at < end {
-                    let head = self.u32_at(self.at)?;
-                    if head & 0x8000_0000 != 0 {
-                        return None; // nested batches do not exist
-                    }
-                    let start = self.at + 4;
-                    let stop = start.checked_add(head as usize)?;
-                    if stop > end {
-                        return None;
-                    }
-                    self.at = stop;
+            if let Some(b) = &mut self.batch {
+                if self.offset < b.end_offset
+                    && let Some((range, next)) = simple_at(&b.data, b.at)
+                {
+                    b.at = next;
                     let o = self.offset;
-                    self.offset += 1;
-                    return Some((o, self.data.slice(start..stop)));
+                    self.offset = o.checked_add(1)?;
+                    return Some((o, b.data.slice(range)));
                 }
+                // Done, or the rest is damaged: the next entry's offsets follow the
+                // batch's stated count either way.
+                self.offset = b.end_offset;
                 self.batch = None;
             }
-            let head = self.u32_at(self.at)?;
-            if head & 0x8000_0000 == 0 {
-                let start = self.at + 4;
-                let stop = start.checked_add(head as usize)?;
-                if stop > self.data.len() {
-                    return None;
-                }
-                self.at = stop;
+            if self.at >= self.data.len() {
+                return None;
+            }
+            if self.data[self.at] & 0x80 == 0 {
+                let (range, next) = simple_at(&self.data, self.at)?;
+                self.at = next;
                 let o = self.offset;
-                self.offset += 1;
-                return Some((o, self.data.slice(start..stop)));
+                self.offset = o.checked_add(1)?;
+                return Some((o, self.data.slice(range)));
             }
             // Sub-batch: flags, NumRecords u16, UncompressedLength u32, Length u32.
             let compression = (self.data[self.at] >> 4) & 0x7;
             let n = u16::from_be_bytes(self.data.get(self.at + 1..self.at + 3)?.try_into().ok()?);
-            let len = self.u32_at(self.at + 7)? as usize;
-            let start = self.at + 11;
+            let uncompressed = u32_at(&self.data, self.at + 3)? as usize;
+            let len = u32_at(&self.data, self.at + 7)? as usize;
+            let start = self.at + SUB_BATCH_HEADER_LEN;
             let stop = start.checked_add(len)?;
             if stop > self.data.len() {
                 return None;
             }
-            if compression == 0 {
-                self.at = start;
-                self.batch = Some(stop);
-            } else {
-                self.at = stop;
-                self.offset += n as u64;
-            }
+            self.at = stop;
+            let records = match compression {
+                0 => Some(self.data.slice(start..stop)),
+                super::gzip::GZIP => {
+                    super::gzip::inflate(&self.data[start..stop], uncompressed).map(Bytes::from)
+                }
+                _ => None,
+            };
+            self.batch = Some(Batch {
+                data: records.unwrap_or_default(),
+                at: 0,
+                end_offset: self.offset.checked_add(u64::from(n))?,
+            });
         }
     }
 }
@@ -348,17 +436,31 @@ mod tests {
         data.put_u32(body.len() as u32);
         data.put_u32(body.len() as u32);
         data.extend_from_slice(&body);
-        // Gzip sub-batch of three records: skipped, its offsets counted.
-        data.push(0x90);
-        data.put_u16(3);
-        data.put_u32(10);
-        data.put_u32(4);
-        data.extend_from_slice(b"zzzz");
+        // A gzip sub-batch of two records: inflated.
+        let mut plain = Vec::new();
+        put_simple_entry(&mut plain, b"g1");
+        put_simple_entry(&mut plain, b"g2");
+        Entry::SubBatch {
+            compression: 1,
+            records: 2,
+            uncompressed_len: plain.len() as u32,
+            data: Bytes::from(super::super::gzip::tests::gzip(&plain)),
+        }
+        .put(&mut data);
+        // A damaged gzip sub-batch and a zstd one of three records each: skipped, their
+        // offsets counted.
+        for flags in [0x90, 0xc0] {
+            data.push(flags);
+            data.put_u16(3);
+            data.put_u32(10);
+            data.put_u32(4);
+            data.extend_from_slice(b"zzzz");
+        }
         put_simple_entry(&mut data, b"d");
         let h = ChunkHeader {
             chunk_type: CHUNK_USER,
-            num_entries: 4,
-            num_records: 7,
+            num_entries: 6,
+            num_records: 12,
             timestamp: 0,
             epoch: 1,
             first_offset: 10,
@@ -373,7 +475,9 @@ mod tests {
             (10, Bytes::from_static(b"a")),
             (11, Bytes::from_static(b"b")),
             (12, Bytes::from_static(b"cc")),
-            (16, Bytes::from_static(b"d")),
+            (13, Bytes::from_static(b"g1")),
+            (14, Bytes::from_static(b"g2")),
+            (21, Bytes::from_static(b"d")),
         ];
         assert_eq!(got, want);
     }

@@ -17,6 +17,7 @@
 //! 40 bytes per chunk, and readers hold only a position.
 
 pub mod chunk;
+pub mod gzip;
 pub mod index;
 pub mod reader;
 pub mod segment;
@@ -25,7 +26,7 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use chunk::records;
+pub use chunk::{Entry, records};
 pub use reader::{ChunkRef, StreamReader};
 
 use super::{Inner, Op, Store};
@@ -246,7 +247,20 @@ impl StreamLog {
     /// and readable), like `QueueLog::append`; the chunk's timestamp is the time its
     /// batch is written. Also None when the stream is deleted or the entry is over 2 GiB.
     pub fn append(&self, entry: Bytes, writer: Option<(&str, u64)>) -> Option<Appended> {
-        if entry.len() > MAX_ENTRY_LEN {
+        self.append_entry(Entry::Simple(entry), writer)
+    }
+
+    /// [`append`](Self::append) for any chunk entry: a sub-entry batch is stored whole, as
+    /// one entry (compressed or not, never looked into: clients decompress), and takes as
+    /// many offsets as it has records; `offset` in the result is its first. Its publishing
+    /// id is deduplicated as one (a batch has one). None also for a batch of no records
+    /// (it would take no offset) or over 4 GiB.
+    pub fn append_entry(&self, entry: Entry, writer: Option<(&str, u64)>) -> Option<Appended> {
+        let too_big = match &entry {
+            Entry::Simple(b) => b.len() > MAX_ENTRY_LEN,
+            Entry::SubBatch { data, .. } => data.len() > u32::MAX as usize,
+        };
+        if too_big || entry.records() == 0 {
             return None;
         }
         let stream = self.me.upgrade()?;
@@ -266,10 +280,10 @@ impl StreamLog {
             _ => None,
         };
         let offset = a.next;
-        a.next += 1;
+        a.next += u64::from(entry.records());
         self.inner
             .pending_bytes
-            .fetch_add(entry.len() as u64, Ordering::Relaxed);
+            .fetch_add(entry.payload_len() as u64, Ordering::Relaxed);
         let ticket = self.inner.push(Op::StreamAppend {
             stream,
             offset,

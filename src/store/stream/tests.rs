@@ -800,3 +800,92 @@ fn throughput() {
     );
     assert_eq!(s.next_offset(), n);
 }
+
+/// A sub-entry batch's data: `bodies` as simple entries.
+fn batch_data(bodies: &[&[u8]]) -> Vec<u8> {
+    let mut d = Vec::new();
+    for b in bodies {
+        chunk::put_simple_entry(&mut d, b);
+    }
+    d
+}
+
+#[test]
+fn sub_batches_are_stored_whole_and_take_an_offset_per_record() {
+    let dir = tempdir("subbatch");
+    let plain = batch_data(&[b"g0", b"g1", b"g2"]);
+    let gz = Bytes::from(super::gzip::tests::gzip(&plain));
+    let gzip = Entry::SubBatch {
+        compression: 1,
+        records: 3,
+        uncompressed_len: plain.len() as u32,
+        data: gz.clone(),
+    };
+    let raw = batch_data(&[b"u0", b"u1"]);
+    let uncompressed = Entry::SubBatch {
+        compression: 0,
+        records: 2,
+        uncompressed_len: raw.len() as u32,
+        data: Bytes::from(raw.clone()),
+    };
+    // osiris's entry layout: flags, NumRecords, UncompressedLength, Length, data.
+    let mut want = vec![0x90, 0, 3];
+    want.extend((plain.len() as u32).to_be_bytes());
+    want.extend((gz.len() as u32).to_be_bytes());
+    want.extend(&gz[..]);
+    {
+        let store = open(&dir.0, 21, true);
+        let s = store.stream_log(21, Retention::default());
+        let (a, b, c) = in_one_batch(&store, || {
+            let a = s.append(entry(0, 8), Some(("p", 1))).unwrap();
+            let b = s.append_entry(gzip.clone(), Some(("p", 2))).unwrap();
+            // The batch's one publishing id is deduplicated as any other.
+            assert!(s.append_entry(gzip.clone(), Some(("p", 2))).is_none());
+            let c = s.append_entry(uncompressed.clone(), None).unwrap();
+            (a, b, c)
+        });
+        assert_eq!((a.offset, b.offset, c.offset), (0, 1, 4));
+        assert_eq!(s.next_offset(), 6);
+        // A batch of no records takes no offset: refused.
+        let empty = Entry::SubBatch {
+            compression: 1,
+            records: 0,
+            uncompressed_len: 0,
+            data: Bytes::new(),
+        };
+        assert!(s.append_entry(empty, None).is_none());
+        wait(&store, c.ticket);
+        store.close();
+    }
+    // Reopened (recovery scans the segment): the same chunk, read back whole.
+    let store = open(&dir.0, 21, true);
+    let s = store.stream_log(21, Retention::default());
+    assert_eq!(s.next_offset(), 6);
+    assert_eq!(s.publisher_sequence("p"), Some(2));
+    let (recs, chunks) = read_all(&s, 0);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!((chunks[0].num_entries, chunks[0].num_records), (3, 6));
+    let b = chunks[0].read().unwrap();
+    let h = ChunkHeader::decode(&b).unwrap();
+    assert_eq!(h.num_records, 6);
+    assert_eq!(crc32fast::hash(&b[HEADER_LEN..]), h.crc);
+    let at = HEADER_LEN + 4 + entry(0, 8).len();
+    assert_eq!(&b[at..at + want.len()], &want[..]);
+    assert_eq!(b[at + want.len()], 0x80, "the uncompressed batch, whole");
+    // Records (what AMQP consumers get): the gzip batch inflated.
+    let bodies: Vec<(u64, &[u8])> = recs.iter().map(|(o, b)| (*o, &b[..])).collect();
+    assert_eq!(
+        bodies,
+        [
+            (0, &entry(0, 8)[..]),
+            (1, b"g0"),
+            (2, b"g1"),
+            (3, b"g2"),
+            (4, b"u0"),
+            (5, b"u1")
+        ]
+    );
+    // Appends continue after the batch's records.
+    let d = s.append(entry(6, 8), None).unwrap();
+    assert_eq!(d.offset, 6);
+}

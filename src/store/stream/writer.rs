@@ -3,14 +3,13 @@
 //! active segment, fdatasynced, then put in the index and announced as committed.
 
 use super::chunk::{
-    self, CHUNK_TRACKING_DELTA, CHUNK_TRACKING_SNAPSHOT, CHUNK_USER, ChunkHeader, EPOCH,
+    self, CHUNK_TRACKING_DELTA, CHUNK_TRACKING_SNAPSHOT, CHUNK_USER, ChunkHeader, EPOCH, Entry,
     HEADER_LEN, TRACK_OFFSET, TRACK_SEQUENCE,
 };
 use super::index::{ChunkEntry, SEGMENT_HEADER, Segment, segment_path};
 use super::segment::TrackingState;
 use super::{StreamLog, now_ms};
 use crate::store::log::sync_dir;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -70,9 +69,9 @@ impl StreamWriter {
     }
 }
 
-/// An entry handed to the writer: its offset, bytes, and publisher reference and
-/// publishing id.
-type PendingEntry = (u64, Bytes, Option<(Arc<str>, u64)>);
+/// An entry handed to the writer: its first offset, the entry, and publisher reference
+/// and publishing id.
+type PendingEntry = (u64, Entry, Option<(Arc<str>, u64)>);
 
 /// One stream's share of a writer batch.
 pub struct StreamBatch {
@@ -114,7 +113,7 @@ impl Batches {
         &mut self,
         stream: Arc<StreamLog>,
         offset: u64,
-        entry: Bytes,
+        entry: Entry,
         writer: Option<(Arc<str>, u64)>,
     ) {
         self.of(stream).entries.push((offset, entry, writer));
@@ -186,9 +185,9 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         let mut data_len = 0usize;
         while j < b.entries.len()
             && j - i < MAX_CHUNK_ENTRIES
-            && (j == i || data_len + 4 + b.entries[j].1.len() <= MAX_CHUNK_DATA)
+            && (j == i || data_len + b.entries[j].1.stored_len() <= MAX_CHUNK_DATA)
         {
-            data_len += 4 + b.entries[j].1.len();
+            data_len += b.entries[j].1.stored_len();
             j += 1;
         }
         // Its trailer: the last publishing id of each publisher in it, and (in the last
@@ -251,11 +250,13 @@ fn write_stream(b: &StreamBatch, buf: &mut Vec<u8>, sync: bool, now: i64) -> io:
         let start = buf.len();
         buf.resize(start + HEADER_LEN, 0);
         let (num_entries, num_records) = if chunk_type == CHUNK_USER {
+            let mut records = 0u32;
             for (_, e, _) in &b.entries[i..j] {
-                chunk::put_simple_entry(buf, e);
+                e.put(buf);
+                records += e.records();
             }
             buf.extend_from_slice(&trailer);
-            ((j - i) as u16, (j - i) as u32)
+            ((j - i) as u16, records)
         } else {
             chunk::put_simple_entry(buf, &trailer);
             (1, 0)
