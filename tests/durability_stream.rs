@@ -55,6 +55,13 @@ async fn publish_all(ch: &Channel, stream: &str, ids: impl Iterator<Item = u64>,
     }
 }
 
+/// [`publish_all`] of 1 KiB messages, 40 at a time, each group confirmed before the next.
+async fn publish_grouped(ch: &Channel, stream: &str, ids: std::ops::Range<u64>) {
+    for start in ids.clone().step_by(40) {
+        publish_all(ch, stream, start..(start + 40).min(ids.end), 1024).await;
+    }
+}
+
 fn header(d: &lapin::message::Delivery, name: &str) -> Option<i64> {
     match d.properties.headers().as_ref()?.inner().get(name)? {
         AMQPValue::LongLongInt(n) => Some(*n),
@@ -138,7 +145,11 @@ async fn retention_holds_across_a_restart() {
             ),
         ];
         declare_stream(&ch, "logs", &args).await;
-        publish_all(&ch, "logs", 0..2000, 1024).await;
+        // In confirmed groups of 40 (~45 KiB): a chunk holds at most what one group commit
+        // took, and a segment rolls only between chunks, so without the groups a loaded
+        // machine could put most of the messages into one chunk in the active segment,
+        // which retention never removes.
+        publish_grouped(&ch, "logs", 0..2000).await;
         let first_before = read(&conn, "logs", AMQPValue::LongString("first".into()), 1).await[0].0;
         assert!(first_before > 0, "retention removed the oldest segments");
 
@@ -152,7 +163,7 @@ async fn retention_holds_across_a_restart() {
 
         // Retention still applies to what is published after the restart.
         let ch = confirming_channel(&conn).await;
-        publish_all(&ch, "logs", 2000..4000, 1024).await;
+        publish_grouped(&ch, "logs", 2000..4000).await;
         let first_later = read(&conn, "logs", AMQPValue::LongString("first".into()), 1).await[0].0;
         assert!(first_later > 3000, "first offset moved on: {first_later}");
         let last = read(&conn, "logs", AMQPValue::LongString("last".into()), 1).await[0].0;
