@@ -964,6 +964,10 @@ async fn bindings_survive(how: Stop) {
         drain(&ch, "q.on-transient").await,
         ["via the transient exchange"]
     );
+    // A confirmed persistent message after the drains: their no-ack gets are written by
+    // then, so a crash cannot bring the drained messages back.
+    declare_queue(&ch, "q.barrier", durable_queue(), FieldTable::default()).await;
+    publish_routed(&ch, "", "q.barrier", "barrier").await;
 
     let broker = restart(broker, conn, how).await;
     let conn = broker.connect().await;
