@@ -99,6 +99,14 @@ pub struct QueueFiles {
     buf: Vec<u8>,
     /// Where the paged-out tail continues: (segment, offset).
     cursor: Option<(u64, u64)>,
+    /// The `.ack` file last appended to, kept open so that each flush appends its marks with
+    /// one `write` instead of `openat` + `write` + `close` (three syscalls and a path lookup
+    /// per flush of an acknowledging queue). Closing it whenever the queue ran empty did not
+    /// help: a consumer that keeps up empties the queue at nearly every flush. So a queue
+    /// whose messages were acknowledged holds at most two descriptors (this and `current`).
+    /// Invariant: names a segment still in `segments`; closed before that segment's files
+    /// are deleted (and with the queue's files).
+    ack_file: Option<(u64, File)>,
 }
 
 fn seg_path(dir: &Path, first: u64, ext: &str) -> PathBuf {
@@ -114,6 +122,7 @@ impl QueueFiles {
             current: None,
             buf: Vec::new(),
             cursor: None,
+            ack_file: None,
         }
     }
 
@@ -226,10 +235,16 @@ impl QueueFiles {
                 continue;
             }
             if !seg.marks.is_empty() {
-                let mut f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(seg_path(&self.dir, *first, "ack"))?;
+                let f = match &mut self.ack_file {
+                    Some((at, f)) if at == first => f,
+                    slot => {
+                        let f = OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(seg_path(&self.dir, *first, "ack"))?;
+                        &mut slot.insert((*first, f)).1
+                    }
+                };
                 // Not synced: a mark only decides whether a message comes back (redelivered)
                 // after a power loss, and written to the OS it survives a crash of Warren.
                 f.write_all(&seg.marks)?;
@@ -243,6 +258,9 @@ impl QueueFiles {
             }
         }
         for first in dead {
+            if self.ack_file.as_ref().is_some_and(|(f, _)| *f == first) {
+                self.ack_file = None;
+            }
             self.segments.remove(&first);
             if current == Some(first) {
                 self.current = None;

@@ -24,6 +24,7 @@
 pub mod dedup;
 pub mod definitions;
 pub mod delayed;
+mod idhash;
 pub mod log;
 pub mod qlog;
 pub mod record;
@@ -33,6 +34,7 @@ use crate::broker::message::MessageRef;
 use crate::broker::queue::Queue;
 use crate::protocol::ShortStr;
 use definitions::{Change, Definitions, DefinitionsLog};
+use idhash::{IdMap, IdSet};
 use log::{LoggedMessage, QueueFiles};
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -268,7 +270,7 @@ impl Store {
                 }
             }
         }
-        let mut files = HashMap::new();
+        let mut files = IdMap::default();
         let mut recovery = Recovery::default();
         buckets.sort_unstable();
         for bucket in buckets {
@@ -355,7 +357,7 @@ impl Store {
             files,
             sync,
             synced: synced_tx,
-            deleted: HashSet::new(),
+            deleted: IdSet::default(),
             dedup_dir,
             caches: HashMap::new(),
         };
@@ -789,10 +791,10 @@ impl Drop for Persisted {
 struct Writer {
     inner: Arc<Inner>,
     root: PathBuf,
-    files: HashMap<u64, Files>,
+    files: IdMap<u64, Files>,
     sync: bool,
     synced: watch::Sender<u64>,
-    deleted: HashSet<u64>,
+    deleted: IdSet<u64>,
     dedup_dir: PathBuf,
     /// Deduplication cache files, by id.
     caches: HashMap<u64, dedup::CacheWriter>,
@@ -801,8 +803,8 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut ops = Vec::new();
-        let mut acked: HashSet<(u64, u64)> = HashSet::new();
-        let mut skipped: HashSet<(u64, u64)> = HashSet::new();
+        let mut acked: IdSet<(u64, u64)> = IdSet::default();
+        let mut skipped: IdSet<(u64, u64)> = IdSet::default();
         let mut dirty: Vec<u64> = Vec::new();
         let mut dirty_caches: Vec<u64> = Vec::new();
         let mut after: Vec<Op> = Vec::new();
