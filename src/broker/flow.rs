@@ -139,8 +139,10 @@ mod tests {
             f.paused_until = Some(Instant::now());
             assert!(f.may_hold());
         }
+        // Measured against the clock, so a capped pause read later looks a little shorter:
+        // non-decreasing within a margin.
         for w in pauses.windows(2) {
-            assert!(w[1] >= w[0]);
+            assert!(w[1] + Duration::from_millis(100) >= w[0], "{pauses:?}");
         }
         assert!(pauses[0] <= FLOW_PAUSE && pauses[0] > FLOW_PAUSE / 2);
         assert!(pauses[6] <= FLOW_PAUSE_MAX && pauses[6] > FLOW_PAUSE_MAX / 2);
