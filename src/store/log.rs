@@ -107,6 +107,11 @@ pub struct QueueFiles {
     /// Invariant: names a segment still in `segments`; closed before that segment's files
     /// are deleted (and with the queue's files).
     ack_file: Option<(u64, File)>,
+    /// Whether a persistent message was ever appended. A log of transient messages only (a
+    /// non-durable queue's paged-out tail, or a durable queue's transient messages) holds
+    /// nothing that outlives a restart, so it is written but never fdatasynced: paging under
+    /// load costs no disk flush, and no confirm waits on one.
+    has_persistent: bool,
 }
 
 fn seg_path(dir: &Path, first: u64, ext: &str) -> PathBuf {
@@ -123,6 +128,7 @@ impl QueueFiles {
             buf: Vec::new(),
             cursor: None,
             ack_file: None,
+            has_persistent: false,
         }
     }
 
@@ -151,6 +157,8 @@ impl QueueFiles {
         tail: bool,
         sync: bool,
     ) -> io::Result<()> {
+        self.has_persistent |= persistent;
+        let sync = sync && self.has_persistent;
         let roll = match &self.current {
             None => true,
             Some((first, _)) => self.segments[first].size >= SEGMENT_SIZE,
@@ -215,6 +223,7 @@ impl QueueFiles {
     /// Writes what is buffered and, with `sync`, makes it durable; then deletes segments
     /// whose messages are all acknowledged. Returns whether it synced.
     pub fn flush(&mut self, sync: bool) -> io::Result<bool> {
+        let sync = sync && self.has_persistent;
         let mut synced = false;
         if let Some((_, file)) = &mut self.current
             && !self.buf.is_empty()
@@ -557,6 +566,37 @@ mod tests {
         rec.files.unwrap().page_in(u64::MAX, &mut tail).unwrap();
         let tail: Vec<u64> = tail.iter().map(|m| m.stored.seq).collect();
         assert_eq!(tail, [0], "the paging cursor skips the discard");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A paged-out tail of transient messages is written but never fdatasynced: nothing in
+    /// it outlives a restart. The first persistent message makes every later flush sync.
+    #[test]
+    fn transient_only_logs_are_never_synced() {
+        let dir = std::env::temp_dir().join(format!("warren-log-transient-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut files = QueueFiles::new(dir.clone());
+        for seq in 0..3 {
+            files
+                .append(seq, false, 0, None, &message(seq), true, true)
+                .unwrap();
+            assert!(!files.flush(true).unwrap(), "transient seq {seq} synced");
+        }
+        files
+            .append(3, true, 0, None, &message(3), true, true)
+            .unwrap();
+        assert!(files.flush(true).unwrap(), "a persistent message is synced");
+        files
+            .append(4, false, 0, None, &message(4), true, true)
+            .unwrap();
+        assert!(
+            files.flush(true).unwrap(),
+            "so is what follows it in the log"
+        );
+        let mut tail = Vec::new();
+        files.page_in(u64::MAX, &mut tail).unwrap();
+        let tail: Vec<u64> = tail.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(tail, [0, 1, 2, 3, 4], "every record was written");
         let _ = fs::remove_dir_all(&dir);
     }
 }
