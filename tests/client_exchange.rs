@@ -678,6 +678,54 @@ async fn deleting_an_exchange_removes_its_bindings() {
     f.cleanup().await;
 }
 
+/// A connection that keeps publishing to an exchange sees it deleted and redeclared: the
+/// publish after the delete is refused (404), and after the redeclare the message follows
+/// the new exchange's bindings, not the old one's (Warren caches the last exchange a
+/// connection published to; a stale entry must never route).
+#[tokio::test]
+async fn publishing_after_delete_and_redeclare_uses_the_new_exchange() {
+    let broker = TestBroker::start().await;
+    let mut f = Fixture::new(&broker).await;
+    let x = f.exchange("again", ExchangeKind::Fanout).await;
+    let old = f.queue("again-old").await;
+    f.bind(&old, &x, "").await;
+    f.publish(&x, "", "first").await;
+    f.ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let confirm =
+        f.ch.basic_publish(
+            x.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"into the void",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    let text = expect_code(within("channel.close", confirm).await, 404);
+    assert_eq!(text, format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
+
+    f.ch = f.conn.create_channel().await.unwrap();
+    f.ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    f.ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let new = f.queue("again-new").await;
+    f.bind(&new, &x, "").await;
+    f.publish(&x, "", "second").await;
+    assert_eq!(f.drain(&old).await, ["first"]);
+    assert_eq!(f.drain(&new).await, ["second"]);
+    f.cleanup().await;
+}
+
 #[tokio::test]
 async fn exchange_to_exchange_bindings() {
     let broker = TestBroker::start().await;

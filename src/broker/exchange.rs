@@ -191,6 +191,10 @@ pub struct Exchange {
     /// when a message found no binding and the exchange has no `alternate-exchange`
     /// argument.
     policy: RwLock<ExchangePolicy>,
+    /// Set once the exchange has left its vhost (deleted, or its vhost deleted): a
+    /// connection's cached lookup ([`Exchange::is_removed`]) must then look the name up
+    /// again. Never cleared: a redeclared exchange of the same name is a new `Exchange`.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -200,6 +204,18 @@ struct ExchangePolicy {
 }
 
 impl Exchange {
+    /// Marks the exchange as gone from its vhost's map (see `removed`).
+    pub fn mark_removed(&self) {
+        self.removed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the exchange has left its vhost: a cached `Arc` of it is stale.
+    #[inline]
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn new(
         name: ShortStr,
         kind: ExchangeKind,
@@ -237,6 +253,7 @@ impl Exchange {
                 dedup::Cache::new(settings)
             }),
             arguments,
+            removed: Default::default(),
             bindings: RwLock::default(),
             stats: Default::default(),
             policy: RwLock::default(),

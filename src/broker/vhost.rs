@@ -197,6 +197,9 @@ impl VHost {
         for e in delayed {
             self.delayed.forget(self, &e);
         }
+        for e in self.exchanges.iter() {
+            e.mark_removed();
+        }
         self.exchanges.clear();
         self.direct_reply.clear();
     }
@@ -407,6 +410,7 @@ impl VHost {
             )));
         }
         self.exchanges.remove(name.as_bytes());
+        ex.mark_removed();
         self.forget_exchange(&ex);
         self.remove_destination(&Destination::Exchange(ex));
         Ok(())

@@ -42,6 +42,20 @@ fn extra_keys(headers: &FieldTable, name: &str) -> Result<Vec<LongStr>, AmqpErro
 }
 
 impl Connection {
+    /// The exchange a publish names: the last one published to when the name matches and
+    /// it is still in its vhost, else a lookup (404 when missing) that becomes the cached one.
+    fn publish_exchange(&mut self, name: &ShortStr) -> Result<Arc<Exchange>, AmqpError> {
+        if let Some(ex) = &self.last_exchange
+            && ex.name.as_bytes() == name.as_bytes()
+            && !ex.is_removed()
+        {
+            return Ok(ex.clone());
+        }
+        let ex = self.vhost.existing_exchange(name)?;
+        self.last_exchange = Some(ex.clone());
+        Ok(ex)
+    }
+
     pub(crate) fn basic_publish(
         &mut self,
         ch: u16,
@@ -59,7 +73,7 @@ impl Connection {
         }
         self.access
             .check(Perm::Write, ResourceKind::Exchange, p.exchange.as_bytes())?;
-        let ex = self.vhost.existing_exchange(&p.exchange)?;
+        let ex = self.publish_exchange(&p.exchange)?;
         if ex.internal {
             return Err(AmqpError::channel(
                 reply_code::ACCESS_REFUSED,

@@ -52,6 +52,10 @@ pub(crate) struct Connection {
     pub open_channels: u16,
     pub channel_max: u16,
     pub fx: Effects,
+    /// The exchange of the last publish: consecutive publishes to one exchange (the
+    /// common case) skip the vhost's name lookup (a hash and a map probe per message).
+    /// Stale once the exchange [`is_removed`](crate::broker::exchange::Exchange::is_removed).
+    pub last_exchange: Option<Arc<crate::broker::exchange::Exchange>>,
     /// Reused per publish: the queues a message routes to.
     pub route_scratch: Vec<Arc<Queue>>,
     /// Channels with confirms to send at the end of this batch.
@@ -348,6 +352,7 @@ where
         open_channels: 0,
         channel_max: hs.channel_max,
         fx: Effects::default(),
+        last_exchange: None,
         route_scratch: Vec::new(),
         confirm_dirty: Vec::new(),
         cancel_notify: hs.cancel_notify,
