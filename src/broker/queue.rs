@@ -698,9 +698,11 @@ impl Queue {
             return;
         }
         let (len, bytes) = (s.ready.len, s.ready.bytes);
-        let now = Instant::now();
+        // Read the clock only for a message that can expire: most carry no TTL, and a
+        // consumer that keeps up makes this a pass per publish.
+        let mut now = None;
         while let Some(qm) = s.ready.pop_front() {
-            if qm.expired(now) {
+            if qm.expires_at.is_some() && qm.expired(*now.get_or_insert_with(Instant::now)) {
                 fx.dead_letter(self, qm, DeathReason::Expired);
                 continue;
             }
