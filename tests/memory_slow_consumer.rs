@@ -157,6 +157,10 @@ async fn publish_past_a_slow_consumer() {
         out.clear();
         sent += n;
     }
+    // The consumer stops (after the frame it waits for: deliveries keep coming), so that
+    // what it took is final before the queue is counted.
+    stop.store(true, Ordering::Relaxed);
+    slow.await.unwrap();
     // Declare-ok comes after every publish before it has been routed.
     publisher
         .send(
@@ -174,8 +178,6 @@ async fn publish_past_a_slow_consumer() {
     };
     let published = began.elapsed();
     let at_end = broker.rss_bytes().unwrap_or(0);
-    stop.store(true, Ordering::Relaxed);
-    slow.await.unwrap();
     drop(sampler);
     let peak = peak.load(Ordering::Relaxed).max(at_end);
     let (ready, taken) = (
@@ -189,8 +191,8 @@ async fn publish_past_a_slow_consumer() {
         at_end >> 20,
         peak >> 20
     );
-    // Every message is in the queue, consumed or on its way to the consumer (unacknowledged,
-    // at most the prefetch).
+    // Every message is in the queue, taken and acknowledged by the consumer, or delivered
+    // to it and not read (unacknowledged: at most the prefetch).
     assert!(ready + taken <= count && count - ready - taken <= u64::from(PREFETCH));
     assert!(
         ready > count / 2,
