@@ -15,18 +15,19 @@
 #   cpu          the broker's CPU time (user + system, /proc/PID/stat) over the measured
 #                window divided by the messages consumed in it, µs
 #   memory       broker RSS growth per object: queued 16 B message (transient, persistent),
-#                idle queue, consumer, idle connection
+#                idle queue, consumer, idle connection; and under a slow consumer (ms: RSS
+#                growth at most over SLOW_SECONDS, and its slope after a warm-up)
 # Throughput scenarios, all three tools: a 16 B; b 1 KiB with confirms and acks; c 16 KiB;
 # e persistent 1 KiB with confirms and acks; f 4 publishers / 4 consumers, 256 B.
 # Other scenarios (warren-perf only): d e8 g j qq qq8 qc bc, and h (1 M message backlog
 # drained), i (idle connections; also in the memory table). Memory scenarios: mq mqp mi mc
-# (and i). Memory scenarios start every broker afresh for each run (memory freed earlier
+# ms (and i). Memory scenarios start every broker afresh for each run (memory freed earlier
 # stays resident and would be reused).
 #
 # Settings (environment): RUNS (3), SECONDS_PER_RUN (10), SCENARIOS, TOOLS ("warren-perf
 # lapin lavinmqperf"), BROKERS ("warren rabbitmq lavinmq"), MEM_RUNS (1), MEM_MESSAGES
 # (1000000), IDLE_QUEUES (100000; LAVIN_IDLE_QUEUES 5000), CONSUMERS (10000), CONNECTIONS
-# (10000), BACKLOG_MESSAGES (1000000).
+# (10000), BACKLOG_MESSAGES (1000000), SLOW_SECONDS (60).
 # RabbitMQ: started by ../shared/tools/rabbitmq-reference, or RABBIT_URL (and RABBIT_PID for
 # CPU and memory) to use a running one. LavinMQ: ../shared/tools/lavinmq-reference (builds
 # LavinMQ and lavinmqperf on first use, about 7 minutes), or LAVIN_URL and LAVIN_PID.
@@ -36,7 +37,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-10}
 THREE="a b c e f"
-MEMORY="mq mqp mi mc i"
+MEMORY="mq mqp mi mc ms i"
 OTHER="d e8 g h j qq qq8 qc bc"
 SCENARIOS=${SCENARIOS:-"$THREE $MEMORY $OTHER"}
 TOOLS=${TOOLS:-"warren-perf lapin lavinmqperf"}
@@ -51,6 +52,7 @@ LAVIN_IDLE_QUEUES=${LAVIN_IDLE_QUEUES:-5000}
 MEM_RUNS=${MEM_RUNS:-1}
 CONSUMERS=${CONSUMERS:-10000}
 CONNS=${CONNECTIONS:-10000}
+SLOW_SECS=${SLOW_SECONDS:-60}
 BACKLOG=${BACKLOG_MESSAGES:-1000000}
 BIN=${CARGO_TARGET_DIR:-target}/release
 TOOLS_DIR=../shared/tools
@@ -137,6 +139,7 @@ declare -A PERF=(
   [mi]="idle-queues --queues $IDLE_QUEUES --inflight 100"
   [mi-lavinmq]="idle-queues --queues $LAVIN_IDLE_QUEUES --inflight 100"
   [mc]="consumers -y $CONSUMERS --inflight 100"
+  [ms]="slow-consumer -x 1 -y 1 -s 256 -c 1000 --consume-rate 100 -P 10 -z $SLOW_SECS --warmup 15"
   [i]="connections -n $CONNS --channels 1 --concurrency 200 -z 3"
   [d]="-x 1 -y 10 --queues 10 -e perf-fanout -t fanout -k '' -s 256 -z $SECS"
   [e8]="-x 8 -y 1 -s 1024 -p -c 100 -a 100 -P 1000 -z $SECS"
@@ -162,6 +165,7 @@ declare -A FIGS=(
   [mqp]="rss_per_message_bytes:B/message"
   [mi]="rss_per_queue_bytes:B/queue"
   [mc]="rss_per_consumer_bytes:B/consumer"
+  [ms]="rss_growth_kib:KiB rss_slope_kib_per_s:KiB/s_after_warm-up publish_rate:msg/s_published"
   [i]="rss_per_connection_bytes:B/connection open_rate:connections/s"
   [h]="drain_rate:msg/s_drained rss_backlog_kib:KiB_RSS_with_backlog publish_rate:msg/s_published"
   [j]="latency_us.p99:µs_p99_latency received_rate:msg/s"
@@ -171,7 +175,8 @@ declare -A FIGS=(
 declare -A LABEL=(
   [a]="a. 16 B" [b]="b. 1 KiB, confirms, acks" [c]="c. 16 KiB" [e]="e. persistent 1 KiB, confirms, acks"
   [f]="f. 4 pub / 4 cons, 256 B" [mq]="$MEM_MESSAGES queued 16 B messages, transient" [mqp]="$MEM_MESSAGES queued 16 B messages, persistent"
-  [mi]="$IDLE_QUEUES idle queues (LavinMQ: $LAVIN_IDLE_QUEUES)" [mc]="$CONSUMERS consumers on one channel" [i]="$CONNS idle connections"
+  [mi]="$IDLE_QUEUES idle queues (LavinMQ: $LAVIN_IDLE_QUEUES)" [mc]="$CONSUMERS consumers on one channel"
+  [ms]="slow consumer (100 msg/s), publisher at full speed, 256 B, ${SLOW_SECS} s" [i]="$CONNS idle connections"
 )
 FRESH="$MEMORY h"
 

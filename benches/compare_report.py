@@ -13,7 +13,7 @@ NAMES = {"warren": "Warren", "rabbitmq": "RabbitMQ", "lavinmq": "LavinMQ"}
 TITLES = {
     "throughput": "Throughput, msg/s consumed (median of {runs} runs of {secs} s)",
     "cpu": "Broker CPU per consumed message, µs (user + system over the measured window)",
-    "memory": "Broker memory per object, bytes of RSS (median of {mem_runs} runs)",
+    "memory": "Broker memory per object, bytes of RSS, and under a slow consumer (median of {mem_runs} runs)",
     "other": "Other scenarios (warren-perf; median of {runs} runs)",
 }
 FIRST = {"throughput": "load tool", "cpu": "load tool", "memory": "figure", "other": "figure"}

@@ -185,8 +185,9 @@ pub struct MemoryConfig {
     /// Resident memory above which publishers are blocked: a fraction of the machine's
     /// RAM ("0.4") or an absolute size ("512MiB").
     pub high_watermark: String,
-    /// Per queue, bytes of message bodies kept in memory; past it, new messages live only
-    /// on disk until the queue drains ("16MiB").
+    /// Per queue, bytes of ready messages kept in memory (each its body plus
+    /// `broker::message::HELD_OVERHEAD`); past it, new messages live only on disk until
+    /// the queue drains ("16MiB").
     pub paging_threshold: String,
 }
 

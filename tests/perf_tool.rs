@@ -294,3 +294,40 @@ async fn stream_mode_over_the_stream_protocol() {
     assert_eq!(field(&json, "expected"), 900, "{json}");
     assert_eq!(field(&json, "consumed"), 900, "{json}");
 }
+
+/// `slow-consumer`: the consumer keeps to `--consume-rate` while the publisher runs at full
+/// speed, and the report has the broker's RSS at start, at most, and its slope.
+#[tokio::test]
+async fn slow_consumer_mode_paces_the_consumer_and_reports_rss() {
+    let pid = std::process::id().to_string();
+    let json = run_tool(&[
+        "slow-consumer",
+        "-s",
+        "64",
+        "-c",
+        "100",
+        "--consume-rate",
+        "50",
+        "-P",
+        "10",
+        "-z",
+        "3",
+        "--warmup",
+        "1",
+        "--pid",
+        &pid,
+    ])
+    .await;
+    let (published, consumed) = (field(&json, "published"), field(&json, "consumed"));
+    assert!(consumed > 0, "{json}");
+    // Message n is taken no earlier than n / 50 s after the consumer started.
+    assert!(consumed <= 50 * 3 + 1, "{json}");
+    assert!(published > consumed, "{json}");
+    assert!(field(&json, "backlog") > 0, "{json}");
+    assert!(
+        field(&json, "rss_max_kib") >= field(&json, "rss_start_kib"),
+        "{json}"
+    );
+    field(&json, "rss_growth_kib");
+    assert!(json.contains("\"rss_slope_kib_per_s\":"), "{json}");
+}

@@ -18,7 +18,7 @@ use super::consumer::{Consumer, Unacked};
 use super::discards::{Discarded, Discards};
 use super::effects::{DeathReason, Effects};
 use super::flow::{FLOW_SLACK, FLOW_WAIT, Flow};
-use super::message::MessageRef;
+use super::message::{HELD_OVERHEAD, MessageRef, held_size};
 use super::policy::Applied;
 use super::policy::effective::QueueSettings;
 use super::quorum::{self, Admission, Command, Machine, MessageState};
@@ -178,6 +178,12 @@ impl Ready {
             self.bytes -= m.message.size() as u64;
         }
         next
+    }
+
+    /// The memory the ready messages hold, as paging counts it (bodies and
+    /// [`HELD_OVERHEAD`] each).
+    fn held(&self) -> u64 {
+        self.bytes + self.len as u64 * HELD_OVERHEAD
     }
 
     fn clear(&mut self) -> usize {
@@ -636,7 +642,7 @@ impl Queue {
             return true;
         }
         let paging = s.tail.count > 0;
-        let over = s.ready.len > 0 && s.ready.bytes + size > s.paging_threshold;
+        let over = s.ready.len > 0 && s.ready.held() + held_size(size) > s.paging_threshold;
         let held = (paging || over) && self.hold_publishers(&mut s, size, paging, fx);
         if paging || (over && !held) {
             // Paged out: behind everything else, on disk only.
@@ -731,7 +737,8 @@ impl Queue {
         fx: &mut Effects,
     ) -> bool {
         if s.consumers.is_empty()
-            || (!paging && s.ready.bytes + size > s.paging_threshold.saturating_add(FLOW_SLACK))
+            || (!paging
+                && s.ready.held() + held_size(size) > s.paging_threshold.saturating_add(FLOW_SLACK))
             || !s.flow.may_hold()
         {
             return false;
@@ -796,7 +803,7 @@ impl Queue {
     /// Asks the log for more of the tail when ready messages run low.
     fn maybe_page_in(self: &Arc<Self>, s: &mut QueueState) {
         let below = page_in_below(s.paging_threshold);
-        if s.tail.count > 0 && !s.tail.paging && s.ready.bytes < below {
+        if s.tail.count > 0 && !s.tail.paging && s.ready.held() < below {
             s.tail.paging = true;
             self.log
                 .page_in(Arc::downgrade(self), below.max(64 << 10), None);
@@ -1429,7 +1436,7 @@ fn pageable_below(args: &QueueArgs, settings: &QueueSettings, store: u64) -> u64
     }
 }
 
-/// Below how many ready bytes the tail is read back.
+/// Below how many ready bytes (as [`Ready::held`] counts them) the tail is read back.
 fn page_in_below(threshold: u64) -> u64 {
     if threshold == u64::MAX {
         64 << 20

@@ -19,6 +19,10 @@ use clap::Parser;
                   consumers     -y consumers on one queue over one channel, held -z seconds\n                \
                   (default 0); with --pid, RSS per consumer\n  \
                   delete-queue  delete the queue named with -u (one another tool left behind)\n  \
+                  slow-consumer -x publishers at full speed (or -r) into one queue, -y consumers\n                \
+                  taking --consume-rate msg/s each (default 100), for -z seconds (default 60);\n                \
+                  with --pid, the broker's RSS each second: at start, at most, and its slope\n                \
+                  after --warmup seconds\n  \
                   bind-churn    -x clients bind and unbind on one exchange for -z seconds, --inflight\n                \
                   pairs in flight per client\n  \
                   stream        a stream queue: -x publishers publish with confirms (-c outstanding,\n                \
@@ -33,7 +37,7 @@ use clap::Parser;
 )]
 pub struct Args {
     /// Mode: throughput, backlog, connections, idle-queues, consumers, delete-queue,
-    /// queue-churn, bind-churn or stream.
+    /// queue-churn, bind-churn, slow-consumer or stream.
     #[arg(default_value = "throughput")]
     pub mode: String,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
@@ -72,6 +76,13 @@ pub struct Args {
     /// each millisecond rather than sent in bursts.
     #[arg(short = 'r', default_value_t = 0)]
     pub rate: u64,
+    /// Consume rate limit per consumer, messages/s (0: unlimited): a slow consumer, which
+    /// acknowledges each message it has taken before it waits for the next one's turn.
+    #[arg(long, default_value_t = 0)]
+    pub consume_rate: u64,
+    /// slow-consumer mode: seconds after the start that the RSS slope leaves out.
+    #[arg(long, default_value_t = 15)]
+    pub warmup: u64,
     /// Duration in seconds (throughput, churn: default 10; connections: hold time, default
     /// 0; backlog: a cap on each phase, default none).
     #[arg(short = 'z')]

@@ -9,6 +9,7 @@ pub mod footprint;
 pub mod lapin_client;
 pub mod progress;
 pub mod rss;
+pub mod slow;
 pub mod stream;
 pub mod stream_client;
 pub mod stream_proto;

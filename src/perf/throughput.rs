@@ -289,6 +289,8 @@ pub async fn consumer(
     let mut asm = ContentAssembler::default();
     let (mut unacked, mut last_tag) = (0u64, 0u64);
     let mut lat = Vec::new();
+    // --consume-rate: message n is taken no earlier than n / rate seconds after the start.
+    let (paced_from, mut taken) = (tokio::time::Instant::now(), 0u64);
     let ack = |tag| -> Method {
         BasicAck {
             delivery_tag: tag,
@@ -331,6 +333,17 @@ pub async fn consumer(
             if until == Some(total) {
                 stats.stop.store(true, Ordering::Relaxed);
                 stats.done.notify_one();
+            }
+            if args.consume_rate > 0 {
+                taken += 1;
+                // Settle what was taken, then wait for the next message's turn.
+                if unacked > 0 && !no_ack {
+                    c.send(1, ack(last_tag)).await.map_err(err)?;
+                    unacked = 0;
+                }
+                let due =
+                    paced_from + Duration::from_secs_f64(taken as f64 / args.consume_rate as f64);
+                tokio::time::sleep_until(due).await;
             }
         }
     }

@@ -13,6 +13,7 @@ use super::record::{
     self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST,
     MARK_RETURNED, StoredMessage,
 };
+use crate::broker::message::{HELD_OVERHEAD, held_size};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -23,6 +24,9 @@ use tracing::warn;
 
 /// Segment files roll over past this size.
 pub const SEGMENT_SIZE: u64 = 8 << 20;
+/// A page-in reads at most this much at a time: the messages it loads share the buffer, so
+/// what is read past the last one taken stays in memory with them.
+pub(super) const PAGE_READ: u64 = 1 << 20;
 /// An empty current segment larger than this is deleted rather than kept for appends.
 const DROP_EMPTY_CURRENT: u64 = 1 << 20;
 
@@ -283,8 +287,9 @@ impl QueueFiles {
         Ok(synced)
     }
 
-    /// Reads the paged-out tail onwards from the cursor: up to `max_bytes` of records (at
-    /// least one). Skips acknowledged messages, and transient ones from before a restart.
+    /// Reads the paged-out tail onwards from the cursor: messages worth up to `max_bytes`
+    /// held in memory (their records and [`HELD_OVERHEAD`] each; at least one). Skips
+    /// acknowledged messages, and transient ones from before a restart.
     /// Call after [`flush`](Self::flush).
     pub fn page_in(&mut self, max_bytes: u64, out: &mut Vec<LoggedMessage>) -> io::Result<()> {
         let mut taken = 0u64;
@@ -307,7 +312,9 @@ impl QueueFiles {
             if taken >= max_bytes {
                 break;
             }
-            let want = (max_bytes - taken).max(64 << 10).min(seg.size - offset);
+            let want = (max_bytes - taken)
+                .clamp(64 << 10, PAGE_READ)
+                .min(seg.size - offset);
             let path = seg_path(&self.dir, first, "seg");
             let file = File::open(&path)?;
             let data = read_at(&file, offset, want)?;
@@ -324,14 +331,16 @@ impl QueueFiles {
                 seg.page_marks = Some(load_marks(&seg_path(&self.dir, first, "ack")));
             }
             let marks = seg.page_marks.as_ref().unwrap();
-            while let Some(stored) = record::read_message(&data, at) {
+            while taken < max_bytes
+                && let Some(stored) = record::read_message(&data, at)
+            {
                 at += stored.len;
                 // Discarded messages were loaded at recovery (they never wait in the tail).
                 let skip = marks.acked.contains(&stored.seq)
                     || marks.discarded.contains_key(&stored.seq)
                     || (seg.recovered && !stored.persistent);
                 if !skip {
-                    taken += stored.len as u64;
+                    taken += stored.len as u64 + HELD_OVERHEAD;
                     let delivered = seg.maybe_delivered || marks.delivered.contains(&stored.seq);
                     let delivery_count = marks.returns(stored.seq);
                     out.push(LoggedMessage {
@@ -426,10 +435,11 @@ impl QueueFiles {
                 // Discarded ones always come back in memory (the paging cursor skips them):
                 // the queue retries them, and they are bounded by its length limits.
                 if discarded.is_some()
-                    || (rec.tail_count == 0 && budget >= stored.message.body.len() as u64)
+                    || (rec.tail_count == 0
+                        && budget >= held_size(stored.message.body.len() as u64))
                 {
                     if discarded.is_none() {
-                        budget -= stored.message.body.len() as u64;
+                        budget -= held_size(stored.message.body.len() as u64);
                     }
                     let delivered = !clean || marks.delivered.contains(&stored.seq);
                     let delivery_count = marks.returns(stored.seq);

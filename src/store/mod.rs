@@ -30,7 +30,7 @@ pub mod qlog;
 pub mod record;
 pub mod stream;
 
-use crate::broker::message::MessageRef;
+use crate::broker::message::{MessageRef, held_size};
 use crate::broker::queue::Queue;
 use crate::protocol::ShortStr;
 use definitions::{Change, Definitions, DefinitionsLog};
@@ -136,8 +136,10 @@ struct Inner {
     /// Message records written and fsync calls made (reported when the store closes).
     appended: AtomicU64,
     fsyncs: AtomicU64,
-    /// Body bytes handed to the writer and not yet written: publishers wait while it is
-    /// above [`PENDING_LIMIT`], so a writer slower than the network cannot grow memory.
+    /// Bytes handed to the writer and not yet written (a message's body and
+    /// `HELD_OVERHEAD`, what it holds in memory until written; a stream entry's payload):
+    /// publishers wait while it is above [`PENDING_LIMIT`], so a writer slower than the
+    /// network cannot grow memory.
     pending_bytes: AtomicU64,
     /// Open stream logs, for `Store::stream_log` to hand out the same one and for the
     /// writer's periodic retention sweep.
@@ -147,7 +149,8 @@ struct Inner {
 /// How often the writer applies streams' maximum age when nothing else triggers it.
 const RETENTION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Body bytes the writer may lag behind by before publishers are held back.
+/// Bytes (as `pending_bytes` counts them) the writer may lag behind by before publishers
+/// are held back.
 const PENDING_LIMIT: u64 = 8 << 20;
 
 impl Inner {
@@ -631,7 +634,7 @@ impl QueueLog {
     ) -> u64 {
         self.inner
             .pending_bytes
-            .fetch_add(message.body.len() as u64, Ordering::Relaxed);
+            .fetch_add(held_size(message.body.len() as u64), Ordering::Relaxed);
         self.inner.push(Op::Append {
             log: self.id,
             seq,
@@ -858,7 +861,7 @@ impl Writer {
                         tail,
                         quorum,
                     } => {
-                        batch_bytes += message.body.len() as u64;
+                        batch_bytes += held_size(message.body.len() as u64);
                         if self.deleted.contains(&log) {
                             continue;
                         }

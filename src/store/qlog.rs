@@ -34,12 +34,13 @@
 //! one fdatasync per touched log per batch); a batch of commands only is written to the OS
 //! (it survives a crash of Warren) and synced with the next enqueue or segment.
 
-use super::log::{LoggedMessage, read_at, sync_dir};
+use super::log::{LoggedMessage, PAGE_READ, read_at, sync_dir};
 use super::record::{
     self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST, MARK_LEN,
     MARK_RETURNED,
 };
 use crate::broker::effects::DeathReason;
+use crate::broker::message::{HELD_OVERHEAD, held_size};
 use crate::broker::quorum::{Applied, Command, Machine, Replica};
 use bytes::{BufMut, Bytes};
 use std::collections::BTreeMap;
@@ -374,8 +375,8 @@ impl QuorumFiles {
         }
     }
 
-    /// Reads the paged-out tail onwards from the cursor: up to `max_bytes` of message
-    /// records (at least one), skipping commands, messages no longer live and those among
+    /// Reads the paged-out tail onwards from the cursor: messages worth up to `max_bytes`
+    /// held in memory (their records and [`HELD_OVERHEAD`] each; at least one), skipping commands, messages no longer live and those among
     /// the discards (recovery loaded them; they never wait in the tail). Call after
     /// [`flush`](Self::flush).
     pub fn page_in(&mut self, max_bytes: u64, out: &mut Vec<LoggedMessage>) -> io::Result<()> {
@@ -399,7 +400,9 @@ impl QuorumFiles {
                 break;
             }
             let size = seg.size;
-            let want = (max_bytes - taken).max(64 << 10).min(size - offset);
+            let want = (max_bytes - taken)
+                .clamp(64 << 10, PAGE_READ)
+                .min(size - offset);
             let path = seg_path(&self.dir, id);
             let file = File::open(&path)?;
             let mut data = Bytes::from(read_at(&file, offset, want)?);
@@ -411,13 +414,15 @@ impl QuorumFiles {
                 data = Bytes::from(read_at(&file, offset, len.min(size - offset))?);
             }
             let mut at = 0usize;
-            while let Some((entry, n)) = read_entry(&data, at) {
+            while taken < max_bytes
+                && let Some((entry, n)) = read_entry(&data, at)
+            {
                 at += n;
                 if let Entry::Enqueue(stored) = entry
                     && self.replica.contains(stored.seq)
                     && self.replica.state(stored.seq).discarded.is_none()
                 {
-                    taken += stored.len as u64;
+                    taken += stored.len as u64 + HELD_OVERHEAD;
                     let state = self.replica.state(stored.seq);
                     out.push(LoggedMessage {
                         delivered: state.delivered || stored.seq < self.delivered_below,
@@ -572,7 +577,7 @@ impl QuorumFiles {
             }
             // Discards are bounded by the queue's length limits and retried from memory.
             let discarded = state.discarded;
-            if discarded.is_some() || (rec.tail_count == 0 && budget >= at.body) {
+            if discarded.is_some() || (rec.tail_count == 0 && budget >= held_size(at.body)) {
                 if loaded.as_ref().is_none_or(|(id, _)| *id != at.id) {
                     let data = Bytes::from(fs::read(seg_path(&files.dir, at.id))?);
                     loaded = Some((at.id, data));
@@ -580,7 +585,7 @@ impl QuorumFiles {
                 let (_, data) = loaded.as_ref().unwrap();
                 if let Some((Entry::Enqueue(stored), _)) = read_entry(data, at.offset) {
                     if discarded.is_none() {
-                        budget -= at.body;
+                        budget -= held_size(at.body);
                     }
                     rec.messages.push(LoggedMessage {
                         delivered: state.delivered || at.seq < delivered_below,
