@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
-use warren::perf::{backlog, connections, footprint, stream, throughput};
+use warren::perf::{backlog, connections, footprint, many, stream, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -30,6 +30,7 @@ async fn main() {
         "delete-queue" => footprint::delete_queue(args.clone(), uri).await,
         "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
         "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,
+        "many-objects" => many::run(args.clone(), uri).await,
         "stream" => stream::run(args.clone(), uri).await,
         other => {
             eprintln!("warren-perf: unknown mode {other:?} (see --help)");

@@ -199,6 +199,16 @@ struct ExchangePolicy {
     alternate: Option<ShortStr>,
 }
 
+impl super::stats::Sampled for Exchange {
+    fn mark(&self) -> &super::stats::Mark {
+        &self.stats.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        self.stats.sample(seconds)
+    }
+}
+
 impl Exchange {
     pub fn new(
         name: ShortStr,

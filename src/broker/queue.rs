@@ -255,6 +255,22 @@ pub struct Queue {
     stream: Option<Arc<StreamQueue>>,
 }
 
+impl super::stats::Sampled for Queue {
+    fn mark(&self) -> &super::stats::Mark {
+        &self.stats.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        let counted = self.stats.sample(seconds);
+        let ready = self.snapshot().ready;
+        let unacked = self.unacked.load(std::sync::atomic::Ordering::Relaxed);
+        // Both gauges sampled (no short circuit): each keeps its last level.
+        let r = self.depth.ready.sample(ready, seconds);
+        let u = self.depth.unacked.sample(unacked, seconds);
+        counted | r | u
+    }
+}
+
 #[derive(Debug)]
 struct QueueState {
     /// TTL, expiry, length limits, overflow and dead-lettering in force: the arguments
@@ -452,7 +468,11 @@ impl Queue {
         self
     }
 
+    /// The state, for a change: the queue joins the sampler's list (its levels may
+    /// move). Readers that change nothing (`snapshot`) lock `state` directly, so that
+    /// the sampler's own reads leave an idle queue off the list.
     fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.stats.active.touch();
         self.state.lock().unwrap()
     }
 
@@ -1275,7 +1295,7 @@ impl Queue {
 
     /// What the management API shows of the queue's state, read under one short lock.
     pub fn snapshot(&self) -> QueueSnapshot {
-        let s = self.lock();
+        let s = self.state.lock().unwrap();
         if let Some(stream) = &self.stream {
             let l = stream.levels();
             return QueueSnapshot {
