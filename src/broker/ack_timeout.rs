@@ -23,8 +23,10 @@
 //! - [`Deliveries::watched`] is set exactly while the channel is on the watch list (or
 //!   in the hands of a sweep, which puts it back). A delivery with a finite deadline
 //!   finds it set or sets it and joins the list; the sweeper clears it and drops the
-//!   channel when no unacked delivery has a finite deadline, or when it flags the channel
-//!   (which then closes; a later delivery would join again).
+//!   channel when nothing is unacked (at the first tick after the last acknowledgement),
+//!   when no unacked delivery has a finite deadline, or when it flags the channel (which
+//!   then closes; a later delivery would join again). So the sweeper's work per tick is
+//!   proportional to the channels with deliveries in flight, not to the open channels.
 
 use super::connections::Registry;
 use super::consumer::{ChannelLink, Deliveries};
@@ -120,6 +122,16 @@ pub fn sweep(registry: &Registry) -> Swept {
     for w in taken {
         let Some(link) = w.upgrade() else { continue };
         if link.next_deadline.load(Ordering::Relaxed) > now {
+            // Not due. Acknowledgements leave `next_deadline` stale: a channel left with
+            // nothing unacked leaves the list now rather than when it falls due (never
+            // waiting on a channel that is busy delivering).
+            if let Ok(mut d) = link.deliveries.try_lock()
+                && d.unacked.is_empty()
+            {
+                link.next_deadline.store(u64::MAX, Ordering::Relaxed);
+                d.watched = false;
+                continue;
+            }
             keep.push(w);
             continue;
         }
@@ -161,4 +173,59 @@ pub fn sweep(registry: &Registry) -> Swept {
         watch.channels.lock().unwrap().extend(keep);
     }
     swept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::outbox::Outbox;
+
+    fn channel(registry: &Registry, id: u16) -> Arc<ChannelLink> {
+        registry.new_channel(ChannelLink::new(
+            id,
+            1,
+            Arc::new(Outbox::new(4096)),
+            false,
+            60_000,
+            registry.deadlines.clone(),
+        ))
+    }
+
+    /// Notes a delivery due at `deadline` on `link` (as a queue delivering does, without
+    /// the delivery itself).
+    fn deliver(link: &Arc<ChannelLink>, deadline: u64) {
+        let mut d = link.deliveries.lock().unwrap();
+        note_delivery(link, &mut d, deadline);
+    }
+
+    #[test]
+    fn a_sweep_visits_only_channels_with_deliveries_that_can_time_out() {
+        let registry = Registry::default();
+        let idle: Vec<_> = (0..10_000).map(|i| channel(&registry, i as u16)).collect();
+        assert_eq!(sweep(&registry).visited, 0);
+
+        let busy: Vec<_> = (0..3).map(|i| channel(&registry, i)).collect();
+        for b in &busy {
+            deliver(b, deadline(60_000));
+            deliver(b, deadline(60_000)); // joins once
+        }
+        // Deliveries that cannot time out (timeout 0) leave a channel off the list.
+        deliver(&idle[0], deadline(0));
+        assert_eq!(registry.deadlines.len(), 3);
+        // Visited; nothing is unacked (these channels never held the deliveries noted),
+        // so they leave the list at once although not due.
+        assert_eq!(sweep(&registry), Swept { visited: 3, flagged: 0 });
+        assert_eq!(sweep(&registry).visited, 0);
+        assert!(busy.iter().all(|b| !b.deliveries.lock().unwrap().watched));
+        assert!(
+            busy.iter()
+                .all(|b| b.next_deadline.load(Ordering::Relaxed) == u64::MAX)
+        );
+
+        // A due bound with nothing past its deadline: looked at, then off the list.
+        deliver(&busy[1], 0);
+        assert_eq!(sweep(&registry), Swept { visited: 1, flagged: 0 });
+        assert_eq!(sweep(&registry).visited, 0);
+        drop(idle);
+    }
 }

@@ -533,6 +533,48 @@ mod tests {
         assert_eq!(c.get(Stat::Publish), 10);
     }
 
+    struct Object(Counters);
+
+    impl Sampled for Object {
+        fn mark(&self) -> &Mark {
+            &self.0.active
+        }
+        fn sample(&self, seconds: f64) -> bool {
+            self.0.sample(seconds)
+        }
+    }
+
+    #[test]
+    fn a_pass_visits_only_objects_that_moved() {
+        let activity = Arc::new(Activity::default());
+        let objects: Vec<Arc<Object>> = (0..10_000)
+            .map(|_| {
+                let o = Arc::new(Object(Counters::default()));
+                let me: Weak<dyn Sampled> = Arc::downgrade(&o) as _;
+                o.0.active.attach(&activity, me);
+                o
+            })
+            .collect();
+        // Attached objects are sampled once, then only those that move.
+        assert_eq!(activity.pass(1.0), 10_000);
+        assert_eq!(activity.pass(1.0), 0);
+        for _ in 0..5 {
+            objects[7].0.incr(Stat::Publish);
+        }
+        assert_eq!(activity.len(), 1);
+        assert_eq!(activity.pass(2.0), 1);
+        assert_eq!(objects[7].0.rate(Stat::Publish), 2.5);
+        // One more pass brings the rate back to zero, then the object is left alone.
+        assert_eq!(activity.pass(1.0), 1);
+        assert_eq!(objects[7].0.rate(Stat::Publish), 0.0);
+        assert_eq!(activity.pass(1.0), 0);
+        // A dropped object is skipped.
+        objects[8].0.incr(Stat::Ack);
+        drop(objects);
+        assert_eq!(activity.pass(1.0), 1);
+        assert!(activity.is_empty());
+    }
+
     #[test]
     fn size_buckets_are_rabbitmqs() {
         let cases = [
