@@ -35,7 +35,10 @@ fn settle(activity: &Activity, most: usize) -> Vec<usize> {
     for _ in 0..6 {
         let n = activity.pass(1.0);
         visits.push(n);
-        assert!(n <= most, "a pass visited {n} objects (at most {most}): {visits:?}");
+        assert!(
+            n <= most,
+            "a pass visited {n} objects (at most {most}): {visits:?}"
+        );
         if n == 0 {
             return visits;
         }

@@ -214,7 +214,13 @@ mod tests {
         assert_eq!(registry.deadlines.len(), 3);
         // Visited; nothing is unacked (these channels never held the deliveries noted),
         // so they leave the list at once although not due.
-        assert_eq!(sweep(&registry), Swept { visited: 3, flagged: 0 });
+        assert_eq!(
+            sweep(&registry),
+            Swept {
+                visited: 3,
+                flagged: 0
+            }
+        );
         assert_eq!(sweep(&registry).visited, 0);
         assert!(busy.iter().all(|b| !b.deliveries.lock().unwrap().watched));
         assert!(
@@ -224,7 +230,13 @@ mod tests {
 
         // A due bound with nothing past its deadline: looked at, then off the list.
         deliver(&busy[1], 0);
-        assert_eq!(sweep(&registry), Swept { visited: 1, flagged: 0 });
+        assert_eq!(
+            sweep(&registry),
+            Swept {
+                visited: 1,
+                flagged: 0
+            }
+        );
         assert_eq!(sweep(&registry).visited, 0);
         drop(idle);
     }

@@ -5,8 +5,8 @@
 //! A connection registers after its handshake and is removed when its [`Registration`]
 //! drops, so the registry never outlives the connection task.
 
-use super::consumer::ChannelLink;
 use super::ack_timeout::Watch;
+use super::consumer::ChannelLink;
 use super::stats::{Activity, Counter, Counters, Mark, Sampled, SizeHistogram, Traffic};
 use super::stream_clients::StreamClients;
 use crate::protocol::FieldTable;

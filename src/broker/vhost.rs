@@ -917,7 +917,8 @@ impl VHost {
             let key = (self.name.clone(), e.name.as_bytes().to_vec());
             let seen = recovery.dedup.remove(&key).unwrap_or_default();
             self.persist_dedup_cache(&ex, seen);
-            self.exchanges.insert(e.name.clone(), self.track_exchange(ex));
+            self.exchanges
+                .insert(e.name.clone(), self.track_exchange(ex));
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();

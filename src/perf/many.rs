@@ -62,7 +62,9 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         tokio::time::sleep(Duration::from_secs(args.settle)),
         args.json,
         None,
-        |s| format!("time {s}s, settling with {queues} idle queues, {connections} idle connections"),
+        |s| {
+            format!("time {s}s, settling with {queues} idle queues, {connections} idle connections")
+        },
     )
     .await;
 
@@ -85,7 +87,10 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
     let loaded = loaded?;
     say(
         &args,
-        &format!("{queues} idle queues, {connections} idle connections: {}", line(&loaded)),
+        &format!(
+            "{queues} idle queues, {connections} idle connections: {}",
+            line(&loaded)
+        ),
     );
 
     let cpu_ratio = base
@@ -154,7 +159,11 @@ async fn open_idle(
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
-        let permit = gate.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let (uri, opened) = (uri.clone(), opened.clone());
         tasks.push(tokio::spawn(async move {
             let r = Client::connect_with(&uri, 1, BUFFER).await;
