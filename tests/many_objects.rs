@@ -17,7 +17,6 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use std::sync::Arc;
 use warren::broker::stats::{Activity, Stat};
 
 const IDLE_QUEUES: usize = 10_000;
