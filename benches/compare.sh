@@ -20,8 +20,11 @@
 # Throughput scenarios, all three tools: a 16 B; b 1 KiB with confirms and acks; c 16 KiB;
 # e persistent 1 KiB with confirms and acks; f 4 publishers / 4 consumers, 256 B.
 # Other scenarios (warren-perf only): d e8 g j qq qq8 qc bc, and h (1 M message backlog
-# drained), i (idle connections; also in the memory table). Memory scenarios: mq mqp mi mc
-# ms (and i). Memory scenarios start every broker afresh for each run (memory freed earlier
+# drained), i (idle connections; also in the memory table), mo (many objects: a 16 B
+# publisher/consumer pair measured alone, then beside IDLE_QUEUES idle queues and CONNECTIONS
+# idle connections; broker CPU µs/msg and msg/s of both and the ratio of CPU per message).
+# Memory scenarios: mq mqp mi mc ms (and i). Memory scenarios start every broker afresh for
+# each run (memory freed earlier
 # stays resident and would be reused).
 #
 # Settings (environment): RUNS (3), SECONDS_PER_RUN (10), SCENARIOS, TOOLS ("warren-perf
@@ -38,7 +41,7 @@ RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-10}
 THREE="a b c e f"
 MEMORY="mq mqp mi mc ms i"
-OTHER="d e8 g h j qq qq8 qc bc"
+OTHER="d e8 g h j qq qq8 qc bc mo"
 SCENARIOS=${SCENARIOS:-"$THREE $MEMORY $OTHER"}
 TOOLS=${TOOLS:-"warren-perf lapin lavinmqperf"}
 BROKERS=${BROKERS:-"warren rabbitmq lavinmq"}
@@ -150,6 +153,8 @@ declare -A PERF=(
   [qq8]="-x 8 -y 1 -s 1024 -p -c 100 -a 100 -P 1000 --queue-args '{\"x-queue-type\":\"quorum\"}' -z $SECS"
   [qc]="queue-churn -x 1 --inflight 10 -z $SECS"
   [bc]="bind-churn -x 1 --inflight 10 -z $SECS"
+  [mo]="many-objects -x 1 -y 1 -s 16 --idle-queues $IDLE_QUEUES --idle-connections $CONNS -z $SECS"
+  [mo-lavinmq]="many-objects -x 1 -y 1 -s 16 --idle-queues $LAVIN_IDLE_QUEUES --idle-connections $CONNS -z $SECS"
 )
 # lavinmqperf has no --queues: f is 4 publishers and 4 consumers on one queue there.
 declare -A LAVIN=(
@@ -171,6 +176,7 @@ declare -A FIGS=(
   [j]="latency_us.p99:µs_p99_latency received_rate:msg/s"
   [qc]="rate:queues/s"
   [bc]="rate:bindings/s"
+  [mo]="base.cpu_us_per_msg:µs/msg_alone loaded.cpu_us_per_msg:µs/msg_beside_idle_objects cpu_ratio:CPU_per_msg_ratio base.received_rate:msg/s_alone loaded.received_rate:msg/s_beside_idle_objects"
 )
 declare -A LABEL=(
   [a]="a. 16 B" [b]="b. 1 KiB, confirms, acks" [c]="c. 16 KiB" [e]="e. persistent 1 KiB, confirms, acks"
@@ -178,7 +184,7 @@ declare -A LABEL=(
   [mi]="$IDLE_QUEUES idle queues (LavinMQ: $LAVIN_IDLE_QUEUES)" [mc]="$CONSUMERS consumers on one channel"
   [ms]="slow consumer (100 msg/s), publisher at full speed, 256 B, ${SLOW_SECS} s" [i]="$CONNS idle connections"
 )
-FRESH="$MEMORY h"
+FRESH="$MEMORY h mo"
 
 # --- one run: each prints a JSON line with at least received_rate and cpu_us_per_msg.
 # json FIELD[.FIELD]: a number from the JSON line on stdin ("" when missing or null).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren::perf::args::Args;
 use warren::perf::churn::{self, Churn};
 use warren::perf::client::Uri;
-use warren::perf::{backlog, connections, footprint, slow, stream, throughput};
+use warren::perf::{backlog, connections, footprint, many, slow, stream, throughput};
 
 #[tokio::main]
 async fn main() {
@@ -31,6 +31,7 @@ async fn main() {
         "queue-churn" => churn::run(args.clone(), uri, Churn::Queues).await,
         "bind-churn" => churn::run(args.clone(), uri, Churn::Bindings).await,
         "slow-consumer" => slow::run(args.clone(), uri).await,
+        "many-objects" => many::run(args.clone(), uri).await,
         "stream" => stream::run(args.clone(), uri).await,
         other => {
             eprintln!("warren-perf: unknown mode {other:?} (see --help)");

@@ -156,6 +156,7 @@ impl Broker {
                 self.store.clone(),
                 self.delayed.clone(),
                 self.dead_letters.clone(),
+                self.connections.activity.clone(),
             ));
             vh.set_def(v.clone());
             vh.recover(recovery);
@@ -216,6 +217,7 @@ impl Broker {
             self.store.clone(),
             self.delayed.clone(),
             self.dead_letters.clone(),
+            self.connections.activity.clone(),
         ));
         info!(vhost = %def.name, "vhost created");
         v.set_def(def.clone());

@@ -5,8 +5,9 @@
 //! A connection registers after its handshake and is removed when its [`Registration`]
 //! drops, so the registry never outlives the connection task.
 
+use super::ack_timeout::Watch;
 use super::consumer::ChannelLink;
-use super::stats::{Counter, Counters, SizeHistogram, Traffic};
+use super::stats::{Activity, Counter, Counters, Mark, Sampled, SizeHistogram, Traffic};
 use super::stream_clients::StreamClients;
 use crate::protocol::FieldTable;
 use dashmap::DashMap;
@@ -113,9 +114,35 @@ impl ConnectionEntry {
     }
 }
 
+impl Sampled for ConnectionEntry {
+    fn mark(&self) -> &Mark {
+        &self.traffic.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        self.traffic.sample(seconds)
+    }
+}
+
+impl Sampled for ChannelLink {
+    fn mark(&self) -> &Mark {
+        &self.stats.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        self.stats.sample(seconds)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Registry {
     map: DashMap<u64, Arc<ConnectionEntry>>,
+    /// The broker's objects whose statistics moved (the management sampler's list;
+    /// vhosts share it for their queues and exchanges).
+    pub activity: Arc<Activity>,
+    /// Channels holding deliveries that can time out (the consumer-timeout sweeper's
+    /// list).
+    pub deadlines: Arc<Watch>,
     /// Statistics of channels that have closed, so that the broker's totals never go
     /// backwards.
     pub retired: Counters,
@@ -182,6 +209,8 @@ impl Registry {
             reason: Mutex::new(None),
             nudge: tokio::sync::Notify::new(),
         });
+        let me: std::sync::Weak<dyn Sampled> = Arc::downgrade(&entry) as _;
+        entry.traffic.active.attach(&self.activity, me);
         self.churn.connection_created.incr();
         self.map.insert(id, entry.clone());
         Registration {
@@ -199,6 +228,19 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// The open connection `id`.
+    pub fn get(&self, id: u64) -> Option<Arc<ConnectionEntry>> {
+        self.map.get(&id).map(|e| e.clone())
+    }
+
+    /// Ties a new channel to the broker's lists (statistics and consumer timeouts).
+    pub fn new_channel(&self, link: ChannelLink) -> Arc<ChannelLink> {
+        let link = Arc::new(link);
+        let me: std::sync::Weak<dyn Sampled> = Arc::downgrade(&link) as _;
+        link.stats.active.attach(&self.activity, me);
+        link
     }
 
     pub fn is_empty(&self) -> bool {

@@ -47,6 +47,9 @@ pub struct ChannelLink {
     /// Sizes of the messages published on the channel (Prometheus' histogram); folded
     /// into the broker's when it closes.
     pub sizes: SizeHistogram,
+    /// The broker's list of channels with deliveries that can time out: the channel
+    /// joins it at its first such delivery (see [`ack_timeout`](super::ack_timeout)).
+    pub deadlines: Arc<ack_timeout::Watch>,
 }
 
 /// Deliveries in flight on one channel.
@@ -61,6 +64,8 @@ pub struct Deliveries {
     pub global_in_flight: u32,
     /// Set when the channel closes: queues stop delivering to it.
     pub closed: bool,
+    /// The channel is on its broker's consumer-timeout list ([`ChannelLink::deadlines`]).
+    pub watched: bool,
     /// The channel's consumers and the queues they consume from.
     pub consumers: Vec<ConsumerEntry>,
 }
@@ -89,6 +94,7 @@ impl ChannelLink {
         outbox: Arc<Outbox>,
         cancel_notify: bool,
         consumer_timeout: u64,
+        deadlines: Arc<ack_timeout::Watch>,
     ) -> Self {
         Self {
             id,
@@ -107,6 +113,7 @@ impl ChannelLink {
             next_deadline: AtomicU64::new(u64::MAX),
             timed_out: AtomicU64::new(0),
             sizes: SizeHistogram::default(),
+            deadlines,
         }
     }
 }
@@ -145,6 +152,8 @@ impl Deliveries {
     fn release(&mut self, taken: &[Unacked]) {
         for u in taken {
             u.queue.unacked.fetch_sub(1, Ordering::Relaxed);
+            // The level moved: the sampler looks at the queue.
+            u.queue.stats.active.touch();
             if let Some(c) = &u.consumer {
                 c.in_flight.fetch_sub(1, Ordering::Relaxed);
                 self.global_in_flight = self.global_in_flight.saturating_sub(1);
@@ -226,7 +235,7 @@ impl Consumer {
                     .consumer_timeout
                     .unwrap_or(self.channel.consumer_timeout),
             );
-            ack_timeout::note_delivery(&self.channel, deadline);
+            ack_timeout::note_delivery(&self.channel, &mut d, deadline);
             d.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),

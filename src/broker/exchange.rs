@@ -203,6 +203,16 @@ struct ExchangePolicy {
     alternate: Option<ShortStr>,
 }
 
+impl super::stats::Sampled for Exchange {
+    fn mark(&self) -> &super::stats::Mark {
+        &self.stats.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        self.stats.sample(seconds)
+    }
+}
+
 impl Exchange {
     /// Marks the exchange as gone from its vhost's map (see `removed`).
     pub fn mark_removed(&self) {

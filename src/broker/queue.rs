@@ -261,6 +261,22 @@ pub struct Queue {
     stream: Option<Arc<StreamQueue>>,
 }
 
+impl super::stats::Sampled for Queue {
+    fn mark(&self) -> &super::stats::Mark {
+        &self.stats.active
+    }
+
+    fn sample(&self, seconds: f64) -> bool {
+        let counted = self.stats.sample(seconds);
+        let ready = self.snapshot().ready;
+        let unacked = self.unacked.load(std::sync::atomic::Ordering::Relaxed);
+        // Both gauges sampled (no short circuit): each keeps its last level.
+        let r = self.depth.ready.sample(ready, seconds);
+        let u = self.depth.unacked.sample(unacked, seconds);
+        counted | r | u
+    }
+}
+
 #[derive(Debug)]
 struct QueueState {
     /// TTL, expiry, length limits, overflow and dead-lettering in force: the arguments
@@ -458,7 +474,16 @@ impl Queue {
         self
     }
 
+    /// The state, for a change: the queue joins the sampler's list (its levels may
+    /// move). Readers that change nothing use [`read`](Self::read).
     fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.stats.active.touch();
+        self.state.lock().unwrap()
+    }
+
+    /// The state, to read only: the queue stays off the sampler's list, so that the
+    /// sampler's own reads, listings and Prometheus scrapes leave idle queues idle.
+    fn read(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap()
     }
 
@@ -535,19 +560,19 @@ impl Queue {
 
     /// The policy applied, by name (RabbitMQ's `policy` in `/api/queues`).
     pub fn policy(&self) -> Option<String> {
-        let s = self.lock();
+        let s = self.read();
         s.applied.policy.as_ref().map(|p| p.name().to_string())
     }
 
     /// The operator policy applied, by name.
     pub fn operator_policy(&self) -> Option<String> {
-        let s = self.lock();
+        let s = self.read();
         s.applied.operator.as_ref().map(|p| p.name().to_string())
     }
 
     /// Both policies' definitions merged (`effective_policy_definition`; `{}` without).
     pub fn effective_policy_definition(&self) -> serde_json::Value {
-        let applied = self.lock().applied.clone();
+        let applied = self.read().applied.clone();
         serde_json::Value::Object(applied.effective_definition())
     }
 
@@ -1278,13 +1303,13 @@ impl Queue {
     pub fn levels(&self) -> QueueLevels {
         match &self.stream {
             Some(stream) => stream.levels(),
-            None => QueueLevels::of(&self.lock()),
+            None => QueueLevels::of(&self.read()),
         }
     }
 
     /// What the management API shows of the queue's state, read under one short lock.
     pub fn snapshot(&self) -> QueueSnapshot {
-        let s = self.lock();
+        let s = self.read();
         if let Some(stream) = &self.stream {
             let l = stream.levels();
             return QueueSnapshot {

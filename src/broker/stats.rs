@@ -6,9 +6,101 @@
 //! lock, no allocation, no clock read. Rates are never computed per message: a sampler
 //! task ([`Counters::sample`], every `mgmt.stats_interval`) turns the difference between
 //! two samples into a per-second rate, kept beside the counters.
+//!
+//! The sampler visits only the objects that moved ([`Activity`]): an object's first
+//! counted event after a sample flips its [`Mark`] (a relaxed load that finds the flag
+//! clear, then one swap) and puts it on its broker's active list; every later event of
+//! the interval costs the load only. A sampled object whose rates are not all zero stays
+//! on the list one more interval, so that its rates fall back to zero. Idle objects cost
+//! the sampler nothing, however many there are.
 
 use serde_json::{Map, Value, json};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// An object the sampler can visit: a queue, an exchange, a channel, a connection.
+pub trait Sampled: Send + Sync {
+    /// The mark that puts the object on the active list.
+    fn mark(&self) -> &Mark;
+    /// Turns the counters into rates over the last `seconds`; returns whether any rate
+    /// (or level change) is non-zero.
+    fn sample(&self, seconds: f64) -> bool;
+}
+
+/// The objects of one broker whose statistics moved since the sampler's last pass.
+///
+/// Invariant: an object is on the list at most once, exactly while its mark's flag is
+/// set (the flag is set before the push, cleared by [`pass`](Self::pass) after the take,
+/// both ordered by the list's lock).
+#[derive(Debug, Default)]
+pub struct Activity {
+    list: Mutex<Vec<Weak<dyn Sampled>>>,
+}
+
+impl Activity {
+    /// One sampler pass: samples every object that moved since the last pass (and those
+    /// whose rates were not yet zero), nothing else. Returns how many objects it visited.
+    pub fn pass(&self, seconds: f64) -> usize {
+        let taken = std::mem::take(&mut *self.list.lock().unwrap());
+        let visited = taken.len();
+        for w in taken {
+            let Some(o) = w.upgrade() else { continue };
+            let mark = o.mark();
+            // Cleared before sampling: an event from now on puts it back on the list.
+            mark.dirty.store(false, Relaxed);
+            if o.sample(seconds) {
+                mark.touch();
+            }
+        }
+        visited
+    }
+
+    /// How many objects wait for the next pass.
+    pub fn len(&self) -> usize {
+        self.list.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An object's place on its broker's [`Activity`] list: unattached (a sum, the retired
+/// totals) it does nothing.
+#[derive(Debug, Default)]
+pub struct Mark {
+    dirty: AtomicBool,
+    hook: OnceLock<(Arc<Activity>, Weak<dyn Sampled>)>,
+}
+
+impl Mark {
+    /// Something moved: puts the object on the active list unless it is there already.
+    /// One relaxed load when it is (every event after the first of an interval).
+    #[inline]
+    pub fn touch(&self) {
+        if !self.dirty.load(Relaxed) {
+            self.flip();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flip(&self) {
+        if let Some((activity, me)) = self.hook.get() {
+            let mut list = activity.list.lock().unwrap();
+            if !self.dirty.swap(true, Relaxed) {
+                list.push(me.clone());
+            }
+        }
+    }
+
+    /// Ties the mark to its object and its broker's list (once, after the object is
+    /// shared); the object is sampled at the next pass.
+    pub fn attach(&self, activity: &Arc<Activity>, me: Weak<dyn Sampled>) {
+        let _ = self.hook.set((activity.clone(), me));
+        self.touch();
+    }
+}
 
 /// What is counted. RabbitMQ's names; each object kind counts a subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +194,8 @@ pub const EXCHANGE: &[Stat] = &[Stat::PublishIn, Stat::PublishOut];
 /// Monotonic counters of one object and their last sampled rates.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Puts the owner on the sampler's list at its first event of an interval.
+    pub active: Mark,
     totals: [AtomicU64; COUNT],
     /// Totals at the last sample.
     last: [AtomicU64; COUNT],
@@ -113,6 +207,7 @@ impl Counters {
     #[inline]
     pub fn add(&self, s: Stat, n: u64) {
         self.totals[s as usize].fetch_add(n, Relaxed);
+        self.active.touch();
     }
 
     #[inline]
@@ -141,13 +236,17 @@ impl Counters {
 
     /// Takes a sample: the rates become the increase since the previous sample divided
     /// by `seconds`. Called by the sampler only (one writer), so plain loads and stores.
-    pub fn sample(&self, seconds: f64) {
+    /// Returns whether any rate is non-zero.
+    pub fn sample(&self, seconds: f64) -> bool {
+        let mut moved = false;
         for i in 0..COUNT {
             let now = self.totals[i].load(Relaxed);
             let before = self.last[i].swap(now, Relaxed);
+            moved |= now != before;
             let rate = now.saturating_sub(before) as f64 / seconds.max(1e-3);
             self.rates[i].store(rate.to_bits(), Relaxed);
         }
+        moved
     }
 
     /// `message_stats` as RabbitMQ shows it for an object of the kind `which` lists, with
@@ -309,10 +408,12 @@ pub struct Gauge {
 }
 
 impl Gauge {
-    pub fn sample(&self, level: u64, seconds: f64) {
+    /// Returns whether the level moved.
+    pub fn sample(&self, level: u64, seconds: f64) -> bool {
         let before = self.last.swap(level, Relaxed);
         let r = (level as f64 - before as f64) / seconds.max(1e-3);
         self.rate.store(r.to_bits(), Relaxed);
+        level != before
     }
 
     pub fn rate(&self) -> f64 {
@@ -346,6 +447,9 @@ impl QueueChurn {
 /// Traffic of one connection, counted per socket read and write (not per message).
 #[derive(Debug, Default)]
 pub struct Traffic {
+    /// Puts the connection on the sampler's list at its first read or write of an
+    /// interval.
+    pub active: Mark,
     pub recv_oct: AtomicU64,
     pub recv_cnt: AtomicU64,
     pub send_oct: AtomicU64,
@@ -361,24 +465,30 @@ impl Traffic {
     pub fn received(&self, bytes: usize) {
         self.recv_oct.fetch_add(bytes as u64, Relaxed);
         self.recv_cnt.fetch_add(1, Relaxed);
+        self.active.touch();
     }
 
     #[inline]
     pub fn sent(&self, bytes: usize) {
         self.send_oct.fetch_add(bytes as u64, Relaxed);
         self.send_cnt.fetch_add(1, Relaxed);
+        self.active.touch();
     }
 
-    pub fn sample(&self, seconds: f64) {
+    /// Returns whether any byte moved.
+    pub fn sample(&self, seconds: f64) -> bool {
+        let mut moved = false;
         for (total, last, rate) in [
             (&self.recv_oct, &self.last_recv, &self.recv_rate),
             (&self.send_oct, &self.last_send, &self.send_rate),
         ] {
             let now = total.load(Relaxed);
             let before = last.swap(now, Relaxed);
+            moved |= now != before;
             let r = now.saturating_sub(before) as f64 / seconds.max(1e-3);
             rate.store(r.to_bits(), Relaxed);
         }
+        moved
     }
 
     /// Bytes received and sent per second, as last sampled.
@@ -421,6 +531,48 @@ mod tests {
         c.sample(2.0);
         assert_eq!(c.rate(Stat::Publish), 0.0);
         assert_eq!(c.get(Stat::Publish), 10);
+    }
+
+    struct Object(Counters);
+
+    impl Sampled for Object {
+        fn mark(&self) -> &Mark {
+            &self.0.active
+        }
+        fn sample(&self, seconds: f64) -> bool {
+            self.0.sample(seconds)
+        }
+    }
+
+    #[test]
+    fn a_pass_visits_only_objects_that_moved() {
+        let activity = Arc::new(Activity::default());
+        let objects: Vec<Arc<Object>> = (0..10_000)
+            .map(|_| {
+                let o = Arc::new(Object(Counters::default()));
+                let me: Weak<dyn Sampled> = Arc::downgrade(&o) as _;
+                o.0.active.attach(&activity, me);
+                o
+            })
+            .collect();
+        // Attached objects are sampled once, then only those that move.
+        assert_eq!(activity.pass(1.0), 10_000);
+        assert_eq!(activity.pass(1.0), 0);
+        for _ in 0..5 {
+            objects[7].0.incr(Stat::Publish);
+        }
+        assert_eq!(activity.len(), 1);
+        assert_eq!(activity.pass(2.0), 1);
+        assert_eq!(objects[7].0.rate(Stat::Publish), 2.5);
+        // One more pass brings the rate back to zero, then the object is left alone.
+        assert_eq!(activity.pass(1.0), 1);
+        assert_eq!(objects[7].0.rate(Stat::Publish), 0.0);
+        assert_eq!(activity.pass(1.0), 0);
+        // A dropped object is skipped.
+        objects[8].0.incr(Stat::Ack);
+        drop(objects);
+        assert_eq!(activity.pass(1.0), 1);
+        assert!(activity.is_empty());
     }
 
     #[test]

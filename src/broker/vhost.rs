@@ -11,6 +11,7 @@ use super::outbox::Bells;
 use super::policy::{Target, VHostPolicies};
 use super::queue::Queue;
 use super::schedule::Scheduler;
+use super::stats::{Activity, Sampled};
 use crate::protocol::{
     AmqpError, BasicCancel, FieldTable, FieldValue, Method, ShortStr, encode_method, reply_code,
 };
@@ -19,7 +20,7 @@ use crate::store::definitions::{BindingDef, Change, ExchangeDef, QueueDef};
 use crate::store::{Recovery, Store};
 use dashmap::DashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 #[derive(Debug)]
 pub struct VHost {
@@ -50,6 +51,9 @@ pub struct VHost {
     /// The broker's retrier of at-least-once discards: told when this vhost's topology
     /// changes (`broker::discards`).
     pub dead_letters: Arc<Retrier>,
+    /// The broker's list of objects whose statistics moved (`broker::stats`): the
+    /// vhost's queues and exchanges join it at their first event of an interval.
+    pub activity: Arc<Activity>,
 }
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
@@ -99,6 +103,7 @@ impl VHost {
         store: Arc<Store>,
         delayed: Arc<Scheduler>,
         dead_letters: Arc<Retrier>,
+        activity: Arc<Activity>,
     ) -> VHost {
         let v = VHost {
             name: name.to_string(),
@@ -119,6 +124,7 @@ impl VHost {
             delayed,
             sac: Default::default(),
             dead_letters,
+            activity,
         };
         for (n, k) in [
             ("", ExchangeKind::Direct),
@@ -132,19 +138,33 @@ impl VHost {
         ] {
             let name = ShortStr::from(n);
             let internal = n == "amq.rabbitmq.trace";
-            v.exchanges.insert(
+            let e = v.track_exchange(Exchange::new(
                 name.clone(),
-                Arc::new(Exchange::new(
-                    name,
-                    k,
-                    true,
-                    false,
-                    internal,
-                    FieldTable::new(),
-                )),
-            );
+                k,
+                true,
+                false,
+                internal,
+                FieldTable::new(),
+            ));
+            v.exchanges.insert(name, e);
         }
         v
+    }
+
+    /// Shares a new exchange and ties its statistics to the broker's sampler.
+    fn track_exchange(&self, e: Exchange) -> Arc<Exchange> {
+        let e = Arc::new(e);
+        let me: Weak<dyn Sampled> = Arc::downgrade(&e) as _;
+        e.stats.active.attach(&self.activity, me);
+        e
+    }
+
+    /// Shares a new queue and ties its statistics to the broker's sampler.
+    fn track_queue(&self, q: Queue) -> Arc<Queue> {
+        let q = Arc::new(q);
+        let me: Weak<dyn Sampled> = Arc::downgrade(&q) as _;
+        q.stats.active.attach(&self.activity, me);
+        q
     }
 
     /// Description, tags and limits.
@@ -335,7 +355,7 @@ impl VHost {
                 if spec.durable {
                     self.persist_dedup_cache(&e, Vec::new());
                 }
-                Arc::new(e)
+                self.track_exchange(e)
             })
             .clone();
         if created {
@@ -583,7 +603,7 @@ impl VHost {
                 created = true;
                 let target = Target::Queue(args.queue_type);
                 let quorum_log = args.queue_type.always_persistent();
-                Arc::new(
+                self.track_queue(
                     Queue::new(
                         name.clone(),
                         durable,
@@ -901,12 +921,13 @@ impl VHost {
             let key = (self.name.clone(), e.name.as_bytes().to_vec());
             let seen = recovery.dedup.remove(&key).unwrap_or_default();
             self.persist_dedup_cache(&ex, seen);
-            self.exchanges.insert(e.name.clone(), Arc::new(ex));
+            self.exchanges
+                .insert(e.name.clone(), self.track_exchange(ex));
         }
         for d in defs.queues.iter().filter(|q| mine(&q.vhost)) {
             let args = QueueArgs::parse(&d.arguments, &d.name, &self.name).unwrap_or_default();
             let quorum_log = args.queue_type.always_persistent();
-            let q = Arc::new(
+            let q = self.track_queue(
                 Queue::new(
                     d.name.clone(),
                     true,

@@ -25,6 +25,10 @@ use clap::Parser;
                   after --warmup seconds\n  \
                   bind-churn    -x clients bind and unbind on one exchange for -z seconds, --inflight\n                \
                   pairs in flight per client\n  \
+                  many-objects  a throughput measure (-x, -y, -s, -z as throughput), then\n                \
+                  --idle-queues queues and --idle-connections connections left idle, --settle\n                \
+                  seconds, the same measure again; with --pid, broker CPU per message of both\n                \
+                  and their ratio\n  \
                   stream        a stream queue: -x publishers publish with confirms (-c outstanding,\n                \
                   default 1000) for -z seconds or -C messages each, -y consumers read from --offset;\n                \
                   with --prefill N or --prefill-bytes SIZE, a catch-up read of old data instead.\n                \
@@ -37,7 +41,7 @@ use clap::Parser;
 )]
 pub struct Args {
     /// Mode: throughput, backlog, connections, idle-queues, consumers, delete-queue,
-    /// queue-churn, bind-churn, slow-consumer or stream.
+    /// queue-churn, bind-churn, slow-consumer, many-objects or stream.
     #[arg(default_value = "throughput")]
     pub mode: String,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
@@ -142,6 +146,17 @@ pub struct Args {
     /// used client library, used the way its users do: what they will see).
     #[arg(long, default_value = "warren", value_parser = ["warren", "lapin"])]
     pub client: String,
+    /// Mode many-objects: idle queues declared before the second measure.
+    #[arg(long, default_value_t = 100_000)]
+    pub idle_queues: usize,
+    /// Mode many-objects: idle connections (one channel each) opened before the second
+    /// measure.
+    #[arg(long, default_value_t = 10_000)]
+    pub idle_connections: usize,
+    /// Mode many-objects: seconds to wait with the idle objects in place before the
+    /// second measure (past the broker's statistics passes that follow their creation).
+    #[arg(long, default_value_t = 12)]
+    pub settle: u64,
     /// Print only the final JSON line.
     #[arg(long)]
     pub json: bool,

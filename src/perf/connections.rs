@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Read and write buffers of an idle connection start this small.
-const BUFFER: usize = 2048;
+pub const BUFFER: usize = 2048;
 
 pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
     let (n, channels) = (args.connections, args.channels);

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Writes `methods` on channel 1 in batches of `inflight`, reading as many replies
 /// matching `ok` after each batch; counts them in `done`.
-async fn pipelined(
+pub(super) async fn pipelined(
     c: &mut Client,
     methods: impl Iterator<Item = Method>,
     inflight: usize,

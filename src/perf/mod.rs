@@ -7,6 +7,7 @@ pub mod client;
 pub mod connections;
 pub mod footprint;
 pub mod lapin_client;
+pub mod many;
 pub mod progress;
 pub mod rss;
 pub mod slow;

@@ -466,7 +466,57 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Mode `throughput`. The measured window starts once every consumer is subscribed (a
 /// client library's handshake is not counted against the broker) and lasts `-z` seconds;
 /// the rates and the broker's CPU time per consumed message (`--pid`) are over that window.
+/// What one throughput measure found (over the measured window, after subscribing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    pub elapsed: f64,
+    pub published: u64,
+    pub confirmed: u64,
+    pub consumed: u64,
+    pub sent_rate: f64,
+    pub received_rate: f64,
+    pub p50: u32,
+    pub p95: u32,
+    pub p99: u32,
+    pub max: u32,
+    /// The broker's CPU time over the window (with `--pid`).
+    pub cpu_us: Option<u64>,
+    pub cpu_us_per_msg: Option<f64>,
+}
+
+/// Mode `throughput`: one measure, a summary and the JSON line.
 pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
+    let Measured {
+        elapsed,
+        published: p,
+        confirmed: k,
+        consumed: c,
+        sent_rate,
+        received_rate: recv_rate,
+        p50,
+        p95,
+        p99,
+        max,
+        cpu_us: cpu,
+        cpu_us_per_msg: per_msg,
+    } = measure(args.clone(), uri).await?;
+    if !args.json {
+        let cpu_line = per_msg.map_or(String::new(), |u| format!(", broker CPU {u:.2} us/msg"));
+        println!(
+            "summary: sent {sent_rate:.0} msg/s, received {recv_rate:.0} msg/s, confirmed {k}, latency us p50 {p50} p95 {p95} p99 {p99} max {max}{cpu_line}"
+        );
+    }
+    println!(
+        "{{\"mode\":\"throughput\",\"client\":\"{}\",\"seconds\":{elapsed:.3},\"published\":{p},\"confirmed\":{k},\"consumed\":{c},\"sent_rate\":{sent_rate:.0},\"received_rate\":{recv_rate:.0},\"latency_us\":{{\"p50\":{p50},\"p95\":{p95},\"p99\":{p99},\"max\":{max}}},\"broker_cpu_us\":{},\"cpu_us_per_msg\":{}}}",
+        args.client,
+        json_opt(cpu),
+        per_msg.map_or_else(|| "null".into(), |u| format!("{u:.2}"))
+    );
+    Ok(())
+}
+
+/// One throughput measure: `-x` publishers and `-y` consumers for `-z` seconds.
+pub async fn measure(args: Arc<Args>, uri: Arc<Uri>) -> Result<Measured, String> {
     if args.client == "lapin" && args.rate > 0 {
         return Err("-r is not supported with --client lapin".into());
     }
@@ -558,17 +608,18 @@ pub async fn run(args: Arc<Args>, uri: Arc<Uri>) -> Result<(), String> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0),
     );
-    if !args.json {
-        let cpu_line = per_msg.map_or(String::new(), |u| format!(", broker CPU {u:.2} us/msg"));
-        println!(
-            "summary: sent {sent_rate:.0} msg/s, received {recv_rate:.0} msg/s, confirmed {k}, latency us p50 {p50} p95 {p95} p99 {p99} max {max}{cpu_line}"
-        );
-    }
-    println!(
-        "{{\"mode\":\"throughput\",\"client\":\"{}\",\"seconds\":{elapsed:.3},\"published\":{p},\"confirmed\":{k},\"consumed\":{c},\"sent_rate\":{sent_rate:.0},\"received_rate\":{recv_rate:.0},\"latency_us\":{{\"p50\":{p50},\"p95\":{p95},\"p99\":{p99},\"max\":{max}}},\"broker_cpu_us\":{},\"cpu_us_per_msg\":{}}}",
-        args.client,
-        json_opt(cpu),
-        per_msg.map_or_else(|| "null".into(), |u| format!("{u:.2}"))
-    );
-    Ok(())
+    Ok(Measured {
+        elapsed,
+        published: p,
+        confirmed: k,
+        consumed: c,
+        sent_rate,
+        received_rate: recv_rate,
+        p50,
+        p95,
+        p99,
+        max,
+        cpu_us: cpu,
+        cpu_us_per_msg: per_msg,
+    })
 }

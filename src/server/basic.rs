@@ -499,7 +499,7 @@ impl Connection {
             q.unacked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let deadline =
                 ack_timeout::deadline(q.args.consumer_timeout.unwrap_or(link.consumer_timeout));
-            ack_timeout::note_delivery(&link, deadline);
+            ack_timeout::note_delivery(&link, &mut d, deadline);
             d.unacked.push_back(Unacked {
                 tag,
                 queue: q,

@@ -71,14 +71,16 @@ impl Channel {
         cancel_notify: bool,
         max_message_size: u64,
         consumer_timeout: u64,
+        registry: &crate::broker::connections::Registry,
     ) -> Self {
         Self {
-            link: Arc::new(ChannelLink::new(
+            link: registry.new_channel(ChannelLink::new(
                 id,
                 connection_id,
                 outbox,
                 cancel_notify,
                 consumer_timeout,
+                registry.deadlines.clone(),
             )),
             assembler: ContentAssembler::new(max_message_size),
             closing: false,

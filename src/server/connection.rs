@@ -800,6 +800,7 @@ impl Connection {
             self.cancel_notify,
             self.shared.config.amqp.max_message_size,
             self.shared.config.amqp.consumer_timeout,
+            &self.shared.broker.connections,
         );
         self.presence.entry.add_channel(channel.link.clone());
         self.shared.broker.connections.churn.channel_created.incr();

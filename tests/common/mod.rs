@@ -55,6 +55,13 @@ impl TestBroker {
         }
     }
 
+    /// The in-process Warren's broker (None against another broker), for tests that look
+    /// at its internals.
+    #[allow(dead_code)]
+    pub fn warren(&self) -> Option<std::sync::Arc<warren::broker::Broker>> {
+        self._server.as_ref().map(|s| s.broker.clone())
+    }
+
     /// The broker's `host:port`.
     pub fn host(&self) -> String {
         let rest = self.url.split('@').nth(1).unwrap_or("");

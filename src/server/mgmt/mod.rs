@@ -181,8 +181,10 @@ pub(crate) fn serve(
     }
 }
 
-/// Every `interval`, turns each object's counters into rates. Walks every queue,
-/// exchange and channel: O(objects) per interval, nothing per message.
+/// Every `interval`, turns counters into rates: the broker's and each vhost's churn
+/// (O(vhosts)), and the queues, exchanges, channels and connections that moved since the
+/// last pass (`broker::stats::Activity`): idle objects cost nothing, nothing is done per
+/// message.
 async fn sample_loop(broker: Arc<Broker>, interval: Duration, shutdown: CancellationToken) {
     let mut last = Instant::now();
     loop {
@@ -195,24 +197,7 @@ async fn sample_loop(broker: Arc<Broker>, interval: Duration, shutdown: Cancella
         broker.connections.churn.sample(seconds);
         for v in broker.vhosts() {
             v.churn.sample(seconds);
-            for q in v.queues() {
-                q.stats.sample(seconds);
-                let ready = q.snapshot().ready;
-                q.depth.ready.sample(ready, seconds);
-                q.depth.unacked.sample(
-                    q.unacked.load(std::sync::atomic::Ordering::Relaxed),
-                    seconds,
-                );
-            }
-            for e in v.exchanges() {
-                e.stats.sample(seconds);
-            }
         }
-        for c in broker.connections.all() {
-            c.traffic.sample(seconds);
-            for ch in c.channels() {
-                ch.stats.sample(seconds);
-            }
-        }
+        broker.connections.activity.pass(seconds);
     }
 }
