@@ -96,11 +96,16 @@ async fn killed_mid_spare() {
             .unwrap();
     }
     assert_eq!(message_count(&conn, QUEUE).await, 0);
-    // The spare thread started half-way through that megabyte; wait for its file (the
-    // broker's own work, visible only on disk).
+    // The spare thread started half-way through that megabyte, and the writer deletes the
+    // emptied segment when it writes the acknowledgements: wait for both (the broker's own
+    // work, visible only on disk), so that the next publish starts a new segment.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !spare_ready(dir.path()) {
-        assert!(Instant::now() < deadline, "no spare segment was prepared");
+    while !spare_ready(dir.path()) || !segments(dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no spare was prepared, or the emptied segment stayed: {:?}",
+            segments(dir.path())
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
