@@ -8,27 +8,40 @@
 //!
 //! The log also carries a queue's paged-out tail: messages written here and dropped from
 //! memory, read back in order from `cursor` when the queue runs low.
+//!
+//! Busy logs overwrite instead of appending: once a log has written [`DROP_EMPTY_CURRENT`]
+//! bytes to one segment, its next segments are spare files already filled with zeros
+//! ([`super::spare`]), written with positional writes, so a sync does not have to journal
+//! a new file size (the latency of every confirm round). A segment's size is therefore
+//! its logical size (records written), never its file's length; recovery reads records
+//! up to the first that does not check, takes a tail of zeros after them as the clean end
+//! (and gives the space back), and anything else as a torn or corrupt tail to cut off.
 
 use super::record::{
     self, MARK_ACK, MARK_DELIVERED, MARK_DISCARD, MARK_DISCARDED, MARK_DISCARDED_LAST,
     MARK_RETURNED, StoredMessage,
 };
+use super::spare::{SPARE_SIZE, Spares};
 use crate::broker::message::{HELD_OVERHEAD, held_size};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tracing::warn;
 
-/// Segment files roll over past this size.
+/// Segment files roll over past this size (those made from spares past [`SPARE_SIZE`]).
 pub const SEGMENT_SIZE: u64 = 8 << 20;
 /// A page-in reads at most this much at a time: the messages it loads share the buffer, so
 /// what is read past the last one taken stays in memory with them.
 pub(super) const PAGE_READ: u64 = 1 << 20;
-/// An empty current segment larger than this is deleted rather than kept for appends.
-const DROP_EMPTY_CURRENT: u64 = 1 << 20;
+/// An empty current segment larger than this is deleted rather than kept for appends
+/// (unless it is a spare: that one is kept until it is full, so that each zero the spare
+/// thread wrote is overwritten once by a record). A log that wrote this much to one
+/// segment is busy: its next segments are spares.
+pub const DROP_EMPTY_CURRENT: u64 = 1 << 20;
 
 #[derive(Debug, Default)]
 struct Segment {
@@ -37,8 +50,11 @@ struct Segment {
     last_seq: u64,
     /// Marks not yet written to the `.ack` file.
     marks: Vec<u8>,
-    /// Bytes of the `.seg` file (written and buffered).
+    /// Bytes of records in the `.seg` file (written and buffered): its logical size,
+    /// less than the file's length when the file is a spare.
     size: u64,
+    /// Made from a zero-filled spare: the file is longer than `size`, zeros after it.
+    spare: bool,
     /// Written before the last start: its transient messages are dead.
     recovered: bool,
     /// Recovered after a crash: its messages may have been delivered.
@@ -97,8 +113,9 @@ pub struct QueueFiles {
     dir: PathBuf,
     dir_created: bool,
     segments: BTreeMap<u64, Segment>,
-    /// First seq of the segment being appended to, and its file.
-    current: Option<(u64, File)>,
+    /// First seq of the segment being appended to, its file, and the offset its buffered
+    /// records go to (the segment's size less `buf`'s length).
+    current: Option<(u64, File, u64)>,
     /// Message records not yet written to the current segment.
     buf: Vec<u8>,
     /// Where the paged-out tail continues: (segment, offset).
@@ -114,8 +131,12 @@ pub struct QueueFiles {
     /// Whether a persistent message was ever appended. A log of transient messages only (a
     /// non-durable queue's paged-out tail, or a durable queue's transient messages) holds
     /// nothing that outlives a restart, so it is written but never fdatasynced: paging under
-    /// load costs no disk flush, and no confirm waits on one.
+    /// load costs no disk flush, and no confirm waits on one (nor takes a spare segment).
     has_persistent: bool,
+    /// Where spare segment files come from (`None`: ordinary appended files only).
+    spares: Option<Arc<Spares>>,
+    /// This log filled [`DROP_EMPTY_CURRENT`] of one segment: new segments are spares.
+    busy: bool,
 }
 
 fn seg_path(dir: &Path, first: u64, ext: &str) -> PathBuf {
@@ -133,7 +154,14 @@ impl QueueFiles {
             cursor: None,
             ack_file: None,
             has_persistent: false,
+            spares: None,
+            busy: false,
         }
+    }
+
+    /// Lets the log take zero-filled spares for its segments once it is busy.
+    pub fn set_spares(&mut self, spares: Arc<Spares>) {
+        self.spares = Some(spares);
     }
 
     fn ensure_dir(&mut self) -> io::Result<()> {
@@ -165,7 +193,10 @@ impl QueueFiles {
         let sync = sync && self.has_persistent;
         let roll = match &self.current {
             None => true,
-            Some((first, _)) => self.segments[first].size >= SEGMENT_SIZE,
+            Some((first, _, _)) => {
+                let seg = &self.segments[first];
+                seg.size >= if seg.spare { SPARE_SIZE } else { SEGMENT_SIZE }
+            }
         };
         if roll {
             self.roll(seq, sync)?;
@@ -176,35 +207,50 @@ impl QueueFiles {
             self.cursor = Some((first, seg.size));
         }
         let n = record::put_message_in(&mut self.buf, seq, persistent, expires, target, m);
+        let before = seg.size;
         seg.size += n as u64;
         seg.live += 1;
         seg.last_seq = seq;
+        // Half-way to busy: have a spare made now, so it is ready when this segment ends.
+        if !self.busy
+            && self.has_persistent
+            && before < DROP_EMPTY_CURRENT / 2
+            && seg.size >= DROP_EMPTY_CURRENT / 2
+            && let Some(spares) = &self.spares
+        {
+            spares.want();
+        }
         Ok(())
     }
 
-    /// Starts a new segment at `seq`, writing out (and syncing) the one before.
+    /// Starts a new segment at `seq`, writing out (and syncing) the one before. A busy
+    /// log's new segment is a spare if one is ready.
     fn roll(&mut self, seq: u64, sync: bool) -> io::Result<()> {
         self.ensure_dir()?;
-        if let Some((_, mut file)) = self.current.take() {
-            file.write_all(&self.buf)?;
+        if let Some((_, file, at)) = self.current.take() {
+            file.write_all_at(&self.buf, at)?;
             self.buf.clear();
             if sync {
                 file.sync_data()?;
             }
+            self.busy = true;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(seg_path(&self.dir, seq, "seg"))?;
+        let path = seg_path(&self.dir, seq, "seg");
+        // Only a log that syncs gains from a spare (a transient-only one never syncs).
+        let spare = self.busy
+            && self.has_persistent
+            && self.spares.as_ref().is_some_and(|s| s.take(&path));
+        let file = OpenOptions::new().create(!spare).write(true).open(&path)?;
         sync_dir(&self.dir);
         self.segments.insert(
             seq,
             Segment {
                 last_seq: seq,
+                spare,
                 ..Default::default()
             },
         );
-        self.current = Some((seq, file));
+        self.current = Some((seq, file, 0));
         Ok(())
     }
 
@@ -229,21 +275,28 @@ impl QueueFiles {
     pub fn flush(&mut self, sync: bool) -> io::Result<bool> {
         let sync = sync && self.has_persistent;
         let mut synced = false;
-        if let Some((_, file)) = &mut self.current
+        if let Some((_, file, at)) = &mut self.current
             && !self.buf.is_empty()
         {
-            file.write_all(&self.buf)?;
+            file.write_all_at(&self.buf, *at)?;
+            *at += self.buf.len() as u64;
             self.buf.clear();
             if sync {
                 file.sync_data()?;
                 synced = true;
             }
         }
-        let current = self.current.as_ref().map(|(f, _)| *f);
+        let current = self.current.as_ref().map(|(f, _, _)| *f);
         let mut dead = Vec::new();
         for (first, seg) in self.segments.iter_mut() {
             let is_current = Some(*first) == current;
-            if seg.live == 0 && (!is_current || seg.size > DROP_EMPTY_CURRENT) {
+            // An empty spare stays current until it is full: deleting it early would have
+            // the spare thread write 8 MiB of zeros per megabyte of records.
+            let drop_current = seg.size > DROP_EMPTY_CURRENT && !seg.spare;
+            if seg.live == 0 && (!is_current || drop_current) {
+                if is_current {
+                    self.busy = true;
+                }
                 dead.push(*first);
                 continue;
             }
@@ -260,7 +313,7 @@ impl QueueFiles {
                 };
                 // Not synced: a mark only decides whether a message comes back (redelivered)
                 // after a power loss, and written to the OS it survives a crash of Warren.
-                f.write_all(&seg.marks)?;
+                io::Write::write_all(f, &seg.marks)?;
                 if let Some(page_marks) = &mut seg.page_marks {
                     let (marks, _) = record::read_marks(&seg.marks);
                     for (k, s) in marks {
@@ -458,10 +511,19 @@ impl QueueFiles {
                 }
             }
             if at < data.len() {
-                warn!(path = %seg_file.display(), valid = at, size = data.len(), "cutting off a torn or corrupt segment tail");
+                // Zeros after the last record: the clean end of a spare (never appended to
+                // again after a restart, so its space comes back). Anything else: a crash
+                // mid-write or corruption, cut off.
+                let torn = data[at..].iter().any(|b| *b != 0);
+                if torn {
+                    warn!(path = %seg_file.display(), valid = at, size = data.len(), "cutting off a torn or corrupt segment tail");
+                    rec.torn += 1;
+                }
                 let f = OpenOptions::new().write(true).open(&seg_file)?;
                 f.set_len(at as u64)?;
-                f.sync_all()?;
+                if torn {
+                    f.sync_all()?;
+                }
             }
             seg.size = at as u64;
             if seg.live == 0 {
@@ -483,6 +545,8 @@ pub struct Recovered {
     pub tail_count: u64,
     pub tail_bytes: u64,
     pub max_seq: Option<u64>,
+    /// Segments whose torn or corrupt tail was cut off (a zero tail is a clean end).
+    pub torn: u32,
 }
 
 pub(super) fn read_at(file: &File, offset: u64, len: u64) -> io::Result<Vec<u8>> {
@@ -542,6 +606,158 @@ mod tests {
             body: Bytes::from(vec![seq as u8; 10]),
             bcc: Vec::new(),
         }
+    }
+
+    fn big_message(seq: u64, len: usize) -> Message {
+        Message {
+            body: Bytes::from(vec![seq as u8; len]),
+            ..message(seq)
+        }
+    }
+
+    /// A log that has written past [`DROP_EMPTY_CURRENT`] (all acknowledged, so its
+    /// current segment was dropped) with a spare ready: its next segment is the spare.
+    /// Returns the files, the spares and the next seq.
+    fn busy_log(root: &Path) -> (QueueFiles, Arc<Spares>, u64) {
+        let _ = fs::remove_dir_all(root);
+        let spares = Spares::open(root);
+        let mut files = QueueFiles::new(root.join("queues").join("1"));
+        files.set_spares(spares.clone());
+        let mut seq = 0;
+        while seq * (64 << 10) <= DROP_EMPTY_CURRENT {
+            files
+                .append(seq, true, 0, None, &big_message(seq, 64 << 10), false, true)
+                .unwrap();
+            files.mark(MARK_ACK, seq);
+            seq += 1;
+        }
+        files.flush(true).unwrap();
+        assert!(
+            files.busy,
+            "the log counts as busy once it dropped a full current"
+        );
+        assert!(files.segments.is_empty(), "and its segment is gone");
+        spares.prepare_now().unwrap();
+        (files, spares, seq)
+    }
+
+    fn seg_len(files: &QueueFiles, first: u64) -> u64 {
+        fs::metadata(seg_path(&files.dir, first, "seg"))
+            .unwrap()
+            .len()
+    }
+
+    /// A busy log writes into a zero-filled spare (the file keeps the spare's length while
+    /// the segment's size counts records only); a crash (no clean close) leaves records
+    /// then zeros, which recovery reads as the clean end: every message back, nothing
+    /// reported torn, and the zeros given back. The paging cursor works within it too.
+    #[test]
+    fn a_spare_segment_ends_at_its_zeros_after_a_crash() {
+        let root = std::env::temp_dir().join(format!("warren-log-spare-{}", std::process::id()));
+        let (mut files, spares, first) = busy_log(&root);
+        for seq in first..first + 5 {
+            files
+                .append(seq, true, 0, None, &message(seq), seq >= first + 3, true)
+                .unwrap();
+        }
+        assert!(files.flush(true).unwrap(), "synced");
+        let seg = &files.segments[&first];
+        assert!(seg.spare, "the new segment is the spare");
+        assert_eq!(seg_len(&files, first), SPARE_SIZE, "written in place");
+        let logical = seg.size;
+        assert!(logical < 1024);
+        let mut tail = Vec::new();
+        files.page_in(u64::MAX, &mut tail).unwrap();
+        let tail: Vec<u64> = tail.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(
+            tail,
+            [first + 3, first + 4],
+            "paged-out tail read within the spare"
+        );
+        let dir = files.dir.clone();
+        drop(files); // a crash: nothing more is written
+        spares.close();
+        let rec = QueueFiles::recover(dir.clone(), u64::MAX, false).unwrap();
+        let got: Vec<u64> = rec.messages.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(got, (first..first + 5).collect::<Vec<_>>());
+        assert_eq!(rec.torn, 0, "a zero tail is a clean end");
+        assert_eq!(
+            seg_len(rec.files.as_ref().unwrap(), first),
+            logical,
+            "the zeros are given back"
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    /// A record torn mid-write inside a spare (its first bytes written, zeros after) is
+    /// still a torn tail: cut off and reported; the records before it survive.
+    #[test]
+    fn a_torn_record_before_a_zero_tail_is_cut_off() {
+        let root = std::env::temp_dir().join(format!("warren-log-torn-{}", std::process::id()));
+        let (mut files, spares, first) = busy_log(&root);
+        for seq in first..first + 3 {
+            files
+                .append(seq, true, 0, None, &message(seq), false, true)
+                .unwrap();
+        }
+        files.flush(true).unwrap();
+        let logical = files.segments[&first].size;
+        // The start of one more record, as a crash mid-write would leave it.
+        let mut record = Vec::new();
+        record::put_message(&mut record, first + 3, true, 0, &message(first + 3));
+        let (_, file, _) = files.current.as_ref().unwrap();
+        file.write_all_at(&record[..record.len() / 2], logical)
+            .unwrap();
+        assert_eq!(seg_len(&files, first), SPARE_SIZE);
+        let dir = files.dir.clone();
+        drop(files);
+        spares.close();
+        let rec = QueueFiles::recover(dir, u64::MAX, false).unwrap();
+        let got: Vec<u64> = rec.messages.iter().map(|m| m.stored.seq).collect();
+        assert_eq!(got, (first..first + 3).collect::<Vec<_>>());
+        assert_eq!(rec.torn, 1, "the torn record is reported");
+        assert_eq!(seg_len(rec.files.as_ref().unwrap(), first), logical);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    /// A spare segment rolls at [`SPARE_SIZE`] into the next spare; an empty spare stays
+    /// current (its zeros are there to be overwritten) where an ordinary segment past
+    /// [`DROP_EMPTY_CURRENT`] would be deleted.
+    #[test]
+    fn spare_segments_roll_at_their_size_and_stay_while_empty() {
+        let root = std::env::temp_dir().join(format!("warren-log-roll-{}", std::process::id()));
+        let (mut files, spares, first) = busy_log(&root);
+        let mut seq = first;
+        while files
+            .segments
+            .get(&first)
+            .is_none_or(|s| s.size < SPARE_SIZE)
+        {
+            files
+                .append(seq, true, 0, None, &big_message(seq, 64 << 10), false, true)
+                .unwrap();
+            files.mark(MARK_ACK, seq);
+            files.flush(true).unwrap();
+            assert_eq!(
+                files.current.as_ref().map(|c| c.0),
+                Some(first),
+                "kept while empty"
+            );
+            seq += 1;
+        }
+        spares.prepare_now().unwrap();
+        files
+            .append(seq, true, 0, None, &message(seq), false, true)
+            .unwrap();
+        files.flush(true).unwrap();
+        assert_eq!(files.current.as_ref().map(|c| c.0), Some(seq), "rolled");
+        assert!(files.segments[&seq].spare, "into the next spare");
+        assert!(
+            !files.segments.contains_key(&first),
+            "the full, empty one is deleted"
+        );
+        spares.close();
+        let _ = fs::remove_dir_all(&root);
     }
 
     /// A quorum queue still in the `.seg`/`.ack` format: a discarded mark (4 + reason)

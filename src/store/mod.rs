@@ -19,6 +19,7 @@
 //! storage.dir/queues/{8000000000000000 | bucket:016x}/...   delayed messages (`delayed`)
 //! storage.dir/streams/{log id:016x}/{first offset:020}.segment   stream chunks (`stream`)
 //! storage.dir/dedup/{id:016x}.cache   deduplication exchanges' disk caches (`dedup`)
+//! storage.dir/spare/{n:016x}.zero   zero-filled files that busy logs take as segments (`spare`)
 //! ```
 
 pub mod dedup;
@@ -28,6 +29,7 @@ mod idhash;
 pub mod log;
 pub mod qlog;
 pub mod record;
+pub mod spare;
 pub mod stream;
 
 use crate::broker::message::{MessageRef, held_size};
@@ -188,6 +190,7 @@ pub struct Store {
     pub paging_threshold: u64,
     synced: watch::Receiver<u64>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    spares: Arc<spare::Spares>,
     next_log: AtomicU64,
     /// Holds the directory's lock for as long as the store is open.
     _lock: std::fs::File,
@@ -242,6 +245,7 @@ impl Store {
         let queues_dir = dir.join("queues");
         std::fs::create_dir_all(&queues_dir)?;
         let (definitions, defs) = DefinitionsLog::open(dir, sync)?;
+        let spares = spare::Spares::open(dir);
         let durable: HashSet<u64> = defs.queues.iter().map(|q| q.log_id).collect();
         let quorum: HashSet<u64> = defs
             .queues
@@ -335,6 +339,11 @@ impl Store {
             files.insert(*id, f);
             recovery.queues.insert(*id, rq);
         }
+        for f in files.values_mut() {
+            if let Files::Classic(f) = f {
+                f.set_spares(spares.clone());
+            }
+        }
         recovery.definitions = defs;
         if total > 0 || !durable.is_empty() {
             info!(
@@ -363,6 +372,7 @@ impl Store {
             deleted: IdSet::default(),
             dedup_dir,
             caches: HashMap::new(),
+            spares: spares.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("warren-store".into())
@@ -385,6 +395,7 @@ impl Store {
                 paging_threshold,
                 synced,
                 thread: Mutex::new(Some(thread)),
+                spares,
                 next_log: AtomicU64::new(next),
                 _lock: lock,
             }),
@@ -453,6 +464,7 @@ impl Store {
         }
         if let Some(t) = self.thread.lock().unwrap().take() {
             let _ = t.join();
+            self.spares.close();
             info!(
                 appended = self.inner.appended.load(Ordering::Relaxed),
                 fsyncs = self.inner.fsyncs.load(Ordering::Relaxed),
@@ -801,6 +813,7 @@ struct Writer {
     dedup_dir: PathBuf,
     /// Deduplication cache files, by id.
     caches: HashMap<u64, dedup::CacheWriter>,
+    spares: Arc<spare::Spares>,
 }
 
 impl Writer {
@@ -870,13 +883,15 @@ impl Writer {
                             skipped.insert((log, seq));
                             continue;
                         }
-                        let (root, sync) = (&self.root, self.sync);
+                        let (root, sync, spares) = (&self.root, self.sync, &self.spares);
                         let f = self.files.entry(log).or_insert_with(|| {
                             let dir = log_dir(root, log);
                             if quorum {
                                 Files::Quorum(qlog::QuorumFiles::new(dir, sync))
                             } else {
-                                Files::Classic(QueueFiles::new(dir))
+                                let mut f = QueueFiles::new(dir);
+                                f.set_spares(spares.clone());
+                                Files::Classic(f)
                             }
                         });
                         self.inner.appended.fetch_add(1, Ordering::Relaxed);
