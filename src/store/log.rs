@@ -237,9 +237,8 @@ impl QueueFiles {
         }
         let path = seg_path(&self.dir, seq, "seg");
         // Only a log that syncs gains from a spare (a transient-only one never syncs).
-        let spare = self.busy
-            && self.has_persistent
-            && self.spares.as_ref().is_some_and(|s| s.take(&path));
+        let spare =
+            self.busy && self.has_persistent && self.spares.as_ref().is_some_and(|s| s.take(&path));
         let file = OpenOptions::new().create(!spare).write(true).open(&path)?;
         sync_dir(&self.dir);
         self.segments.insert(
