@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// What a queue asks of its log.
 enum Op {
@@ -373,6 +373,7 @@ impl Store {
             dedup_dir,
             caches: HashMap::new(),
             spares: spares.clone(),
+            failures: Failures::default(),
         };
         let thread = std::thread::Builder::new()
             .name("warren-store".into())
@@ -814,6 +815,35 @@ struct Writer {
     /// Deduplication cache files, by id.
     caches: HashMap<u64, dedup::CacheWriter>,
     spares: Arc<spare::Spares>,
+    /// Queue-log write errors, logged once per run of failures (a full disk or a removed
+    /// storage directory fails every op: one line, not one per message).
+    failures: Failures,
+}
+
+/// Write errors of the queue logs: the first of a run is logged, the rest counted, and the
+/// count logged when a batch writes without error again.
+#[derive(Default)]
+struct Failures {
+    count: u64,
+    in_batch: bool,
+}
+
+impl Failures {
+    fn report(&mut self, e: &io::Error) {
+        self.in_batch = true;
+        if self.count == 0 {
+            error!(error = %e, "cannot write to a queue log; check free disk space and the storage directory (later failures are counted, not logged, until writes succeed again)");
+        }
+        self.count += 1;
+    }
+
+    /// End of a batch: a batch without failures ends the run.
+    fn batch_done(&mut self) {
+        if !std::mem::take(&mut self.in_batch) && self.count > 0 {
+            warn!(failures = self.count, "queue log writes succeed again");
+            self.count = 0;
+        }
+    }
 }
 
 impl Writer {
@@ -904,7 +934,7 @@ impl Writer {
                             tail,
                             self.sync,
                         ) {
-                            error!(error = %e, "cannot append to a queue log; check free disk space");
+                            self.failures.report(&e);
                         }
                         if !dirty.contains(&log) {
                             dirty.push(log);
@@ -916,7 +946,7 @@ impl Writer {
                         }
                         if let Some(f) = self.files.get_mut(&log) {
                             if let Err(e) = f.mark(kind, seq) {
-                                error!(error = %e, "cannot append to a queue log; check free disk space");
+                                self.failures.report(&e);
                             }
                             if !dirty.contains(&log) {
                                 dirty.push(log);
@@ -1018,12 +1048,11 @@ impl Writer {
                             self.inner.fsyncs.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(false) => {}
-                        Err(e) => {
-                            error!(error = %e, "cannot write a queue log; check free disk space")
-                        }
+                        Err(e) => self.failures.report(&e),
                     }
                 }
             }
+            self.failures.batch_done();
             self.inner
                 .pending_bytes
                 .fetch_sub(batch_bytes, Ordering::Relaxed);
@@ -1069,7 +1098,7 @@ impl Writer {
             if let Some(f) = self.files.get_mut(&log) {
                 // Dead-lettered: a `Discard` in a quorum queue's log.
                 if let Err(e) = f.mark(record::MARK_DISCARD, seq) {
-                    error!(error = %e, "cannot append to a queue log; check free disk space");
+                    self.failures.report(&e);
                 }
                 if !touched.contains(&log) {
                     touched.push(log);
@@ -1081,7 +1110,7 @@ impl Writer {
             if let Some(f) = self.files.get_mut(&log)
                 && let Err(e) = f.flush(self.sync)
             {
-                error!(error = %e, "cannot write a queue log; check free disk space");
+                self.failures.report(&e);
             }
         }
     }
@@ -1127,5 +1156,27 @@ impl Writer {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::Failures;
+
+    /// A run of write errors is one log line and a count; a clean batch ends the run.
+    #[test]
+    fn a_run_of_write_errors_is_counted_until_a_clean_batch() {
+        let mut f = Failures::default();
+        let e = std::io::Error::from(std::io::ErrorKind::NotFound);
+        for _ in 0..1000 {
+            f.report(&e);
+        }
+        f.batch_done();
+        assert_eq!(f.count, 1000, "a failing batch keeps the run going");
+        f.report(&e);
+        f.batch_done();
+        assert_eq!(f.count, 1001);
+        f.batch_done();
+        assert_eq!(f.count, 0, "a batch without failures ends the run");
     }
 }
