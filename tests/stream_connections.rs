@@ -26,6 +26,18 @@ use warren::protocol::stream::{
 struct Target {
     stream_addr: String,
     broker: common::TestBroker,
+    /// Held for the test's length: see [`MEMORY`].
+    _turn: Turn,
+}
+
+/// The tests of this binary share one process, so a test that reads the process's RSS
+/// (the in-process broker's memory) must not run beside the others: it takes this lock
+/// for writing, every other test for reading.
+static MEMORY: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
 }
 
 impl Target {
@@ -35,12 +47,17 @@ impl Target {
 }
 
 async fn target_with(configure: impl FnOnce(&mut warren::config::Config)) -> Target {
+    target_turn(Turn::Shared(MEMORY.read().await), configure).await
+}
+
+async fn target_turn(turn: Turn, configure: impl FnOnce(&mut warren::config::Config)) -> Target {
     if let Ok(addr) = std::env::var("STREAM_TEST_ADDR") {
         let url = std::env::var("AMQP_TEST_URL")
             .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5673/%2f".into());
         return Target {
             stream_addr: addr,
             broker: common::TestBroker::external(url),
+            _turn: turn,
         };
     }
     let broker = common::TestBroker::start_warren_with(|c| {
@@ -52,6 +69,7 @@ async fn target_with(configure: impl FnOnce(&mut warren::config::Config)) -> Tar
     Target {
         stream_addr: addr.to_string(),
         broker,
+        _turn: turn,
     }
 }
 
@@ -652,7 +670,7 @@ fn rss() -> u64 {
 /// serving other connections.
 #[tokio::test]
 async fn a_client_that_does_not_read_cannot_grow_the_outbound_buffer() {
-    let t = target().await;
+    let t = target_turn(Turn::Alone(MEMORY.write().await), |_| {}).await;
     let u = common::unique();
     let stream = format!("sc-flood-{u}");
     // Some data for the subscription to want: 8 MiB in 1 KiB messages.
