@@ -1398,6 +1398,11 @@ impl Queue {
         } else {
             s.earliest
         };
+        if !expired.is_empty() {
+            // Expiry made room: read on into the paged-out tail, whose messages may have
+            // expired too (a loaded page sets `earliest` and wakes this timer again).
+            self.maybe_page_in(&mut s);
+        }
         for m in expired {
             fx.dead_letter(self, m, DeathReason::Expired);
         }
